@@ -1,0 +1,138 @@
+"""The ``lamaml`` command line: ``lamaml run`` and ``lamaml list``.
+
+User mistakes end with one line on stderr and exit status 2; a run that fails (a diverging loss)
+with one line and status 1; no metrics.json is written for a run that did not finish.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_BENCHMARK, DEFAULT_METHOD = "mnist-rotations", "la-maml"
+
+
+def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    from .errors import UserError
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {pair}: expected key=value, e.g. --set glances=5")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _progress(stream, config):
+    from tqdm import tqdm
+    batches = -(-(config.samples_per_task or _train_size(stream)) // config.batch_size)
+    bar = tqdm(total=len(stream) * config.epochs * batches, unit="batch", dynamic_ncols=True,
+               desc=f"{config.method} on {config.benchmark}", file=sys.stderr, disable=None)
+
+    def on_batch(task, loss):
+        bar.update(1)
+
+    def on_task(task, row):
+        bar.set_postfix(task=f"{task + 1}/{len(stream)}", ra=f"{row[:task + 1].mean():.1f}")
+        if task == len(stream) - 1:
+            bar.close()
+    return {"on_batch": on_batch, "on_task": on_task}
+
+
+def _train_size(stream) -> int:
+    return len(stream[0].train()[1])
+
+
+def summary_table(metrics: dict) -> str:
+    rows = [
+        ("retained accuracy (RA)", f"{metrics['ra']:.2f} %"),
+        ("backward transfer (BTI)", f"{metrics['bti']:+.2f} %"),
+        ("BWT (first T-1 tasks)", f"{metrics['bwt']:+.2f} %"),
+        ("learning accuracy", f"{metrics['learning_accuracy']:.2f} %"),
+        ("forward transfer (FWT)", f"{metrics['fwt']:+.2f} %"),
+        ("training time", f"{metrics['train_time_s']:.1f} s ({metrics['ms_per_update']:.2f} ms/update, "
+                          f"{metrics['updates']} updates)"),
+        ("evaluation time", f"{metrics['eval_time_s']:.1f} s"),
+        ("wall time", f"{metrics['wall_time_s']:.1f} s"),
+        ("peak memory", f"{metrics['peak_rss_mb']:.0f} MB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    title = f"{metrics['method']} on {metrics['benchmark']}, seed {metrics['seed']}, {len(metrics['acc_matrix'])} tasks"
+    final = " ".join(f"{v:.0f}" for v in metrics["acc_matrix"][-1])
+    lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines + [f"{'final accuracy per task':<{width}}  {final}"])
+
+
+def cmd_run(args) -> int:
+    from .config import resolve_config
+    from .engine import run, write_json_atomic
+    config = resolve_config(args.benchmark, args.method, _parse_sets(args.set), seed=args.seed, tasks=args.tasks)
+    metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
+                  progress=None if args.quiet else _progress)
+    if args.out:
+        write_json_atomic(Path(args.out) / "metrics.json", metrics)
+    print(summary_table(metrics))
+    if args.out:
+        print(f"results: {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .config import preset
+    from .data import BENCHMARKS
+    from .methods import METHODS
+    print("benchmarks:")
+    for info in BENCHMARKS.values():
+        print(f"  {info.name:<26} {info.n_tasks:>3} tasks x {info.samples_per_task:>4} samples   {info.description}")
+    print("\nmethods (paper defaults per benchmark; change any with --set key=value):")
+    for name, cls in sorted(METHODS.items()):
+        print(f"  {name:<14} {cls.summary}")
+        for bench in BENCHMARKS:
+            values = preset(bench, name)
+            if values:
+                print(f"      {bench:<26} " + " ".join(f"{k}={v}" for k, v in values.items()))
+        defaults = cls.Params().model_dump()
+        print("      other defaults: " + " ".join(f"{k}={v}" for k, v in defaults.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamaml", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    run_p = commands.add_parser("run", help="train and evaluate one method on one benchmark")
+    run_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help=f"default {DEFAULT_BENCHMARK}")
+    run_p.add_argument("--method", default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
+    run_p.add_argument("--seed", type=int, default=0)
+    run_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
+    run_p.add_argument("--out", default=None, help="write DIR/metrics.json")
+    run_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default $LAMAML_DATA or ./data)")
+    run_p.add_argument("--no-download", action="store_true", help="never fetch missing data files")
+    run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config field or hyperparameter (repeatable)")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.set_defaults(handler=cmd_run)
+    list_p = commands.add_parser("list", help="benchmarks, methods and their defaults")
+    list_p.set_defaults(handler=cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv or ["run"])
+    if args.command is None:
+        args = parser.parse_args(["run", *argv])
+    from .errors import LamamlError
+    try:
+        return args.handler(args)
+    except LamamlError as error:
+        print(f"lamaml: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("lamaml: interrupted; no results written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The typed, validated description of one run, and how it is resolved from presets and overrides.
+
+Precedence, lowest first: field defaults < the paper preset for (benchmark, method) < explicit
+arguments (seed, tasks) < ``--set key=value`` overrides. Keys are either run fields or the
+chosen method's hyperparameters; anything else is refused with the list of allowed keys.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..data import benchmark_info
+from ..errors import UserError
+from ..methods import method_class
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    benchmark: str
+    method: str
+    seed: int = Field(0, ge=0, description="seeds the tasks, the model, the stream order and the method")
+    tasks: int | None = Field(None, ge=1, description="keep only the first N tasks (smoke runs)")
+    samples_per_task: int | None = Field(None, ge=1, description="training samples per task; "
+                                         "null: the benchmark's own (1000 / 1000 / 200)")
+    epochs: int = Field(1, ge=1, description="passes over each task (1: single-pass protocol)")
+    batch_size: int = Field(10, ge=1, description="incoming stream batch size")
+    glances: int = Field(1, ge=1, description="updates on each incoming batch")
+    model: Literal["mlp"] = Field("mlp", description="network")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to compute")
+    eval_batch_size: int = Field(10000, ge=1, description="test images per forward pass at evaluation")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's hyperparameters")
+
+    @model_validator(mode="after")
+    def _check_method_params(self) -> "RunConfig":
+        params = method_class(self.method).Params(**self.params)
+        self.__dict__["params"] = params.model_dump()
+        inner_steps = self.params.get("inner_steps")
+        if inner_steps is not None and inner_steps > self.batch_size:
+            raise ValueError(f"inner_steps={inner_steps} exceeds batch_size={self.batch_size}: "
+                             f"each inner step needs at least one sample")
+        return self
+
+    def method_params(self):
+        return method_class(self.method).Params(**self.params)
+
+
+@lru_cache(maxsize=None)
+def _presets() -> dict[str, dict[str, dict[str, Any]]]:
+    merged: dict = {}
+    for entry in resources.files("lamaml.config").joinpath("presets").iterdir():
+        if entry.name.endswith(".yaml"):
+            merged.update(yaml.safe_load(entry.read_text()))
+    return merged
+
+
+def preset(benchmark: str, method: str) -> dict[str, Any]:
+    """The paper's hyperparameters for this pair ({} where the paper has none)."""
+    return dict(_presets().get(benchmark, {}).get(method, {}))
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as YAML scalar: numbers, true/false, null, lists; otherwise the string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _explain(error: ValidationError, given: dict[str, Any]) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"] if part != "params") or "config"
+    message = first["msg"].replace("Value error, ", "").replace("Input should be", f"{key} must be")
+    if key in given:
+        return f"--set {key}={given[key]}: {message}"
+    return message if key == "config" else f"{key}: {message}"
+
+
+def resolve_config(benchmark: str, method: str, overrides: dict[str, Any] | None = None,
+                   **explicit: Any) -> RunConfig:
+    """Resolve a run's full configuration; ``overrides`` are ``--set`` values (strings allowed)."""
+    benchmark_info(benchmark)
+    params_model = method_class(method).Params
+    run_fields = set(RunConfig.model_fields) - {"params", "benchmark", "method"}
+    settings = preset(benchmark, method)
+    settings.update({k: v for k, v in explicit.items() if v is not None})
+    raw = dict(overrides or {})
+    for key, value in raw.items():
+        if key not in run_fields and key not in params_model.model_fields:
+            allowed = sorted(run_fields | set(params_model.model_fields))
+            raise UserError(f"--set {key}: unknown setting for {method}; allowed: {', '.join(allowed)}")
+        settings[key] = parse_value(value) if isinstance(value, str) else value
+    top = {k: v for k, v in settings.items() if k in run_fields}
+    params = {k: v for k, v in settings.items() if k not in run_fields}
+    try:
+        return RunConfig(benchmark=benchmark, method=method, params=params, **top)
+    except ValidationError as error:
+        raise UserError(_explain(error, raw)) from None

@@ -1,0 +1,27 @@
+"""Accuracy of a method on every task, in large batches, without gradients."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data import TaskStream
+
+
+@torch.no_grad()
+def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int, device: torch.device,
+                  batch_size: int) -> float:
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device, non_blocking=True)
+        yb = y[start:start + batch_size].to(device, non_blocking=True)
+        correct += (method.predict(xb, task).argmax(1) == yb).sum()
+    return 100.0 * correct.item() / len(x)
+
+
+def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: int) -> np.ndarray:
+    """Accuracy (percent) on the test set of every task of the stream, seen or not."""
+    accuracies = []
+    for task in stream:
+        x, y = task.test()
+        accuracies.append(task_accuracy(method, x, y, task.index, device, batch_size))
+    return np.array(accuracies)

@@ -1,0 +1,96 @@
+"""The run loop: tasks > epochs > batches > glances, evaluation after every task.
+
+It knows the ``observe``/``predict`` contract and nothing of any particular method.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data import TaskStream
+from ..errors import RunFailed
+from .evaluate import evaluate_all
+from .metrics import summarize
+
+
+@dataclass
+class StreamResult:
+    acc_matrix: np.ndarray                  # (T, T) percent
+    baseline: np.ndarray                    # (T,) percent, before any training
+    train_time_s: float
+    eval_time_s: float
+    updates: int = 0                        # observe() calls: one per glance at a batch
+    losses: list[float] = field(default_factory=list)   # mean loss per task
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return summarize(self.acc_matrix, self.baseline)
+
+    @property
+    def ra(self) -> float:
+        return self.metrics["ra"]
+
+    @property
+    def bti(self) -> float:
+        return self.metrics["bti"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
+                    generator: torch.Generator, device: torch.device, eval_batch_size: int = 10000,
+                    on_batch: Callable[[int, float], None] | None = None,
+                    on_task: Callable[[int, np.ndarray], None] | None = None) -> StreamResult:
+    """Train ``method`` on each task in turn and fill the accuracy matrix.
+
+    The loss is checked once per incoming batch: a NaN or infinite loss stops the run with a
+    RunFailed naming where it happened, instead of silently training on garbage.
+    """
+    T = len(stream)
+    matrix = np.zeros((T, T))
+    train_time = eval_time = 0.0
+
+    start = time.perf_counter()
+    baseline = evaluate_all(method, stream, device, eval_batch_size)
+    eval_time += time.perf_counter() - start
+
+    task_losses, updates = [], 0
+    for t, task in enumerate(stream):
+        start = time.perf_counter()
+        x, y = task.train()
+        x, y = x.to(device), y.to(device)
+        n_batches = math.ceil(len(x) / batch_size)
+        loss_sum = 0.0
+        for epoch in range(epochs):
+            order = torch.randperm(len(x), generator=generator).to(device)
+            for b in range(n_batches):
+                rows = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = x[rows], y[rows]
+                for glance in range(glances):
+                    loss = method.observe(xb, yb, task.index, epoch=epoch, glance=glance)
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise RunFailed(f"the loss became {value} at task {t}, epoch {epoch}, batch {b}: "
+                                    f"training diverged; lower the learning rates or clip harder")
+                loss_sum += value
+                if on_batch:
+                    on_batch(t, value)
+        updates += epochs * n_batches * glances
+        _sync(device)
+        train_time += time.perf_counter() - start
+        task_losses.append(loss_sum / (epochs * n_batches))
+
+        start = time.perf_counter()
+        matrix[t] = evaluate_all(method, stream, device, eval_batch_size)
+        eval_time += time.perf_counter() - start
+        if on_task:
+            on_task(t, matrix[t])
+    return StreamResult(matrix, baseline, train_time, eval_time, updates, task_losses)

@@ -1,0 +1,87 @@
+"""One run from a resolved config: build the stream, the model and the method; train; report."""
+from __future__ import annotations
+
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import RunConfig
+from ..data import build_benchmark, resolve_data_dir
+from ..errors import UserError
+from ..methods import method_class
+from ..models import build_model
+from .loop import StreamResult, train_on_stream
+from .results import peak_rss_mb
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--set device=cuda: no CUDA GPU is visible to PyTorch; use cpu or auto")
+    return torch.device(name)
+
+
+def derived_seeds(seed: int) -> dict[str, int]:
+    """Independent seeds for the model's initial weights, the stream order and the method."""
+    model, order, method = np.random.SeedSequence(seed).generate_state(3)
+    return {"model": int(model), "order": int(order), "method": int(method)}
+
+
+def build_method(name: str, model: torch.nn.Module, params, seed: int):
+    cls = method_class(name)
+    if not isinstance(params, cls.Params):
+        params = cls.Params(**params)
+    return cls(model, params, torch.Generator().manual_seed(seed))
+
+
+def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = True,
+        progress: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Run ``config`` and return the content of ``metrics.json``."""
+    wall_start = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    device = resolve_device(config.device)
+    stream = build_benchmark(config.benchmark, resolve_data_dir(data_dir), config.seed,
+                             config.samples_per_task, download).first(config.tasks)
+    seeds = derived_seeds(config.seed)
+    torch.manual_seed(seeds["model"])
+    model = build_model(config.model, stream.input_shape, stream.n_outputs).to(device)
+    method = build_method(config.method, model, config.method_params(), seeds["method"])
+
+    hooks = progress(stream, config) if progress else {}
+    result = train_on_stream(method, stream, epochs=config.epochs, batch_size=config.batch_size,
+                             glances=config.glances, generator=torch.Generator().manual_seed(seeds["order"]),
+                             device=device, eval_batch_size=config.eval_batch_size, **hooks)
+    return report(result, config, stream, device, wall_start, started_at)
+
+
+def report(result: StreamResult, config: RunConfig, stream, device, wall_start: float,
+           started_at: str) -> dict[str, Any]:
+    return {
+        **result.metrics,
+        "acc_matrix": result.acc_matrix.round(4).tolist(),
+        "baseline_accuracy": result.baseline.round(4).tolist(),
+        "train_time_s": round(result.train_time_s, 3),
+        "eval_time_s": round(result.eval_time_s, 3),
+        "wall_time_s": round(time.perf_counter() - wall_start, 3),
+        "ms_per_update": round(1000 * result.train_time_s / max(result.updates, 1), 4),
+        "updates": result.updates,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "task_losses": [round(v, 6) for v in result.losses],
+        "seed": config.seed,
+        "benchmark": config.benchmark,
+        "method": config.method,
+        "config": config.model_dump(),
+        "tasks": stream.describe(),
+        "lamaml_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "host": platform.node(),
+        "started_at": started_at,
+    }

@@ -1,0 +1,22 @@
+"""The two kinds of failure a user can meet, kept apart so the CLI can answer each properly.
+
+``UserError``: the input is wrong (a bad value, a missing file). One line, exit status 2.
+``RunFailed``: the run itself went wrong (a loss became NaN). One line, exit status 1.
+Anything else is a bug and keeps its traceback.
+"""
+
+
+class LamamlError(Exception):
+    exit_code = 1
+
+
+class UserError(LamamlError, ValueError):
+    exit_code = 2
+
+
+class DataError(UserError):
+    """A data file is missing, truncated or does not match its checksum."""
+
+
+class RunFailed(LamamlError, RuntimeError):
+    exit_code = 1

@@ -1,0 +1,177 @@
+"""The functional core shared by La-MAML, C-MAML, Sync La-MAML and La-ER.
+
+One meta-update (Gupta et al. 2020, Algorithm 1; la-maml-reference section 2.4):
+
+    draw a meta-batch: replay samples + the whole incoming batch
+    theta_0 = current weights
+    for each inner step i (a chunk of the incoming batch; one sample per step on MNIST):
+        g_i = grad of loss(chunk_i; theta_i)             (detached unless second order)
+        theta_{i+1} = theta_i - lr(alpha) * g_i
+        meta_loss_i = loss(meta-batch; theta_{i+1})
+    meta_loss = mean of the meta_loss_i (authors' code) or the last one (textbook MAML)
+    meta-gradients w.r.t. theta_0 and alpha, clipped by global norm separately
+    alpha <- alpha - eta * grad_alpha                       (if rates are learned)
+    theta <- theta - relu(alpha) * grad_theta  (La-MAML)   or  theta - beta * grad_theta (Sync, C-MAML)
+
+Weights and learning rates are dicts keyed by parameter name, applied through
+``torch.func.functional_call``, so any ``nn.Module`` works. What the variants change is data:
+``LookaheadOptions``. Every switch that changes results is a hyperparameter with the authors'
+MNIST value as default.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.func import functional_call
+
+from .base import Method, MethodParams
+from .replay import ReservoirMemory
+
+
+class LookaheadParams(MethodParams):
+    memories: int = Field(200, ge=0, description="replay memory slots (reservoir)")
+    replay_batch_size: int = Field(10, ge=0, description="replay samples in each meta-batch")
+    alpha_init: float = Field(0.15, ge=0, allow_inf_nan=False,
+                              description="initial value of every per-parameter learning rate")
+    grad_clip_norm: float | None = Field(2.0, gt=0, allow_inf_nan=False,
+                                         description="global L2 clip of the meta-gradients, weights "
+                                                     "and rates clipped separately; null disables")
+    inner_clamp: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                      description="element-wise clamp of inner gradients (the "
+                                                  "authors' CIFAR code; their MNIST clamp is a no-op)")
+    relu_in_inner: bool = Field(True, description="inner step uses relu(alpha) (MNIST code) "
+                                                  "or raw alpha (CIFAR code)")
+    second_order: bool = Field(False, description="back-propagate through the inner gradients")
+    meta_loss: Literal["mean", "last"] = Field("mean", description="average the meta-loss over "
+                                               "every inner step (authors' code) or take the last")
+    inner_steps: int | None = Field(None, ge=1, description="inner steps per meta-update; null: one "
+                                    "per incoming sample (MNIST code); k: chunks of ceil(B/k)")
+    replay_with_replacement: bool = Field(True, description="draw replay samples with replacement "
+                                                             "(authors' code)")
+    reservoir_off_by_one: bool = Field(False, description="reproduce the authors' reservoir, which "
+                                       "keeps the n-th sample with probability M/(n+1), not M/n")
+    snapshot_memory: bool = Field(False, description="replay from a copy of memory frozen at the "
+                                  "task switch (--use_old_task_memory of the CIFAR code)")
+
+
+@dataclass(frozen=True)
+class LookaheadOptions:
+    """What distinguishes the variants (la-maml-reference section 2.6)."""
+
+    learn_lr: bool        # alpha is meta-learned with SGD(eta)
+    sync_update: bool     # weights take an SGD step with scalar beta, not relu(alpha)
+
+
+def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> None:
+    """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard), without host syncs."""
+    if max_norm is None or not tensors:
+        return
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(tensors, scale)
+
+
+def chunk_bounds(batch_size: int, inner_steps: int | None) -> list[tuple[int, int]]:
+    """Inner-step slices of the incoming batch: one sample each, or ceil(B/k)-sized chunks."""
+    if inner_steps is None:
+        return [(i, i + 1) for i in range(batch_size)]
+    size = math.ceil(batch_size / inner_steps)
+    return [(i * size, min((i + 1) * size, batch_size)) for i in range(inner_steps) if i * size < batch_size]
+
+
+class LookaheadMetaLearner(Method):
+    """Base of the La-MAML family; subclasses set ``options`` and their ``Params``."""
+
+    options: LookaheadOptions
+    Params = LookaheadParams
+
+    def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
+        super().__init__(model, params, generator)
+        self.weights = dict(model.named_parameters())
+        self.alpha = {name: torch.full_like(w, params.alpha_init, requires_grad=self.options.learn_lr)
+                      for name, w in self.weights.items()}
+        self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
+        self.replay_source = self.memory
+        self.current_task: int | None = None
+
+    # -- the pieces of one meta-update, in the order they happen ---------------------------
+
+    def begin_task_if_new(self, task: int) -> None:
+        if task != self.current_task:
+            self.current_task = task
+            if self.params.snapshot_memory:
+                self.replay_source = self.memory.snapshot()
+
+    def meta_batch(self, x: torch.Tensor, y: torch.Tensor):
+        replay = self.replay_source.sample(self.params.replay_batch_size, self.params.replay_with_replacement)
+        if replay is None:
+            return x, y
+        return torch.cat([replay[0], x]), torch.cat([replay[1], y])
+
+    def forward(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        # tie_weights=False: we pass every parameter by name, so tie resolution is pure overhead.
+        return functional_call(self.model, weights, (x,), tie_weights=False)
+
+    def inner_rates(self) -> dict[str, torch.Tensor]:
+        if self.params.relu_in_inner:
+            return {name: torch.relu(a) for name, a in self.alpha.items()}
+        return self.alpha
+
+    def look_ahead(self, x, y, meta_x, meta_y) -> torch.Tensor:
+        """Inner steps from the current weights; returns the meta-loss as a differentiable graph."""
+        fast = self.weights
+        rates = self.inner_rates()
+        meta_losses = []
+        for start, stop in chunk_bounds(len(x), self.params.inner_steps):
+            inner_loss = self.loss(self.forward(fast, x[start:stop]), y[start:stop])
+            grads = torch.autograd.grad(inner_loss, list(fast.values()),
+                                        create_graph=self.params.second_order)
+            if self.params.inner_clamp is not None:
+                c = self.params.inner_clamp
+                grads = [g.clamp(-c, c) for g in grads]
+            fast = {name: w - rates[name] * g
+                    for (name, w), g in zip(fast.items(), grads)}
+            if self.params.meta_loss == "mean" or stop == len(x):
+                meta_losses.append(self.loss(self.forward(fast, meta_x), meta_y))
+        return torch.stack(meta_losses).mean()
+
+    def update_rates(self, grads: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            torch._foreach_add_(list(self.alpha.values()), grads, alpha=-self.params.opt_lr)
+
+    def update_weights(self, grads: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            weights = list(self.weights.values())
+            if self.options.sync_update:
+                torch._foreach_add_(weights, grads, alpha=-self.params.opt_wt)
+            else:
+                rates = [torch.relu(a) for a in self.alpha.values()]
+                torch._foreach_addcmul_(weights, grads, rates, value=-1.0)
+
+    # -- one glance at an incoming batch ----------------------------------------------------
+
+    def observe(self, x, y, task, *, epoch, glance):
+        self.begin_task_if_new(task)
+        order = self.randperm(len(x), x.device)
+        x, y = x[order], y[order]
+        meta_x, meta_y = self.meta_batch(x, y)
+
+        meta_loss = self.look_ahead(x, y, meta_x, meta_y)
+        targets = list(self.weights.values()) + (list(self.alpha.values()) if self.options.learn_lr else [])
+        grads = list(torch.autograd.grad(meta_loss, targets))
+        weight_grads, rate_grads = grads[:len(self.weights)], grads[len(self.weights):]
+        clip_global_norm_(weight_grads, self.params.grad_clip_norm)
+        clip_global_norm_(rate_grads, self.params.grad_clip_norm)
+
+        if self.options.learn_lr:
+            self.update_rates(rate_grads)      # rates first: the weights step uses the new rates
+        self.update_weights(weight_grads)
+
+        if epoch == 0 and glance == 0:         # each stream sample enters memory once
+            self.memory.add(x, y, task)
+        return meta_loss.detach()
