@@ -1,0 +1,116 @@
+import gzip
+import hashlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lamaml.data import build_benchmark
+from lamaml.data.benchmarks import permutations, rotation_angles, training_subsets
+from lamaml.data.mnist import load_mnist
+from lamaml.data.transforms import apply_index_map, rotation_index_map, with_zero_pixel
+from lamaml.errors import DataError
+
+AUTHORS_SEED0_ANGLES = [7.5998, 15.8216, 21.7851, 29.3303, 40.6015, 48.6444, 61.0542, 65.7298, 76.2894,
+                        86.2504, 98.1730, 103.5422, 110.5365, 123.8022, 131.5653, 137.2546, 152.1877,
+                        161.8451, 169.2920, 179.1195]
+
+
+def test_mnist_has_the_official_shapes_label_counts_and_mean(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == torch.uint8
+    assert mnist.test_images.shape == (10000, 28, 28)
+    assert torch.bincount(mnist.train_labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert torch.bincount(mnist.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.train_images.float().mean().item() / 255 == pytest.approx(0.1307, abs=1e-4)
+
+
+def _copy_mnist(data_dir, tmp_path):
+    shutil.copytree(data_dir / "mnist", tmp_path / "mnist")
+    return tmp_path
+
+
+def test_a_flipped_byte_is_reported_as_a_checksum_mismatch(data_dir, tmp_path):
+    root = _copy_mnist(data_dir, tmp_path)
+    target = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(target.read_bytes())
+    raw[100] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt: its sha256"):
+        load_mnist(root)
+
+
+def test_a_truncated_unpacked_idx_file_is_reported(data_dir, tmp_path):
+    root = _copy_mnist(data_dir, tmp_path)
+    packed = root / "mnist" / "train-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(packed.read_bytes())
+    packed.unlink()
+    (root / "mnist" / "train-labels-idx1-ubyte").write_bytes(raw[:-7])
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        load_mnist(root)
+
+
+def test_a_file_with_the_wrong_magic_number_is_refused(data_dir, tmp_path):
+    root = _copy_mnist(data_dir, tmp_path)
+    (root / "mnist" / "t10k-images-idx3-ubyte.gz").unlink()
+    (root / "mnist" / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + bytes(100))
+    with pytest.raises(DataError, match="wrong magic number"):
+        load_mnist(root)
+
+
+def test_a_missing_folder_names_the_file_and_where_it_looked(tmp_path):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is missing: looked in .*nowhere"):
+        load_mnist(tmp_path / "nowhere")
+
+
+def test_rotation_angles_for_seed_0_are_the_authors_measured_ones():
+    angles = rotation_angles(20, seed=0)
+    assert np.allclose(angles, AUTHORS_SEED0_ANGLES, atol=1e-4)
+    assert all(9 * t <= a < 9 * t + 9 for t, a in enumerate(rotation_angles(20, seed=123)))
+
+
+def test_rotation_index_map_equals_pil_rotate_on_the_benchmark_angles(mnist):
+    Image = pytest.importorskip("PIL.Image")
+    images = mnist.test_images[:300]
+    pixels = with_zero_pixel(images)
+    for angle in rotation_angles(20, seed=0) + rotation_angles(20, seed=7)[::4] + [45.0, 135.0, 270.0]:
+        ours = (apply_index_map(pixels, rotation_index_map(angle)) * 255).round().to(torch.uint8).numpy()
+        pil = np.stack([np.asarray(Image.fromarray(im.numpy()).rotate(angle)) for im in images])
+        np.testing.assert_array_equal(ours, pil.reshape(len(images), -1))
+
+
+def test_transforms_and_subsets_depend_on_the_seed_only():
+    assert all(torch.equal(a, b) for a, b in zip(permutations(5, 3), permutations(5, 3)))
+    assert not torch.equal(permutations(1, 3)[0], permutations(1, 4)[0])
+    assert all(torch.equal(a, b) for a, b in zip(training_subsets(3, 60000, 1000, 1),
+                                                  training_subsets(3, 60000, 1000, 1)))
+
+
+def test_a_tasks_permutation_is_identical_in_another_process():
+    code = ("import hashlib; from lamaml.data.benchmarks import permutations, rotation_angles;"
+            "print(hashlib.sha1(b''.join(p.numpy().tobytes() for p in permutations(100, 5))).hexdigest(),"
+            " repr(rotation_angles(20, 5)))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}
+    here = hashlib.sha1(b"".join(p.numpy().tobytes() for p in permutations(100, 5))).hexdigest()
+    assert outputs == {f"{here} {rotation_angles(20, 5)!r}\n"}
+
+
+def test_many_permutations_is_lazy_and_has_the_protocols_sizes(data_dir):
+    stream = build_benchmark("mnist-many-permutations", data_dir, seed=0, download=False)
+    assert len(stream) == 100 and stream.n_outputs == 10
+    x, y = stream[99].train()
+    assert x.shape == (200, 784) and y.shape == (200,)
+    x_test, y_test = stream[42].test()
+    assert x_test.shape == (10000, 784) and 0.0 <= x_test.min() and x_test.max() <= 1.0
+    assert len({t["permutation_sha1"] for t in stream.describe()}) == 100
+
+
+def test_a_task_applies_its_permutation_to_the_chosen_training_images(mnist, data_dir):
+    stream = build_benchmark("mnist-permutations", data_dir, seed=3, download=False)
+    subset, perm = training_subsets(20, 60000, 1000, 3)[4], permutations(20, 3)[4]
+    x, y = stream[4].train()
+    expected = mnist.train_images[subset].reshape(1000, -1)[:, perm].float() / 255
+    assert torch.equal(x, expected) and torch.equal(y, mnist.train_labels[subset])
