@@ -37,9 +37,17 @@ def assert_user_facing_error(result, out_dir, message, status=2):
     (["--set", "colour=red"], "--set colour: unknown setting for la-maml; allowed:"),
     (["--set", "inner_steps=11"], "inner_steps=11 exceeds batch_size=10"),
     (["--tasks", "21"], "--tasks 21: mnist-rotations has 20 tasks; use 1..20"),
+    (["--seed", "-1"], "seed must be greater than or equal to 0"),
+    (["--set", "device=tpu"], "--set device=tpu: device must be 'cpu', 'cuda' or 'auto'"),
 ])
 def test_bad_settings_get_one_line_naming_the_value(args, message, data_dir, tmp_path):
     assert_user_facing_error(lamaml("run", "--out", tmp_path, *args, data_dir=data_dir), tmp_path, message)
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_the_run(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    result = lamaml("run", "--out", tmp_path / "taken", "--data-dir", tmp_path / "absent")
+    assert_user_facing_error(result, tmp_path, f"--out {tmp_path / 'taken'}: cannot create that folder")
 
 
 def test_a_missing_data_folder_is_named(tmp_path):

@@ -6,6 +6,7 @@ with one line and status 1; no metrics.json is written for a run that did not fi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -68,6 +69,8 @@ def cmd_run(args) -> int:
     from .config import resolve_config
     from .engine import run, write_json_atomic
     config = resolve_config(args.benchmark, args.method, _parse_sets(args.set), seed=args.seed, tasks=args.tasks)
+    if args.out:
+        _check_writable(Path(args.out))
     metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
                   progress=None if args.quiet else _progress)
     if args.out:
@@ -76,6 +79,17 @@ def cmd_run(args) -> int:
     if args.out:
         print(f"results: {Path(args.out) / 'metrics.json'}")
     return 0
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before the run, not after it, when the results could not be written."""
+    from .errors import UserError
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {folder}: cannot create that folder ({error.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--out {folder}: folder is not writable")
 
 
 def cmd_list(args) -> int:
