@@ -114,3 +114,16 @@ def test_a_task_applies_its_permutation_to_the_chosen_training_images(mnist, dat
     x, y = stream[4].train()
     expected = mnist.train_images[subset].reshape(1000, -1)[:, perm].float() / 255
     assert torch.equal(x, expected) and torch.equal(y, mnist.train_labels[subset])
+
+
+def test_a_download_is_verified_and_only_then_moved_in_place(tmp_path):
+    from lamaml.data.files import download
+    source = tmp_path / "served.gz"
+    source.write_bytes(b"idx bytes")
+    good = hashlib.sha256(b"idx bytes").hexdigest()
+    target = tmp_path / "data" / "mnist" / "file.gz"
+    with pytest.raises(DataError, match="could not download file.gz"):
+        download([source.as_uri()], target, sha256="0" * 64)
+    assert not target.exists() and list(target.parent.iterdir()) == []      # no partial file left
+    download([(tmp_path / "absent").as_uri(), source.as_uri()], target, sha256=good)   # falls back
+    assert target.read_bytes() == b"idx bytes"

@@ -27,8 +27,8 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 
 def _progress(stream, config):
     from tqdm import tqdm
-    batches = -(-(config.samples_per_task or _train_size(stream)) // config.batch_size)
-    bar = tqdm(total=len(stream) * config.epochs * batches, unit="batch", dynamic_ncols=True,
+    batches = sum(-(-task.n_train // config.batch_size) for task in stream)
+    bar = tqdm(total=config.epochs * batches, unit="batch", dynamic_ncols=True,
                desc=f"{config.method} on {config.benchmark}", file=sys.stderr, disable=None)
 
     def on_batch(task, loss):
@@ -39,10 +39,6 @@ def _progress(stream, config):
         if task == len(stream) - 1:
             bar.close()
     return {"on_batch": on_batch, "on_task": on_task}
-
-
-def _train_size(stream) -> int:
-    return len(stream[0].train()[1])
 
 
 def summary_table(metrics: dict) -> str:
