@@ -1,0 +1,93 @@
+"""MNIST from the four official IDX files (gzipped or not), verified by checksum."""
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .files import download, downloads_allowed, verify
+
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+# name -> (sha256 of the .gz file, IDX magic number, number of items)
+FILES = {
+    "train-images-idx3-ubyte": ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 2051, 60000),
+    "train-labels-idx1-ubyte": ("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 2049, 60000),
+    "t10k-images-idx3-ubyte": ("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 2051, 10000),
+    "t10k-labels-idx1-ubyte": ("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 2049, 10000),
+}
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """Raw MNIST: uint8 images (N, 28, 28) and int64 labels (N,)."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def _candidates(root: Path, name: str) -> list[Path]:
+    folders = [root / "mnist", root, root / "MNIST" / "raw"]
+    return [folder / (name + suffix) for folder in folders for suffix in (".gz", "")]
+
+
+def _locate(root: Path, name: str, allow_download: bool) -> Path:
+    for path in _candidates(root, name):
+        if path.is_file():
+            return path
+    target = root / "mnist" / f"{name}.gz"
+    if allow_download and downloads_allowed():
+        sha256 = FILES[name][0]
+        try:
+            download([m + f"{name}.gz" for m in MIRRORS], target, sha256)
+            return target
+        except DataError as error:
+            raise DataError(f"MNIST file {name}.gz is missing from {root / 'mnist'} and {error}") from None
+    raise DataError(
+        f"MNIST file {name}.gz is missing: looked in {root / 'mnist'} and {root} "
+        f"(set --data-dir or $LAMAML_DATA to the folder that holds mnist/)"
+    )
+
+
+def read_idx(path: Path, magic: int, count: int) -> np.ndarray:
+    """Parse one IDX file; every structural fault becomes a DataError naming the file."""
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path} is corrupt: cannot decompress it ({error})") from None
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
+        raise DataError(f"{path} is not an MNIST IDX file: wrong magic number (expected {magic})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if dims[0] != count or len(raw) != header + int(np.prod(dims)):
+        raise DataError(f"{path} is corrupt or truncated: header says {dims}, file has {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_mnist(root: Path, allow_download: bool = True) -> MNIST:
+    arrays = {}
+    for name, (sha256, magic, count) in FILES.items():
+        path = _locate(root, name, allow_download)
+        if path.suffix == ".gz":
+            verify(path, sha256)
+        arrays[name] = read_idx(path, magic, count)
+    if arrays["train-labels-idx1-ubyte"].max() > 9 or arrays["t10k-labels-idx1-ubyte"].max() > 9:
+        raise DataError(f"MNIST labels in {root} are outside 0..9")
+    as_tensor = lambda key, dtype: torch.from_numpy(arrays[key].copy()).to(dtype)  # noqa: E731
+    return MNIST(
+        train_images=as_tensor("train-images-idx3-ubyte", torch.uint8),
+        train_labels=as_tensor("train-labels-idx1-ubyte", torch.long),
+        test_images=as_tensor("t10k-images-idx3-ubyte", torch.uint8),
+        test_labels=as_tensor("t10k-labels-idx1-ubyte", torch.long),
+    )
