@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamaml.methods import method_class
-from lamaml.methods.lookahead import chunk_bounds, clip_global_norm_
+from lamaml.methods.base import clip_global_norm_
+from lamaml.methods.lookahead import chunk_bounds
 
 
 def tiny_net(seed=0, activation=nn.Tanh):
@@ -28,7 +29,7 @@ def test_second_order_meta_gradient_equals_finite_differences(double):
     x, y = torch.randn(4, 3, generator=g), torch.randint(0, 2, (4,), generator=g)
     meta_x, meta_y = torch.randn(6, 3, generator=g), torch.randint(0, 2, (6,), generator=g)
     targets = list(learner.weights.values()) + list(learner.alpha.values())
-    analytic = torch.autograd.grad(learner.look_ahead(x, y, meta_x, meta_y), targets)
+    analytic = torch.autograd.grad(learner.look_ahead(x, y, 0, meta_x, meta_y, None), targets)
 
     eps = 1e-6
     for tensor, grad in zip(targets, analytic):
@@ -36,9 +37,9 @@ def test_second_order_meta_gradient_equals_finite_differences(double):
         for i in range(flat.numel()):
             old = flat[i].item()
             flat[i] = old + eps
-            up = learner.look_ahead(x, y, meta_x, meta_y).item()
+            up = learner.look_ahead(x, y, 0, meta_x, meta_y, None).item()
             flat[i] = old - eps
-            down = learner.look_ahead(x, y, meta_x, meta_y).item()
+            down = learner.look_ahead(x, y, 0, meta_x, meta_y, None).item()
             flat[i] = old
             assert grad.view(-1)[i].item() == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
 
@@ -49,7 +50,7 @@ def test_first_order_drops_exactly_the_second_derivative_terms(double):
     x, y = torch.randn(1, 3), torch.tensor([1])
     meta_x, meta_y = torch.randn(5, 3), torch.randint(0, 2, (5,))
     weights = list(learner.weights.values())
-    grads = torch.autograd.grad(learner.look_ahead(x, y, meta_x, meta_y), weights + list(learner.alpha.values()))
+    grads = torch.autograd.grad(learner.look_ahead(x, y, 0, meta_x, meta_y, None), weights + list(learner.alpha.values()))
 
     model = copy.deepcopy(learner.model)
     params = list(model.parameters())

@@ -29,7 +29,7 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from .base import Method, MethodParams
+from .base import Method, MethodParams, clip_global_norm_
 from .replay import ReservoirMemory
 
 
@@ -65,15 +65,7 @@ class LookaheadOptions:
 
     learn_lr: bool        # alpha is meta-learned with SGD(eta)
     sync_update: bool     # weights take an SGD step with scalar beta, not relu(alpha)
-
-
-def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> None:
-    """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard), without host syncs."""
-    if max_norm is None or not tensors:
-        return
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
-    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    torch._foreach_mul_(tensors, scale)
+    replay_weight_gradient: bool = False   # La-ER: weights follow the plain replay loss, not the meta-loss
 
 
 def chunk_bounds(batch_size: int, inner_steps: int | None) -> list[tuple[int, int]]:
@@ -107,11 +99,13 @@ class LookaheadMetaLearner(Method):
             if self.params.snapshot_memory:
                 self.replay_source = self.memory.snapshot()
 
-    def meta_batch(self, x: torch.Tensor, y: torch.Tensor):
+    def meta_batch(self, x: torch.Tensor, y: torch.Tensor, task: int):
+        """Replay samples plus the whole incoming batch, with each sample's task id."""
+        tasks = torch.full_like(y, task)
         replay = self.replay_source.sample(self.params.replay_batch_size, self.params.replay_with_replacement)
         if replay is None:
-            return x, y
-        return torch.cat([replay[0], x]), torch.cat([replay[1], y])
+            return x, y, tasks
+        return torch.cat([replay[0], x]), torch.cat([replay[1], y]), torch.cat([replay[2], tasks])
 
     def forward(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         # tie_weights=False: we pass every parameter by name, so tie resolution is pure overhead.
@@ -122,13 +116,13 @@ class LookaheadMetaLearner(Method):
             return {name: torch.relu(a) for name, a in self.alpha.items()}
         return self.alpha
 
-    def look_ahead(self, x, y, meta_x, meta_y) -> torch.Tensor:
+    def look_ahead(self, x, y, task, meta_x, meta_y, meta_tasks) -> torch.Tensor:
         """Inner steps from the current weights; returns the meta-loss as a differentiable graph."""
         fast = self.weights
         rates = self.inner_rates()
         meta_losses = []
         for start, stop in chunk_bounds(len(x), self.params.inner_steps):
-            inner_loss = self.loss(self.forward(fast, x[start:stop]), y[start:stop])
+            inner_loss = self.loss(self.forward(fast, x[start:stop]), y[start:stop], task)
             grads = torch.autograd.grad(inner_loss, list(fast.values()),
                                         create_graph=self.params.second_order)
             if self.params.inner_clamp is not None:
@@ -137,7 +131,7 @@ class LookaheadMetaLearner(Method):
             fast = {name: w - rates[name] * g
                     for (name, w), g in zip(fast.items(), grads)}
             if self.params.meta_loss == "mean" or stop == len(x):
-                meta_losses.append(self.loss(self.forward(fast, meta_x), meta_y))
+                meta_losses.append(self.loss(self.forward(fast, meta_x), meta_y, meta_tasks))
         return torch.stack(meta_losses).mean()
 
     def update_rates(self, grads: list[torch.Tensor]) -> None:
@@ -159,9 +153,9 @@ class LookaheadMetaLearner(Method):
         self.begin_task_if_new(task)
         order = self.randperm(len(x), x.device)
         x, y = x[order], y[order]
-        meta_x, meta_y = self.meta_batch(x, y)
+        meta_x, meta_y, meta_tasks = self.meta_batch(x, y, task)
 
-        meta_loss = self.look_ahead(x, y, meta_x, meta_y)
+        meta_loss = self.look_ahead(x, y, task, meta_x, meta_y, meta_tasks)
         targets = list(self.weights.values()) + (list(self.alpha.values()) if self.options.learn_lr else [])
         grads = list(torch.autograd.grad(meta_loss, targets))
         weight_grads, rate_grads = grads[:len(self.weights)], grads[len(self.weights):]
@@ -170,6 +164,9 @@ class LookaheadMetaLearner(Method):
 
         if self.options.learn_lr:
             self.update_rates(rate_grads)      # rates first: the weights step uses the new rates
+        if self.options.replay_weight_gradient:
+            replay_loss = self.loss(self.model(meta_x), meta_y, meta_tasks)
+            weight_grads = self.gradients(replay_loss, self.params.grad_clip_norm)
         self.update_weights(weight_grads)
 
         if epoch == 0 and glance == 0:         # each stream sample enters memory once

@@ -1,0 +1,71 @@
+"""EWC: elastic weight consolidation (Kirkpatrick et al. 2017), as in the GEM and MER code.
+
+At each task switch the diagonal Fisher of the finished task is estimated from its first
+``n_memories`` samples and the weights are anchored there; every later step adds
+sum over past tasks of memory_strength * F * (theta - theta*)^2 to the loss (la-maml-reference 3.8).
+
+``fisher="batch"`` (default, the GEM/MER code) squares the gradient of the mean loss over those
+samples; ``fisher="empirical"`` averages the squared per-sample gradients, the textbook estimate.
+"""
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from .base import SGDMethod, SGDParams, register
+
+
+class EWCParams(SGDParams):
+    n_memories: int = Field(10, ge=1, description="samples per task used to estimate the Fisher")
+    memory_strength: float = Field(100.0, ge=0, allow_inf_nan=False, description="penalty weight")
+    fisher: Literal["batch", "empirical"] = Field("batch", description="Fisher estimate (see docstring)")
+
+
+@register
+class EWC(SGDMethod):
+    name = "ewc"
+    summary = "EWC: quadratic penalty weighted by each past task's diagonal Fisher"
+    Params = EWCParams
+
+    def __init__(self, model, params, generator):
+        super().__init__(model, params, generator)
+        self.anchors: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []   # (fisher, theta*) per task
+        self.current_task = None
+        self.task_x = self.task_y = None
+
+    def penalty(self) -> torch.Tensor:
+        total = 0.0
+        for fisher, anchor in self.anchors:
+            for p, f, a in zip(self.model.parameters(), fisher, anchor):
+                total = total + (f * (p - a).pow(2)).sum()
+        return self.params.memory_strength * total
+
+    def consolidate(self) -> None:
+        """Anchor the weights at the end of a task, weighted by the Fisher on its first samples."""
+        x, y = self.task_x, self.task_y
+        if self.params.fisher == "batch":
+            fisher = [g.pow(2) for g in self.gradients(self.loss(self.model(x), y, self.current_task))]
+        else:
+            squares = [self.gradients(self.loss(self.model(x[i:i + 1]), y[i:i + 1], self.current_task))
+                       for i in range(len(x))]
+            fisher = [torch.stack(per_param).pow(2).mean(0) for per_param in zip(*squares)]
+        anchor = [p.detach().clone() for p in self.model.parameters()]
+        self.anchors.append(([f.detach() for f in fisher], anchor))
+
+    def remember(self, x, y) -> None:
+        if self.task_x is None:
+            self.task_x, self.task_y = x[:self.params.n_memories].clone(), y[:self.params.n_memories].clone()
+        elif len(self.task_x) < self.params.n_memories:
+            self.task_x = torch.cat([self.task_x, x])[:self.params.n_memories]
+            self.task_y = torch.cat([self.task_y, y])[:self.params.n_memories]
+
+    def observe(self, x, y, task, *, epoch, glance):
+        if task != self.current_task:
+            if self.current_task is not None:
+                self.consolidate()
+            self.current_task, self.task_x, self.task_y = task, None, None
+        self.remember(x, y)
+        loss = self.loss(self.model(x), y, task)
+        total = loss + self.penalty() if self.anchors else loss
+        self.sgd_step(self.gradients(total, self.params.grad_clip_norm))
+        return loss.detach()

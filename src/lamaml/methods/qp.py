@@ -1,0 +1,35 @@
+"""GEM's gradient projection, solved through its dual as non-negative least squares.
+
+GEM (Lopez-Paz & Ranzato 2017, eq. 10-13) replaces the gradient g by the closest g~ with
+<g~, g_k> >= 0 for the gradient g_k of every past task. Its dual, for G = [g_1 .. g_t]^T, is
+
+    min_v  1/2 v^T G G^T v + (G g)^T v    s.t.  v >= margin,        g~ = G^T v + g
+
+and 1/2 v^T G G^T v + (G g)^T v = 1/2 ||G^T v + g||^2 - const, so with v = margin + u it is
+the non-negative least-squares problem  min_{u >= 0} ||G^T u + (g + margin G^T 1)||.
+We solve it in the t-dimensional space: with G G^T + eps I = L L^T it becomes
+min_{u >= 0} ||L^T u - b||, b = -L^{-1} G (g + margin G^T 1), using scipy's NNLS. The GEM
+code adds eps = 1e-3 for quadprog's sake, which lets constraints be violated by up to eps*v;
+our default eps only guards the factorisation, so the constraints hold to rounding.
+No GPL or non-commercial code is involved.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+
+def project_to_cone(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, eps: float = 0.0) -> torch.Tensor:
+    """Project the flat gradient ``g`` (p,) against the rows of ``G`` (t, p); returns g~ (p,)."""
+    G64, g64 = G.double(), g.double()
+    t = len(G64)
+    gram = (G64 @ G64.T).cpu().numpy()
+    jitter = max(eps, 1e-12 * max(np.trace(gram) / t, 1e-30))
+    shifted = g64 + margin * G64.sum(0)                      # g + margin * G^T 1
+    rhs = (G64 @ shifted).cpu().numpy()
+    L = np.linalg.cholesky(gram + jitter * np.eye(t))
+    b = -np.linalg.solve(L, rhs)
+    u, _ = nnls(L.T, b, maxiter=50 * t)
+    v = torch.as_tensor(u + margin, dtype=torch.float64, device=g.device)
+    return (G64.T @ v + g64).to(g.dtype)
