@@ -30,7 +30,7 @@ def assert_user_facing_error(result, out_dir, message, status=2):
 
 @pytest.mark.parametrize("args, message", [
     (["--benchmark", "mnist-rotatoins"], "unknown benchmark 'mnist-rotatoins'; choose from mnist-rotations"),
-    (["--method", "la-mamll"], "unknown method 'la-mamll'; choose from c-maml, la-maml"),
+    (["--method", "la-mamll"], "unknown method 'la-mamll'; choose from a-gem, c-maml, er, ewc, gem, la-er, la-maml, mer"),
     (["--set", "glances=0"], "--set glances=0: glances must be greater than or equal to 1"),
     (["--set", "alpha_init=abc"], "--set alpha_init=abc: alpha_init must be a valid number"),
     (["--set", "alpha_init"], "--set alpha_init: expected key=value"),
@@ -93,3 +93,15 @@ def test_list_shows_benchmarks_methods_and_their_paper_defaults():
     assert result.returncode == 0
     assert "mnist-many-permutations" in result.stdout and "sync-la-maml" in result.stdout
     assert "glances=10 memories=500 replay_batch_size=10 alpha_init=0.1 opt_lr=0.1" in result.stdout
+
+
+def test_evaluating_only_seen_tasks_leaves_the_metrics_unchanged(data_dir, tmp_path):
+    runs = {}
+    for mode in ("all", "seen"):
+        result = lamaml("run", "--out", tmp_path / mode, "--tasks", "3", "--set", "samples_per_task=40",
+                        "--set", f"evaluate={mode}", "--quiet", data_dir=data_dir)
+        assert result.returncode == 0, result.stderr
+        runs[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
+    for key in ("ra", "bti", "bwt", "fwt", "learning_accuracy"):
+        assert runs["all"][key] == runs["seen"][key]
+    assert runs["seen"]["acc_matrix"][0][2] is None and runs["all"]["acc_matrix"][0][2] is not None

@@ -56,7 +56,7 @@ def summary_table(metrics: dict) -> str:
     ]
     width = max(len(name) for name, _ in rows)
     title = f"{metrics['method']} on {metrics['benchmark']}, seed {metrics['seed']}, {len(metrics['acc_matrix'])} tasks"
-    final = " ".join(f"{v:.0f}" for v in metrics["acc_matrix"][-1])
+    final = " ".join(f"{v:.0f}" for v in metrics["acc_matrix"][-1] if v is not None)
     lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
     return "\n".join(lines + [f"{'final accuracy per task':<{width}}  {final}"])
 
@@ -107,6 +107,33 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .engine import write_json_atomic  # noqa: F401  (fail early on a broken install)
+    from .errors import UserError
+    from .reproduce import collect, run_table1, table1_markdown
+    if args.seeds < 1 or args.jobs < 1:
+        raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
+    out = Path(args.out)
+    _check_writable(out)
+    overrides = _parse_sets(args.set)
+    if overrides:   # validate once, before any worker starts
+        from .config import resolve_config
+        resolve_config("mnist-rotations", "la-maml", overrides)
+    if not args.table_only:
+        run_table1(out, args.seeds, args.jobs, args.data_dir, args.tasks, overrides)
+    command = "lamaml " + " ".join(args.argv)
+    table = table1_markdown(collect(out, args.seeds), args.seeds, command)
+    targets = [out / "table1.md"] + ([Path(args.table)] if args.table else [])
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".md.tmp")
+        tmp.write_text(table)
+        os.replace(tmp, target)
+    print(table)
+    print("table: " + ", ".join(map(str, targets)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamaml", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
@@ -122,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override any config field or hyperparameter (repeatable)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
     run_p.set_defaults(handler=cmd_run)
+    rep_p = commands.add_parser("reproduce", help="regenerate a table of the paper (table1: MNIST)")
+    rep_p.add_argument("table_name", choices=["table1"], help="which table")
+    rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
+    rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs")
+    rep_p.add_argument("--out", default="runs/table1", help="run folder; finished runs are reused")
+    rep_p.add_argument("--table", default=None, help="also write the Markdown table here")
+    rep_p.add_argument("--table-only", action="store_true", help="rebuild the table from finished runs")
+    rep_p.add_argument("--data-dir", default=None)
+    rep_p.add_argument("--tasks", type=int, default=None, help="first N tasks only (smoke runs)")
+    rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override for every run, e.g. samples_per_task=50 (smoke runs)")
+    rep_p.set_defaults(handler=cmd_reproduce)
     list_p = commands.add_parser("list", help="benchmarks, methods and their defaults")
     list_p.set_defaults(handler=cmd_list)
     return parser
@@ -133,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv or ["run"])
     if args.command is None:
         args = parser.parse_args(["run", *argv])
+    args.argv = argv
     from .errors import LamamlError
     try:
         return args.handler(args)

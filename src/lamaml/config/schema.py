@@ -31,8 +31,13 @@ class RunConfig(BaseModel):
     batch_size: int = Field(10, ge=1, description="incoming stream batch size")
     glances: int = Field(1, ge=1, description="updates on each incoming batch")
     model: Literal["mlp"] = Field("mlp", description="network")
+    init: Literal["kaiming-normal", "xavier-uniform"] = Field(
+        "kaiming-normal", description="weight init: La-MAML's Learner, or GEM/MER's MLP (MNIST baselines)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to compute")
     eval_batch_size: int = Field(10000, ge=1, description="test images per forward pass at evaluation")
+    evaluate: Literal["all", "seen"] = Field("all", description="after each task, evaluate every task "
+                                             "(full matrix) or only those seen and the next (what "
+                                             "the metrics use; later entries are null)")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's hyperparameters")
 
     @model_validator(mode="after")

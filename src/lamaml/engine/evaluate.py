@@ -18,10 +18,11 @@ def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int, device: t
     return 100.0 * correct.item() / len(x)
 
 
-def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: int) -> np.ndarray:
-    """Accuracy (percent) on the test set of every task of the stream, seen or not."""
-    accuracies = []
-    for task in stream:
+def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: int,
+                 upto: int | None = None) -> np.ndarray:
+    """Accuracy (percent) on the test set of every task of the stream (NaN past ``upto``)."""
+    accuracies = np.full(len(stream), np.nan)
+    for i, task in enumerate(stream[:upto] if upto is not None else stream):
         x, y = task.test()
-        accuracies.append(task_accuracy(method, x, y, task.index, device, batch_size))
-    return np.array(accuracies)
+        accuracies[i] = task_accuracy(method, x, y, task.index, device, batch_size)
+    return accuracies

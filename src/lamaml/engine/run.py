@@ -51,21 +51,27 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
                              config.samples_per_task, download).first(config.tasks)
     seeds = derived_seeds(config.seed)
     torch.manual_seed(seeds["model"])
-    model = build_model(config.model, stream.input_shape, stream.n_outputs).to(device)
+    model = build_model(config.model, stream.input_shape, stream.n_outputs, config.init).to(device)
     method = build_method(config.method, model, config.method_params(), seeds["method"])
 
     hooks = progress(stream, config) if progress else {}
     result = train_on_stream(method, stream, epochs=config.epochs, batch_size=config.batch_size,
                              glances=config.glances, generator=torch.Generator().manual_seed(seeds["order"]),
-                             device=device, eval_batch_size=config.eval_batch_size, **hooks)
+                             device=device, eval_batch_size=config.eval_batch_size,
+                             evaluate=config.evaluate, **hooks)
     return report(result, config, stream, device, wall_start, started_at)
+
+
+def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:
+    """Rows of the accuracy matrix; entries that were not evaluated (NaN) become null."""
+    return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in matrix]
 
 
 def report(result: StreamResult, config: RunConfig, stream, device, wall_start: float,
            started_at: str) -> dict[str, Any]:
     return {
         **result.metrics,
-        "acc_matrix": result.acc_matrix.round(4).tolist(),
+        "acc_matrix": _json_matrix(result.acc_matrix),
         "baseline_accuracy": result.baseline.round(4).tolist(),
         "train_time_s": round(result.train_time_s, 3),
         "eval_time_s": round(result.eval_time_s, 3),

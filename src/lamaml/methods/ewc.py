@@ -4,6 +4,10 @@ At each task switch the diagonal Fisher of the finished task is estimated from i
 ``n_memories`` samples and the weights are anchored there; every later step adds
 sum over past tasks of memory_strength * F * (theta - theta*)^2 to the loss (la-maml-reference 3.8).
 
+The sum over past tasks is kept as one quadratic, sum_k F_k (theta - theta*_k)^2 =
+A theta^2 - 2 B theta + C with A = sum F_k, B = sum F_k theta*_k, C = sum F_k theta*_k^2, so a
+step costs the same after 100 tasks as after one.
+
 ``fisher="batch"`` (default, the GEM/MER code) squares the gradient of the mean loss over those
 samples; ``fisher="empirical"`` averages the squared per-sample gradients, the textbook estimate.
 """
@@ -30,14 +34,14 @@ class EWC(SGDMethod):
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)
         self.anchors: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []   # (fisher, theta*) per task
+        self.quadratic: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (A, B, C) per parameter
         self.current_task = None
         self.task_x = self.task_y = None
 
     def penalty(self) -> torch.Tensor:
         total = 0.0
-        for fisher, anchor in self.anchors:
-            for p, f, a in zip(self.model.parameters(), fisher, anchor):
-                total = total + (f * (p - a).pow(2)).sum()
+        for p, (A, B, C) in zip(self.model.parameters(), self.quadratic):
+            total = total + (A * p * p - 2 * B * p + C).sum()
         return self.params.memory_strength * total
 
     def consolidate(self) -> None:
@@ -50,7 +54,11 @@ class EWC(SGDMethod):
                        for i in range(len(x))]
             fisher = [torch.stack(per_param).pow(2).mean(0) for per_param in zip(*squares)]
         anchor = [p.detach().clone() for p in self.model.parameters()]
-        self.anchors.append(([f.detach() for f in fisher], anchor))
+        fisher = [f.detach() for f in fisher]
+        self.anchors.append((fisher, anchor))
+        terms = [(f, f * a, f * a * a) for f, a in zip(fisher, anchor)]
+        self.quadratic = terms if not self.quadratic else [
+            tuple(old + new for old, new in zip(olds, news)) for olds, news in zip(self.quadratic, terms)]
 
     def remember(self, x, y) -> None:
         if self.task_x is None:

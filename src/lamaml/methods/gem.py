@@ -12,6 +12,7 @@ counter runs on across tasks); a task with fewer samples than slots uses only th
 """
 import torch
 from pydantic import Field
+from torch.func import functional_call, grad, vmap
 
 from .base import SGDMethod, SGDParams, register
 from .episodic import EpisodicMemory
@@ -48,14 +49,30 @@ class GEM(SGDMethod):
         self.memory = EpisodicMemory(params.n_memories)
 
     def past_gradients(self, task: int) -> torch.Tensor | None:
+        """One row per past task: the (clipped) gradient of the loss on its memory."""
         past = [t for t in self.memory.tasks if t != task]
         if not past:
             return None
-        rows = []
-        for t in past:
-            x, y = self.memory.get(t)
-            rows.append(flat(self.gradients(self.loss(self.model(x), y, t), self.params.grad_clip_norm)))
-        return torch.stack(rows)
+        if len({self.memory.filled[t] for t in past}) == 1:
+            rows = self._batched_task_gradients(past)        # all memories full: one vmapped call
+        else:
+            rows = torch.stack([flat(self.gradients(self.loss(self.model(x), y, t)))
+                                for t in past for x, y in [self.memory.get(t)]])
+        if self.params.grad_clip_norm is not None:
+            norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+            rows = rows * (self.params.grad_clip_norm / (norms + 1e-6)).clamp(max=1.0)
+        return rows
+
+    def _batched_task_gradients(self, tasks: list[int]) -> torch.Tensor:
+        params = {name: p.detach() for name, p in self.model.named_parameters()}
+
+        def task_loss(params, x, y, t):
+            return self.loss(functional_call(self.model, params, (x,)), y, t)
+        x = torch.stack([self.memory.get(t)[0] for t in tasks])
+        y = torch.stack([self.memory.get(t)[1] for t in tasks])
+        ids = torch.tensor(tasks, device=y.device)
+        grads = vmap(grad(task_loss), in_dims=(None, 0, 0, 0))(params, x, y, ids)
+        return torch.cat([g.reshape(len(tasks), -1) for g in grads.values()], dim=1)
 
     def observe(self, x, y, task, *, epoch, glance):
         self.memory.add(x, y, task)

@@ -21,15 +21,17 @@ from scipy.optimize import nnls
 
 
 def project_to_cone(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, eps: float = 0.0) -> torch.Tensor:
-    """Project the flat gradient ``g`` (p,) against the rows of ``G`` (t, p); returns g~ (p,)."""
-    G64, g64 = G.double(), g.double()
-    t = len(G64)
-    gram = (G64 @ G64.T).cpu().numpy()
+    """Project the flat gradient ``g`` (p,) against the rows of ``G`` (t, p); returns g~ (p,).
+
+    The long products stay in the gradients' dtype and device; only the t x t problem moves to
+    float64 on the CPU.
+    """
+    t = len(G)
+    gram = (G @ G.T).double().cpu().numpy()
     jitter = max(eps, 1e-12 * max(np.trace(gram) / t, 1e-30))
-    shifted = g64 + margin * G64.sum(0)                      # g + margin * G^T 1
-    rhs = (G64 @ shifted).cpu().numpy()
+    rhs = (G @ g).double().cpu().numpy() + margin * gram.sum(1)   # G (g + margin G^T 1)
     L = np.linalg.cholesky(gram + jitter * np.eye(t))
     b = -np.linalg.solve(L, rhs)
     u, _ = nnls(L.T, b, maxiter=50 * t)
-    v = torch.as_tensor(u + margin, dtype=torch.float64, device=g.device)
-    return (G64.T @ v + g64).to(g.dtype)
+    v = torch.as_tensor(u + margin, dtype=G.dtype, device=G.device)
+    return G.T @ v + g

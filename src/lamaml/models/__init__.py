@@ -5,9 +5,9 @@ from ..errors import UserError
 from .mlp import MLP
 
 
-def build_model(name: str, input_shape: tuple[int, ...], n_outputs: int):
+def build_model(name: str, input_shape: tuple[int, ...], n_outputs: int, init: str = "kaiming-normal"):
     if name == "mlp":
-        return MLP(prod(input_shape), (100, 100), n_outputs)
+        return MLP(prod(input_shape), (100, 100), n_outputs, init)
     raise UserError(f"unknown model '{name}'; choose from mlp")
 
 

@@ -8,16 +8,19 @@ from torch import nn
 class MLP(nn.Module):
     """A plain ``nn.Module``; fast weights go through ``torch.func.functional_call``.
 
-    Weights are initialised as the authors' ``Learner`` does: Kaiming-normal (fan-in, gain sqrt 2),
-    zero biases. 89,610 parameters for the MNIST sizes.
+    ``init="kaiming-normal"`` is the La-MAML ``Learner``'s (fan-in, gain sqrt 2); ``"xavier-uniform"``
+    (gain 1) is the GEM/MER ``common.MLP`` that the paper's MNIST baselines ran with. Biases start
+    at zero either way. 89,610 parameters for the MNIST sizes.
     """
 
-    def __init__(self, n_inputs: int = 784, hidden: tuple[int, ...] = (100, 100), n_outputs: int = 10):
+    def __init__(self, n_inputs: int = 784, hidden: tuple[int, ...] = (100, 100), n_outputs: int = 10,
+                 init: str = "kaiming-normal"):
         super().__init__()
         sizes = [n_inputs, *hidden, n_outputs]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        initialise = {"kaiming-normal": nn.init.kaiming_normal_, "xavier-uniform": nn.init.xavier_uniform_}[init]
         for layer in self.layers:
-            nn.init.kaiming_normal_(layer.weight)
+            initialise(layer.weight)
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
