@@ -41,13 +41,17 @@ def _progress(stream, config):
     return {"on_batch": on_batch, "on_task": on_task}
 
 
+def _percent(value: float | None, sign: str = "") -> str:
+    return "n/a (not measured by this protocol)" if value is None else f"{value:{sign}.2f} %"
+
+
 def summary_table(metrics: dict) -> str:
     rows = [
-        ("retained accuracy (RA)", f"{metrics['ra']:.2f} %"),
-        ("backward transfer (BTI)", f"{metrics['bti']:+.2f} %"),
-        ("BWT (first T-1 tasks)", f"{metrics['bwt']:+.2f} %"),
-        ("learning accuracy", f"{metrics['learning_accuracy']:.2f} %"),
-        ("forward transfer (FWT)", f"{metrics['fwt']:+.2f} %"),
+        ("retained accuracy (RA)", _percent(metrics["ra"])),
+        ("backward transfer (BTI)", _percent(metrics["bti"], "+")),
+        ("BWT (first T-1 tasks)", _percent(metrics["bwt"], "+")),
+        ("learning accuracy", _percent(metrics["learning_accuracy"])),
+        ("forward transfer (FWT)", _percent(metrics["fwt"], "+")),
         ("training time", f"{metrics['train_time_s']:.1f} s ({metrics['ms_per_update']:.2f} ms/update, "
                           f"{metrics['updates']} updates)"),
         ("evaluation time", f"{metrics['eval_time_s']:.1f} s"),

@@ -57,6 +57,10 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
     ``evaluate="seen"`` skips, after task t, the tasks after t + 1: no metric reads them, and on
     100-task streams they are half the evaluation time. Their matrix entries stay NaN.
     """
+    if method.joint:
+        return train_jointly(method, stream, epochs=epochs, batch_size=batch_size, glances=glances,
+                             generator=generator, device=device, eval_batch_size=eval_batch_size,
+                             on_batch=on_batch, on_task=on_task)
     T = len(stream)
     matrix = np.zeros((T, T))
     train_time = eval_time = 0.0
@@ -98,3 +102,48 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
         if on_task:
             on_task(t, matrix[t])
     return StreamResult(matrix, baseline, train_time, eval_time, updates, task_losses)
+
+
+def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
+                  generator: torch.Generator, device: torch.device, eval_batch_size: int,
+                  on_batch=None, on_task=None) -> StreamResult:
+    """The IID oracle's protocol: all tasks' samples shuffled together, then one evaluation.
+
+    Only the last row of the accuracy matrix exists; the others stay NaN, and so do the metrics
+    that need them (BTI, learning accuracy, FWT).
+    """
+    T = len(stream)
+    start = time.perf_counter()
+    baseline = evaluate_all(method, stream, device, eval_batch_size)
+    eval_time = time.perf_counter() - start
+
+    start = time.perf_counter()
+    parts = [task.train() for task in stream]
+    x = torch.cat([p[0] for p in parts]).to(device)
+    y = torch.cat([p[1] for p in parts]).to(device)
+    tasks = torch.cat([torch.full((len(p[1]),), task.index) for p, task in zip(parts, stream)]).to(device)
+    n_batches, loss_sum = math.ceil(len(x) / batch_size), 0.0
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=generator).to(device)
+        for b in range(n_batches):
+            rows = order[b * batch_size:(b + 1) * batch_size]
+            for glance in range(glances):
+                loss = method.observe(x[rows], y[rows], tasks[rows], epoch=epoch, glance=glance)
+            value = float(loss)
+            if not math.isfinite(value):
+                raise RunFailed(f"the loss became {value} at epoch {epoch}, batch {b}: training diverged; "
+                                f"lower the learning rate or clip harder")
+            loss_sum += value
+            if on_batch:
+                on_batch(T - 1, value)
+    _sync(device)
+    train_time = time.perf_counter() - start
+
+    start = time.perf_counter()
+    matrix = np.full((T, T), np.nan)
+    matrix[-1] = evaluate_all(method, stream, device, eval_batch_size)
+    eval_time += time.perf_counter() - start
+    if on_task:
+        on_task(T - 1, matrix[-1])
+    return StreamResult(matrix, baseline, train_time, eval_time, epochs * n_batches * glances,
+                        [loss_sum / (epochs * n_batches)])

@@ -17,15 +17,17 @@ import numpy as np
 
 
 def summarize(acc_matrix: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
+    """Metrics in percent; a metric whose matrix entries were not measured (NaN) is None."""
     R = np.asarray(acc_matrix, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     T = len(R)
     final, learned = R[-1], np.diag(R)
     forgetting = final - learned
-    return {
+    metrics = {
         "ra": float(final.mean()),
         "bti": float(forgetting.mean()),
         "bwt": float(forgetting[:-1].mean()) if T > 1 else 0.0,
         "learning_accuracy": float(learned.mean()),
         "fwt": float(np.mean([R[j - 1, j] - b[j] for j in range(1, T)])) if T > 1 else 0.0,
     }
+    return {key: None if np.isnan(value) else value for key, value in metrics.items()}

@@ -25,6 +25,7 @@ class Method:
     name: ClassVar[str]
     summary: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams
+    joint: ClassVar[bool] = False      # True: trained once on all tasks together (the IID oracle)
 
     def __init__(self, model: nn.Module, params: MethodParams, generator: torch.Generator):
         self.model = model
