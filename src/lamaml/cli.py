@@ -25,10 +25,16 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def _progress(stream, config):
+def _progress(stream, config, resume=None):
     from tqdm import tqdm
-    batches = sum(-(-task.n_train // config.batch_size) for task in stream)
-    bar = tqdm(total=config.epochs * batches, unit="batch", dynamic_ncols=True,
+    per_task = [config.epochs * -(-task.n_train // config.batch_size) for task in stream]
+    done = 0
+    if resume is not None:
+        position = resume["progress"]
+        done = sum(per_task[:position["task"]]) + (
+            position["epoch"] * per_task[min(position["task"], len(per_task) - 1)] // config.epochs + position["batch"]
+            if position["task"] < len(per_task) else 0)
+    bar = tqdm(total=sum(per_task), initial=done, unit="batch", dynamic_ncols=True,
                desc=f"{config.method} on {config.benchmark}", file=sys.stderr, disable=None)
 
     def on_batch(task, loss):
@@ -66,18 +72,44 @@ def summary_table(metrics: dict) -> str:
 
 
 def cmd_run(args) -> int:
-    from .config import resolve_config
+    from .config import RunConfig, resolve_config
     from .engine import run, write_json_atomic
-    config = resolve_config(args.benchmark, args.method, _parse_sets(args.set), seed=args.seed, tasks=args.tasks)
-    if args.out:
-        _check_writable(Path(args.out))
-    metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
-                  progress=None if args.quiet else _progress)
-    if args.out:
-        write_json_atomic(Path(args.out) / "metrics.json", metrics)
+    from .engine.checkpoint import Every, load_latest
+    from .errors import RunFailed, UserError
+    resume = None
+    if args.resume:
+        if args.set or args.tasks is not None or args.out:
+            raise UserError("--resume DIR continues the run as it was configured; "
+                            "--set, --tasks and --out cannot change it")
+        out = Path(args.resume)
+        resume, warnings = load_latest(out)
+        for warning in warnings:
+            print(f"lamaml: warning: {warning}", file=sys.stderr)
+        config = RunConfig(**resume["config"])
+        every = Every.parse(args.checkpoint_every or resume.get("checkpoint_every", "1"))
+    else:
+        config = resolve_config(args.benchmark, args.method, _parse_sets(args.set), seed=args.seed, tasks=args.tasks)
+        out = Path(args.out) if args.out else None
+        every = Every.parse(args.checkpoint_every) if args.checkpoint_every else None
+        if every and out is None:
+            raise UserError("--checkpoint-every needs --out DIR, where the checkpoints go")
+    if out:
+        _check_writable(out)
+    try:
+        metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
+                      progress=None if args.quiet else _progress, checkpoint_dir=out,
+                      checkpoint_every=every, resume=resume)
+    except RunFailed as error:
+        if out:
+            write_json_atomic(out / "status.json", {"status": "failed", "error": str(error),
+                                                    "checkpoint_kept": (out / "checkpoint.pt").exists()})
+        raise
+    if out:
+        write_json_atomic(out / "metrics.json", metrics)
+        write_json_atomic(out / "status.json", {"status": "done"})
     print(summary_table(metrics))
-    if args.out:
-        print(f"results: {Path(args.out) / 'metrics.json'}")
+    if out:
+        print(f"results: {out / 'metrics.json'}")
     return 0
 
 
@@ -152,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field or hyperparameter (repeatable)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.add_argument("--checkpoint-every", default=None, metavar="N|Nm|Nb",
+                       help="checkpoint into --out every N tasks, N minutes or N batches")
+    run_p.add_argument("--resume", default=None, metavar="DIR",
+                       help="continue the run whose checkpoints are in DIR (its config is reused)")
     run_p.set_defaults(handler=cmd_run)
     rep_p = commands.add_parser("reproduce", help="regenerate a table of the paper (table1: MNIST)")
     rep_p.add_argument("table_name", choices=["table1"], help="which table")

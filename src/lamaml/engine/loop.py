@@ -14,6 +14,7 @@ import torch
 
 from ..data import TaskStream
 from ..errors import RunFailed
+from .checkpoint import fault_point
 from .evaluate import evaluate_all
 from .metrics import summarize
 
@@ -45,40 +46,94 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class Progress:
+    """Where a run stands: the next (task, epoch, batch), and everything measured so far."""
+
+    matrix: np.ndarray
+    baseline: np.ndarray | None = None
+    task: int = 0
+    epoch: int = 0
+    batch: int = 0
+    order: torch.Tensor | None = None      # this epoch's sample order, while inside an epoch
+    loss_sum: float = 0.0
+    train_time: float = 0.0
+    eval_time: float = 0.0
+    updates: int = 0
+    task_losses: list[float] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        state = dict(self.__dict__)
+        state["matrix"] = torch.from_numpy(self.matrix.copy())
+        state["baseline"] = None if self.baseline is None else torch.from_numpy(self.baseline.copy())
+        state["order"] = None if self.order is None else self.order.cpu()
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Progress":
+        state = dict(state)
+        state["matrix"] = state["matrix"].numpy()
+        state["baseline"] = None if state["baseline"] is None else state["baseline"].numpy()
+        return cls(**state)
+
+
+def check_parameters(method, where: str) -> None:
+    """Stop on a NaN or infinite weight, naming the first such tensor and where it happened."""
+    for name, p in method.model.named_parameters():
+        if not torch.isfinite(p).all():
+            bad = p[~torch.isfinite(p)].flatten()[0].item()
+            raise RunFailed(f"parameter {name} became {bad} {where}: training diverged; "
+                            f"lower the learning rates or clip harder")
+
+
 def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
                     generator: torch.Generator, device: torch.device, eval_batch_size: int = 10000,
                     evaluate: str = "all",
                     on_batch: Callable[[int, float], None] | None = None,
-                    on_task: Callable[[int, np.ndarray], None] | None = None) -> StreamResult:
+                    on_task: Callable[[int, np.ndarray], None] | None = None,
+                    checkpointer=None, resume: dict | None = None) -> StreamResult:
     """Train ``method`` on each task in turn and fill the accuracy matrix.
 
-    The loss is checked once per incoming batch: a NaN or infinite loss stops the run with a
-    RunFailed naming where it happened, instead of silently training on garbage.
-    ``evaluate="seen"`` skips, after task t, the tasks after t + 1: no metric reads them, and on
-    100-task streams they are half the evaluation time. Their matrix entries stay NaN.
+    The loss is checked once per incoming batch, the weights once per task: a NaN or infinite
+    value stops the run with a RunFailed naming where it happened, before any checkpoint could
+    keep it. ``evaluate="seen"`` skips, after task t, the tasks after t + 1: no metric reads
+    them, and on 100-task streams they are half the evaluation time (their entries stay NaN).
+    With a ``checkpointer`` the state is saved as it asks; ``resume`` (a loaded checkpoint)
+    continues from exactly where that state stood.
     """
     if method.joint:
         return train_jointly(method, stream, epochs=epochs, batch_size=batch_size, glances=glances,
                              generator=generator, device=device, eval_batch_size=eval_batch_size,
                              on_batch=on_batch, on_task=on_task)
     T = len(stream)
-    matrix = np.zeros((T, T))
-    train_time = eval_time = 0.0
+    if resume is not None:
+        progress = Progress.from_state(resume["progress"])
+        method.load_state_dict(resume["method"])
+        generator.set_state(resume["order_generator"])
+    else:
+        progress = Progress(np.full((T, T), np.nan))
 
-    start = time.perf_counter()
-    baseline = evaluate_all(method, stream, device, eval_batch_size)
-    eval_time += time.perf_counter() - start
+    def save() -> None:
+        checkpointer.save({"progress": progress.state_dict(), "method": method.state_dict(),
+                           "order_generator": generator.get_state()})
 
-    task_losses, updates = [], 0
-    for t, task in enumerate(stream):
+    if progress.baseline is None:
         start = time.perf_counter()
+        progress.baseline = evaluate_all(method, stream, device, eval_batch_size)
+        progress.eval_time += time.perf_counter() - start
+
+    for t in range(progress.task, T):
+        task = stream[t]
+        clock = time.perf_counter()
         x, y = task.train()
         x, y = x.to(device), y.to(device)
         n_batches = math.ceil(len(x) / batch_size)
-        loss_sum = 0.0
-        for epoch in range(epochs):
-            order = torch.randperm(len(x), generator=generator).to(device)
-            for b in range(n_batches):
+        for epoch in range(progress.epoch, epochs):
+            progress.epoch = epoch
+            if progress.order is None:
+                progress.order = torch.randperm(len(x), generator=generator)
+            order = progress.order.to(device)
+            for b in range(progress.batch, n_batches):
                 rows = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = x[rows], y[rows]
                 for glance in range(glances):
@@ -87,21 +142,32 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                 if not math.isfinite(value):
                     raise RunFailed(f"the loss became {value} at task {t}, epoch {epoch}, batch {b}: "
                                     f"training diverged; lower the learning rates or clip harder")
-                loss_sum += value
+                progress.batch, progress.loss_sum = b + 1, progress.loss_sum + value
+                progress.updates += glances
                 if on_batch:
                     on_batch(t, value)
-        updates += epochs * n_batches * glances
+                fault_point("batch")
+                if checkpointer and checkpointer.due(task_done=False, tasks_done=t):
+                    now = time.perf_counter()
+                    progress.train_time, clock = progress.train_time + now - clock, now
+                    save()
+            progress.batch, progress.order = 0, None
         _sync(device)
-        train_time += time.perf_counter() - start
-        task_losses.append(loss_sum / (epochs * n_batches))
+        progress.train_time += time.perf_counter() - clock
+        check_parameters(method, f"during task {t}")
+        progress.task_losses.append(progress.loss_sum / (epochs * n_batches))
 
         start = time.perf_counter()
-        upto = t + 2 if evaluate == "seen" else None
-        matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto)
-        eval_time += time.perf_counter() - start
+        progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size,
+                                          t + 2 if evaluate == "seen" else None)
+        progress.eval_time += time.perf_counter() - start
+        progress.task, progress.epoch, progress.loss_sum = t + 1, 0, 0.0
         if on_task:
-            on_task(t, matrix[t])
-    return StreamResult(matrix, baseline, train_time, eval_time, updates, task_losses)
+            on_task(t, progress.matrix[t])
+        if checkpointer and checkpointer.due(task_done=True, tasks_done=t + 1):
+            save()
+    return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
+                        progress.updates, progress.task_losses)
 
 
 def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,

@@ -16,6 +16,7 @@ from ..data import build_benchmark, resolve_data_dir
 from ..errors import UserError
 from ..methods import method_class
 from ..models import build_model
+from .checkpoint import Checkpointer, Every
 from .loop import StreamResult, train_on_stream
 from .results import peak_rss_mb
 
@@ -42,10 +43,17 @@ def build_method(name: str, model: torch.nn.Module, params, seed: int):
 
 
 def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = True,
-        progress: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Run ``config`` and return the content of ``metrics.json``."""
+        progress: Callable[..., Any] | None = None, checkpoint_dir: Path | None = None,
+        checkpoint_every: Every | None = None, resume: dict | None = None) -> dict[str, Any]:
+    """Run ``config`` and return the content of ``metrics.json``.
+
+    With ``checkpoint_every`` the run saves checkpoints into ``checkpoint_dir``; ``resume`` (a
+    loaded checkpoint of this config) continues one.
+    """
     wall_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if resume is not None:
+        started_at = resume.get("started_at", started_at)
     device = resolve_device(config.device)
     stream = build_benchmark(config.benchmark, resolve_data_dir(data_dir), config.seed,
                              config.samples_per_task, download).first(config.tasks)
@@ -54,12 +62,19 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     model = build_model(config.model, stream.input_shape, stream.n_outputs, config.init).to(device)
     method = build_method(config.method, model, config.method_params(), seeds["method"])
 
-    hooks = progress(stream, config) if progress else {}
+    hooks = progress(stream, config, resume) if progress else {}
+    checkpointer = None
+    if checkpoint_every is not None:
+        header = {"config": config.model_dump(), "lamaml_version": __version__, "started_at": started_at,
+                  "checkpoint_every": str(checkpoint_every)}
+        checkpointer = Checkpointer(checkpoint_dir, checkpoint_every, header)
     result = train_on_stream(method, stream, epochs=config.epochs, batch_size=config.batch_size,
                              glances=config.glances, generator=torch.Generator().manual_seed(seeds["order"]),
                              device=device, eval_batch_size=config.eval_batch_size,
-                             evaluate=config.evaluate, **hooks)
-    return report(result, config, stream, device, wall_start, started_at)
+                             evaluate=config.evaluate, checkpointer=checkpointer, resume=resume, **hooks)
+    metrics = report(result, config, stream, device, wall_start, started_at)
+    metrics["resumed"] = resume is not None
+    return metrics
 
 
 def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:

@@ -5,7 +5,7 @@ prints, never touches files, and draws randomness only from the generator it is 
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ class Method:
     summary: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams
     joint: ClassVar[bool] = False      # True: trained once on all tasks together (the IID oracle)
+    state_attributes: ClassVar[tuple[str, ...]] = ()   # what a checkpoint keeps besides the weights
 
     def __init__(self, model: nn.Module, params: MethodParams, generator: torch.Generator):
         self.model = model
@@ -51,8 +52,56 @@ class Method:
             clip_global_norm_(grads, clip)
         return grads
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, generator, and ``state_attributes``.
+
+        Only tensors, numbers, strings and containers of them, so a checkpoint loads with
+        ``torch.load(weights_only=True)``: nothing in it can run code.
+        """
+        state = {"model": self.model.state_dict(), "generator": self.generator.get_state()}
+        for name in self.state_attributes:
+            state[name] = export_state(getattr(self, name))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.generator.set_state(state["generator"])
+        for name in self.state_attributes:
+            setattr(self, name, import_state(getattr(self, name), state[name]))
+
     def randperm(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randperm(n, generator=self.generator).to(device, non_blocking=True)
+
+
+def export_state(value: Any) -> Any:
+    if hasattr(value, "state_dict"):
+        return value.state_dict()
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: export_state(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [export_state(v) for v in value]
+    return value
+
+
+def import_state(current: Any, saved: Any) -> Any:
+    """Restore ``saved`` into ``current``, in place where possible so aliases stay valid."""
+    if hasattr(current, "load_state_dict"):
+        current.load_state_dict(saved)
+        return current
+    if isinstance(current, torch.Tensor) and isinstance(saved, torch.Tensor) and current.shape == saved.shape:
+        with torch.no_grad():
+            current.copy_(saved)
+        return current
+    if isinstance(current, dict) and isinstance(saved, dict):
+        return {k: import_state(current.get(k), v) for k, v in saved.items()}
+    if isinstance(saved, list) and isinstance(current, (list, tuple)) and len(current) == len(saved):
+        restored = [import_state(c, v) for c, v in zip(current, saved)]
+        return tuple(restored) if isinstance(current, tuple) else restored
+    if isinstance(saved, list):
+        return [import_state(None, v) for v in saved]
+    return saved
 
 
 def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> None:

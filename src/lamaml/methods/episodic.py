@@ -33,3 +33,10 @@ class EpisodicMemory:
     def get(self, task: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.filled[task]
         return self.x[task][:n], self.y[task][:n]
+
+    def state_dict(self) -> dict:
+        return {"x": dict(self.x), "y": dict(self.y), "filled": dict(self.filled), "cursor": dict(self.cursor)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.x, self.y = dict(state["x"]), dict(state["y"])
+        self.filled, self.cursor = dict(state["filled"]), dict(state["cursor"])

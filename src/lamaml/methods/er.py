@@ -27,6 +27,7 @@ class ER(SGDMethod):
     name = "er"
     summary = "ER: SGD on the incoming batch plus reservoir replay"
     Params = ERParams
+    state_attributes = ("memory",)
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)

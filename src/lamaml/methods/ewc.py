@@ -30,6 +30,7 @@ class EWC(SGDMethod):
     name = "ewc"
     summary = "EWC: quadratic penalty weighted by each past task's diagonal Fisher"
     Params = EWCParams
+    state_attributes = ("anchors", "quadratic", "current_task", "task_x", "task_y")
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)

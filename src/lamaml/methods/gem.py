@@ -43,6 +43,7 @@ class GEM(SGDMethod):
     name = "gem"
     summary = "GEM: project the gradient so no past task's memory loss increases"
     Params = GEMParams
+    state_attributes = ("memory",)
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)

@@ -81,6 +81,7 @@ class LookaheadMetaLearner(Method):
 
     options: LookaheadOptions
     Params = LookaheadParams
+    state_attributes = ("alpha", "memory", "current_task")
 
     def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
         super().__init__(model, params, generator)
@@ -90,6 +91,18 @@ class LookaheadMetaLearner(Method):
         self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
         self.replay_source = self.memory
         self.current_task: int | None = None
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["replay_source"] = None if self.replay_source is self.memory else self.replay_source.state_dict()
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.replay_source = self.memory
+        if state["replay_source"] is not None:
+            self.replay_source = ReservoirMemory(self.params.memories, self.generator)
+            self.replay_source.load_state_dict(state["replay_source"])
 
     # -- the pieces of one meta-update, in the order they happen ---------------------------
 

@@ -29,6 +29,7 @@ class MER(SGDMethod):
     name = "mer"
     summary = "MER: per-sample SGD on replay batches with Reptile meta-updates"
     Params = MERParams
+    state_attributes = ("memory",)
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)

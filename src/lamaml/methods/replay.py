@@ -63,6 +63,13 @@ class ReservoirMemory:
         index = index.to(self.x.device, non_blocking=True)
         return self.x[index], self.y[index], self.t[index]
 
+    def state_dict(self) -> dict:
+        return {"n_seen": self.n_seen, "size": self.size, "x": self.x, "y": self.y, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n_seen, self.size = state["n_seen"], state["size"]
+        self.x, self.y, self.t = state["x"], state["y"], state["t"]
+
     def snapshot(self) -> "ReservoirMemory":
         """A frozen copy to replay from; later ``add`` calls on this memory do not reach it."""
         copy = ReservoirMemory(self.capacity, self.generator)

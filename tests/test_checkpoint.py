@@ -1,0 +1,107 @@
+"""Kill a run anywhere, resume it, and get exactly the numbers of a run that was never killed."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from lamaml.engine.checkpoint import CURRENT, PREVIOUS, Checkpointer, Every, load_latest, read_checkpoint
+from lamaml.errors import UserError
+
+SMALL = ["--tasks", "3", "--set", "samples_per_task=40", "--set", "glances=2", "--quiet"]
+COMPARED = ("ra", "bti", "bwt", "fwt", "learning_accuracy", "acc_matrix", "baseline_accuracy", "task_losses",
+            "updates", "config", "tasks")
+
+
+def lamaml(*args, data_dir, fault=None):
+    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
+    env.pop("LAMAML_FAULT", None)
+    if fault:
+        env["LAMAML_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "lamaml.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    result = lamaml("run", "--out", out, "--method", "la-maml", *SMALL, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("every, faults", [
+    ("1b", ["batch:3"]),                           # mid-task, after a few checkpoints
+    ("1b", ["checkpoint-written:5"]),              # new file written, not yet in place
+    ("1b", ["checkpoint-rotated:6"]),              # old one moved aside, new one not yet in place
+    ("1b", ["batch:9", "batch:2"]),                # killed again while resuming
+    ("1", ["batch:10"]),                           # task-level checkpoints, killed inside task 2
+    ("1b", ["batch:12"]),                          # killed after the last batch, before the end
+])
+def test_a_killed_run_resumes_to_the_uninterrupted_metrics(every, faults, uninterrupted, data_dir, tmp_path):
+    first = lamaml("run", "--out", tmp_path, "--method", "la-maml", *SMALL, "--checkpoint-every", every,
+                   data_dir=data_dir, fault=faults[0])
+    assert first.returncode == -9 and not (tmp_path / "metrics.json").exists()
+    for fault in faults[1:] + [None]:
+        resumed = lamaml("run", "--resume", tmp_path, "--quiet", data_dir=data_dir, fault=fault)
+        if fault:
+            assert resumed.returncode == -9
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["resumed"] is True
+    for key in COMPARED:
+        assert metrics[key] == uninterrupted[key], key
+
+
+def _save(folder, value):
+    Checkpointer(folder, Every(1, "tasks"), {"config": {}}).save({"value": torch.tensor([value])})
+
+
+def test_a_corrupted_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
+    _save(tmp_path, 1.0)
+    _save(tmp_path, 2.0)
+    raw = bytearray((tmp_path / CURRENT).read_bytes())
+    raw[-10] ^= 0xFF
+    (tmp_path / CURRENT).write_bytes(bytes(raw))
+    state, warnings = load_latest(tmp_path)
+    assert state["value"].item() == 1.0
+    assert len(warnings) == 1 and "checkpoint.pt is corrupt" in warnings[0]
+    (tmp_path / PREVIOUS).write_bytes(b"garbage")
+    with pytest.raises(UserError, match="no usable checkpoint"):
+        load_latest(tmp_path)
+
+
+def test_resume_on_a_folder_without_checkpoint_says_so(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint there"):
+        load_latest(tmp_path)
+
+
+def test_a_checkpoint_holding_code_is_refused_without_running_it(tmp_path):
+    import hashlib
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    payload = pickle.dumps({"format": 1, "x": Exploit()})
+    path = tmp_path / CURRENT
+    path.write_bytes(hashlib.sha256(payload).digest() + payload)     # a valid checksum, hostile content
+    with pytest.raises(UserError, match="holds objects it may not"):
+        read_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("text, expected", [("2", "2"), ("10m", "10m"), ("0.5m", "0.5m"), ("50b", "50b")])
+def test_checkpoint_frequency_parses(text, expected):
+    assert str(Every.parse(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "abc", "1.5", "2x", "1.5b"])
+def test_a_bad_checkpoint_frequency_is_refused(text):
+    with pytest.raises(UserError, match="--checkpoint-every"):
+        Every.parse(text)
