@@ -36,7 +36,7 @@ def assert_user_facing_error(result, out_dir, message, status=2):
     (["--set", "alpha_init"], "--set alpha_init: expected key=value"),
     (["--set", "colour=red"], "--set colour: unknown setting for la-maml; allowed:"),
     (["--set", "inner_steps=11"], "inner_steps=11 exceeds batch_size=10"),
-    (["--tasks", "21"], "--tasks 21: mnist-rotations has 20 tasks; use 1..20"),
+    (["--tasks", "21"], "tasks=21: mnist-rotations has 20 tasks; use 1..20"),
     (["--seed", "-1"], "seed must be greater than or equal to 0"),
     (["--set", "device=tpu"], "--set device=tpu: device must be 'cpu', 'cuda' or 'auto'"),
 ])

@@ -6,6 +6,7 @@ with one line and status 1; no metrics.json is written for a run that did not fi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -95,6 +96,12 @@ def cmd_run(args) -> int:
             raise UserError("--checkpoint-every needs --out DIR, where the checkpoints go")
     if out:
         _check_writable(out)
+    if args.dry_run:
+        from .data import build_benchmark, resolve_data_dir
+        stream = build_benchmark(config.benchmark, resolve_data_dir(args.data_dir), config.seed,
+                                 config.samples_per_task, not args.no_download).first(config.tasks)
+        print(json.dumps({"config": config.model_dump(), "tasks": len(stream)}, indent=2))
+        return 0
     try:
         metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
                       progress=None if args.quiet else _progress, checkpoint_dir=out,
@@ -184,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field or hyperparameter (repeatable)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.add_argument("--dry-run", action="store_true", help="check the config and data, print the config, stop")
     run_p.add_argument("--checkpoint-every", default=None, metavar="N|Nm|Nb",
                        help="checkpoint into --out every N tasks, N minutes or N batches")
     run_p.add_argument("--resume", default=None, metavar="DIR",

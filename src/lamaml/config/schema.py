@@ -41,13 +41,20 @@ class RunConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="the method's hyperparameters")
 
     @model_validator(mode="after")
-    def _check_method_params(self) -> "RunConfig":
+    def _check_combinations(self) -> "RunConfig":
+        """Settings that are each valid but cannot work together, caught before any work starts."""
         params = method_class(self.method).Params(**self.params)
         self.__dict__["params"] = params.model_dump()
+        bench = benchmark_info(self.benchmark)
+        samples = self.samples_per_task or bench.samples_per_task
         inner_steps = self.params.get("inner_steps")
         if inner_steps is not None and inner_steps > self.batch_size:
             raise ValueError(f"inner_steps={inner_steps} exceeds batch_size={self.batch_size}: "
                              f"each inner step needs at least one sample")
+        if self.batch_size > samples:
+            raise ValueError(f"batch_size={self.batch_size} exceeds the {samples} training samples per task")
+        if self.tasks is not None and self.tasks > bench.n_tasks:
+            raise ValueError(f"tasks={self.tasks}: {self.benchmark} has {bench.n_tasks} tasks; use 1..{bench.n_tasks}")
         return self
 
     def method_params(self):
