@@ -105,3 +105,58 @@ def test_checkpoint_frequency_parses(text, expected):
 def test_a_bad_checkpoint_frequency_is_refused(text):
     with pytest.raises(UserError, match="--checkpoint-every"):
         Every.parse(text)
+
+
+class _Diverging:
+    """A stand-in method: finite losses until call ``at``, then NaN (or an infinite weight)."""
+
+    joint = False
+
+    def __init__(self, at, weight=False):
+        self.model = torch.nn.Linear(2, 2)
+        self.calls, self.at, self.weight = 0, at, weight
+
+    def observe(self, x, y, task, *, epoch, glance):
+        self.calls += 1
+        if self.calls >= self.at:
+            if not self.weight:
+                return torch.tensor(float("nan"))
+            with torch.no_grad():
+                self.model.weight[0, 0] = float("inf")
+        return torch.tensor(1.0)
+
+    def predict(self, x, task):
+        return torch.zeros(len(x), 2)
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+def _stream(tasks=2, n=20):
+    from lamaml.data import stream_from_data
+    data = [((torch.randn(n, 2), torch.randint(0, 2, (n,))), (torch.randn(n, 2), torch.randint(0, 2, (n,))))
+            for _ in range(tasks)]
+    return stream_from_data(data)
+
+
+def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_good_checkpoint(tmp_path):
+    from lamaml.engine import train_on_stream
+    from lamaml.errors import RunFailed
+    checkpointer = Checkpointer(tmp_path, Every(1, "batches"), {"config": {}})
+    with pytest.raises(RunFailed, match="the loss became nan at task 1, epoch 0, batch 2"):
+        train_on_stream(_Diverging(at=7), _stream(), epochs=1, batch_size=5, glances=1,
+                        generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
+                        checkpointer=checkpointer)
+    state, _ = load_latest(tmp_path)
+    assert state["method"]["calls"] == 6 and state["progress"]["task"] == 1 and state["progress"]["batch"] == 2
+
+
+def test_an_infinite_weight_stops_the_run_at_the_end_of_its_task():
+    from lamaml.engine import train_on_stream
+    from lamaml.errors import RunFailed
+    with pytest.raises(RunFailed, match=r"parameter weight became inf during task 0"):
+        train_on_stream(_Diverging(at=2, weight=True), _stream(), epochs=1, batch_size=5, glances=1,
+                        generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
