@@ -23,7 +23,7 @@ from .methods import method_class
 
 def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream, method: str = "la-maml", *,
         epochs: int = 1, batch_size: int = 10, glances: int = 1, seed: int = 0, device: str = "cpu",
-        **hyperparameters: Any) -> StreamResult:
+        train_threads: int | None = 1, **hyperparameters: Any) -> StreamResult:
     """Train ``model`` on ``tasks`` in order with ``method``; returns the accuracy matrix and metrics.
 
     ``hyperparameters`` are the method's (see ``lamaml list``); the trained method, with its
@@ -44,7 +44,8 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream, method: str =
     seeds = derived_seeds(seed)
     learner = build_method(method, model, params, seeds["method"])
     result = train_on_stream(learner, stream, epochs=epochs, batch_size=batch_size, glances=glances,
-                             generator=torch.Generator().manual_seed(seeds["order"]), device=target)
+                             generator=torch.Generator().manual_seed(seeds["order"]), device=target,
+                             train_threads=train_threads if target.type == "cpu" else None)
     result.method = learner
     return result
 

@@ -102,15 +102,25 @@ def cmd_run(args) -> int:
                                  config.samples_per_task, not args.no_download).first(config.tasks)
         print(json.dumps({"config": config.model_dump(), "tasks": len(stream)}, indent=2))
         return 0
+    store = run_id = None
+    if args.store:
+        from .store import Store
+        store = Store(args.store)
+        run_id = store.start(config.model_dump())
     try:
         metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
                       progress=None if args.quiet else _progress, checkpoint_dir=out,
                       checkpoint_every=every, resume=resume)
-    except RunFailed as error:
+    except (RunFailed, UserError, KeyboardInterrupt) as error:
+        message = str(error) or "interrupted"
         if out:
-            write_json_atomic(out / "status.json", {"status": "failed", "error": str(error),
+            write_json_atomic(out / "status.json", {"status": "failed", "error": message,
                                                     "checkpoint_kept": (out / "checkpoint.pt").exists()})
+        if store:
+            store.fail(run_id, message)
         raise
+    if store:
+        store.finish(run_id, metrics)
     if out:
         write_json_atomic(out / "metrics.json", metrics)
         write_json_atomic(out / "status.json", {"status": "done"})
@@ -129,6 +139,23 @@ def _check_writable(folder: Path) -> None:
         raise UserError(f"--out {folder}: cannot create that folder ({error.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise UserError(f"--out {folder}: folder is not writable")
+
+
+def cmd_runs(args) -> int:
+    from .store import Store
+    if not Path(args.store).exists():
+        from .errors import UserError
+        raise UserError(f"--store {args.store}: no results store there")
+    rows = Store(args.store).query(args.where)
+    header = ["id", "benchmark", "method", "seed", "status", "ra", "bti", "train_time_s", "started_at"]
+    table = [[("" if row[k] is None else f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]))
+              for k in header] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    print(f"{len(rows)} run(s)")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -191,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field or hyperparameter (repeatable)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.add_argument("--store", default=None, metavar="FILE", help="record the run in this SQLite results store")
     run_p.add_argument("--dry-run", action="store_true", help="check the config and data, print the config, stop")
     run_p.add_argument("--checkpoint-every", default=None, metavar="N|Nm|Nb",
                        help="checkpoint into --out every N tasks, N minutes or N batches")
@@ -209,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override for every run, e.g. samples_per_task=50 (smoke runs)")
     rep_p.set_defaults(handler=cmd_reproduce)
+    runs_p = commands.add_parser("runs", help="list the runs of a results store")
+    runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
+    runs_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",
+                        help="filter, e.g. method=la-maml, ra>=75, config.glances=5 (repeatable)")
+    runs_p.set_defaults(handler=cmd_runs)
     list_p = commands.add_parser("list", help="benchmarks, methods and their defaults")
     list_p.set_defaults(handler=cmd_list)
     return parser

@@ -34,6 +34,9 @@ class RunConfig(BaseModel):
     init: Literal["kaiming-normal", "xavier-uniform"] = Field(
         "kaiming-normal", description="weight init: La-MAML's Learner, or GEM/MER's MLP (MNIST baselines)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to compute")
+    train_threads: int = Field(1, ge=1, description="CPU threads while training: one by default, since "
+                               "single samples gain nothing from more and extra threads collapse when "
+                               "other runs share the cores; evaluation uses all of them")
     eval_batch_size: int = Field(10000, ge=1, description="test images per forward pass at evaluation")
     evaluate: Literal["all", "seen"] = Field("all", description="after each task, evaluate every task "
                                              "(full matrix) or only those seen and the next (what "

@@ -91,7 +91,7 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                     evaluate: str = "all",
                     on_batch: Callable[[int, float], None] | None = None,
                     on_task: Callable[[int, np.ndarray], None] | None = None,
-                    checkpointer=None, resume: dict | None = None) -> StreamResult:
+                    checkpointer=None, resume: dict | None = None, train_threads: int | None = None) -> StreamResult:
     """Train ``method`` on each task in turn and fill the accuracy matrix.
 
     The loss is checked once per incoming batch, the weights once per task: a NaN or infinite
@@ -122,50 +122,57 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
         progress.baseline = evaluate_all(method, stream, device, eval_batch_size)
         progress.eval_time += time.perf_counter() - start
 
-    for t in range(progress.task, T):
-        task = stream[t]
-        clock = time.perf_counter()
-        x, y = task.train()
-        x, y = x.to(device), y.to(device)
-        n_batches = math.ceil(len(x) / batch_size)
-        for epoch in range(progress.epoch, epochs):
-            progress.epoch = epoch
-            if progress.order is None:
-                progress.order = torch.randperm(len(x), generator=generator)
-            order = progress.order.to(device)
-            for b in range(progress.batch, n_batches):
-                rows = order[b * batch_size:(b + 1) * batch_size]
-                xb, yb = x[rows], y[rows]
-                for glance in range(glances):
-                    loss = method.observe(xb, yb, task.index, epoch=epoch, glance=glance)
-                value = float(loss)
-                if not math.isfinite(value):
-                    raise RunFailed(f"the loss became {value} at task {t}, epoch {epoch}, batch {b}: "
-                                    f"training diverged; lower the learning rates or clip harder")
-                progress.batch, progress.loss_sum = b + 1, progress.loss_sum + value
-                progress.updates += glances
-                if on_batch:
-                    on_batch(t, value)
-                fault_point("batch")
-                if checkpointer and checkpointer.due(task_done=False, tasks_done=t):
-                    now = time.perf_counter()
-                    progress.train_time, clock = progress.train_time + now - clock, now
-                    save()
-            progress.batch, progress.order = 0, None
-        _sync(device)
-        progress.train_time += time.perf_counter() - clock
-        check_parameters(method, f"during task {t}")
-        progress.task_losses.append(progress.loss_sum / (epochs * n_batches))
+    eval_threads = torch.get_num_threads()
+    try:
+        for t in range(progress.task, T):
+            task = stream[t]
+            torch.set_num_threads(train_threads or eval_threads)
+            clock = time.perf_counter()
+            x, y = task.train()
+            x, y = x.to(device), y.to(device)
+            n_batches = math.ceil(len(x) / batch_size)
+            for epoch in range(progress.epoch, epochs):
+                progress.epoch = epoch
+                if progress.order is None:
+                    progress.order = torch.randperm(len(x), generator=generator)
+                order = progress.order.to(device)
+                for b in range(progress.batch, n_batches):
+                    rows = order[b * batch_size:(b + 1) * batch_size]
+                    xb, yb = x[rows], y[rows]
+                    for glance in range(glances):
+                        loss = method.observe(xb, yb, task.index, epoch=epoch, glance=glance)
+                    value = float(loss)
+                    if not math.isfinite(value):
+                        raise RunFailed(f"the loss became {value} at task {t}, epoch {epoch}, batch {b}: "
+                                        f"training diverged; lower the learning rates or clip harder")
+                    progress.batch, progress.loss_sum = b + 1, progress.loss_sum + value
+                    progress.updates += glances
+                    if on_batch:
+                        on_batch(t, value)
+                    fault_point("batch")
+                    if checkpointer and checkpointer.due(task_done=False, tasks_done=t):
+                        now = time.perf_counter()
+                        progress.train_time, clock = progress.train_time + now - clock, now
+                        save()
+                progress.batch, progress.order = 0, None
+            _sync(device)
+            progress.train_time += time.perf_counter() - clock
+            torch.set_num_threads(eval_threads)
+            check_parameters(method, f"during task {t}")
+            progress.task_losses.append(progress.loss_sum / (epochs * n_batches))
 
-        start = time.perf_counter()
-        progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size,
-                                          t + 2 if evaluate == "seen" else None)
-        progress.eval_time += time.perf_counter() - start
-        progress.task, progress.epoch, progress.loss_sum = t + 1, 0, 0.0
-        if on_task:
-            on_task(t, progress.matrix[t])
-        if checkpointer and checkpointer.due(task_done=True, tasks_done=t + 1):
-            save()
+            start = time.perf_counter()
+            progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size,
+                                              t + 2 if evaluate == "seen" else None)
+            progress.eval_time += time.perf_counter() - start
+            progress.task, progress.epoch, progress.loss_sum = t + 1, 0, 0.0
+            if on_task:
+                on_task(t, progress.matrix[t])
+            if checkpointer and checkpointer.due(task_done=True, tasks_done=t + 1):
+                save()
+
+    finally:
+        torch.set_num_threads(eval_threads)
     return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
                         progress.updates, progress.task_losses)
 

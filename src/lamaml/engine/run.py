@@ -71,7 +71,8 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     result = train_on_stream(method, stream, epochs=config.epochs, batch_size=config.batch_size,
                              glances=config.glances, generator=torch.Generator().manual_seed(seeds["order"]),
                              device=device, eval_batch_size=config.eval_batch_size,
-                             evaluate=config.evaluate, checkpointer=checkpointer, resume=resume, **hooks)
+                             evaluate=config.evaluate, checkpointer=checkpointer, resume=resume,
+                             train_threads=config.train_threads if device.type == "cpu" else None, **hooks)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
     return metrics

@@ -1,0 +1,134 @@
+"""The results store: every run as one row of an SQLite file, safe for concurrent writers.
+
+A run is recorded when it starts (``running``) and updated when it ends (``done`` with its
+metrics, or ``failed`` with the error). The file uses SQLite's write-ahead log and a busy timeout,
+each change is one transaction, so several processes can record runs at once without losing any.
+Filters from users are parsed into (column, operator, value) and always bound as parameters:
+no text a user types is ever pasted into SQL.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+from .errors import UserError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    config_hash   TEXT NOT NULL,
+    benchmark     TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    config        TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    error         TEXT,
+    metrics       TEXT,
+    ra            REAL,
+    bti           REAL,
+    train_time_s  REAL,
+    wall_time_s   REAL,
+    code_version  TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    ended_at      TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, status);
+"""
+COLUMNS = ("id", "config_hash", "benchmark", "method", "seed", "status", "error", "ra", "bti", "train_time_s",
+           "wall_time_s", "code_version", "host", "started_at", "ended_at")
+OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
+_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|=|>|<)(.*)$", re.S)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Identity of a run's configuration: the same settings always give the same hash."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_filter(text: str) -> tuple[str, list[Any]]:
+    """``key OP value`` -> (SQL condition with placeholders, parameters).
+
+    ``key`` is a column name or ``config.<field>`` (any nested setting, e.g. config.params.alpha_init).
+    """
+    match = _FILTER.match(text)
+    if not match:
+        raise UserError(f"--where {text!r}: expected KEY OP VALUE with OP one of {' '.join(OPERATORS)}")
+    key, op, raw = match.group(1), match.group(2), match.group(3).strip()
+    value: Any = raw
+    for cast in (int, float):
+        try:
+            value = cast(raw)
+            break
+        except ValueError:
+            continue
+    if key in COLUMNS:
+        return f"{key} {op} ?", [value]
+    if key.startswith("config.") and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in key.split(".")[1:]):
+        return f"json_extract(config, ?) {op} ?", ["$." + key[len("config."):], value]
+    raise UserError(f"--where {text!r}: unknown key {key!r}; use one of {', '.join(COLUMNS)} or config.<field>")
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as conn, conn:
+                conn.executescript(SCHEMA)
+        except (OSError, sqlite3.DatabaseError) as error:
+            raise UserError(f"--store {self.path}: cannot open it as a results store ({error})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.isolation_level = "DEFERRED"
+        return conn
+
+    def start(self, config: dict[str, Any]) -> int:
+        with closing(self._connect()) as conn, conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (config_hash, benchmark, method, seed, config, status, code_version, host,"
+                " started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (config_hash(config), config["benchmark"], config["method"], config["seed"],
+                 json.dumps(config, sort_keys=True), __version__, platform.node(), _now()))
+            return int(cursor.lastrowid)
+
+    def finish(self, run_id: int, metrics: dict[str, Any]) -> None:
+        with closing(self._connect()) as conn, conn:
+            conn.execute("UPDATE runs SET status='done', metrics=?, ra=?, bti=?, train_time_s=?, wall_time_s=?,"
+                         " ended_at=? WHERE id=?",
+                         (json.dumps(metrics), metrics.get("ra"), metrics.get("bti"), metrics.get("train_time_s"),
+                          metrics.get("wall_time_s"), _now(), run_id))
+
+    def fail(self, run_id: int, error: str) -> None:
+        with closing(self._connect()) as conn, conn:
+            conn.execute("UPDATE runs SET status='failed', error=?, ended_at=? WHERE id=?", (error, _now(), run_id))
+
+    def query(self, filters: Iterable[str] = ()) -> list[dict[str, Any]]:
+        conditions, parameters = [], []
+        for text in filters:
+            condition, values = parse_filter(text)
+            conditions.append(condition)
+            parameters.extend(values)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(conditions) if conditions else "") + " ORDER BY id"
+        with closing(self._connect()) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(row) for row in conn.execute(sql, parameters)]
+
+    def done_hashes(self) -> set[str]:
+        with closing(self._connect()) as conn:
+            return {row[0] for row in conn.execute("SELECT config_hash FROM runs WHERE status='done'")}

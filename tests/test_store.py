@@ -1,0 +1,71 @@
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from lamaml.errors import UserError
+from lamaml.store import Store, config_hash, parse_filter
+
+
+def _config(seed, method="la-maml", glances=5):
+    return {"benchmark": "mnist-rotations", "method": method, "seed": seed, "glances": glances,
+            "params": {"alpha_init": 0.15}}
+
+
+def _writer(path, worker, n):
+    store = Store(path)
+    for i in range(n):
+        run_id = store.start(_config(seed=worker * 1000 + i))
+        store.finish(run_id, {"ra": float(i), "bti": -1.0, "train_time_s": 0.1, "wall_time_s": 0.2})
+
+
+def test_four_concurrent_writers_record_200_runs_with_none_lost(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    Store(path)
+    processes = [multiprocessing.get_context("spawn").Process(target=_writer, args=(path, w, 50)) for w in range(4)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(120)
+        assert p.exitcode == 0
+    rows = Store(path).query()
+    assert len(rows) == 200 and {r["status"] for r in rows} == {"done"}
+    assert len({r["seed"] for r in rows}) == 200
+
+
+def test_filters_select_by_column_and_by_nested_config(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for seed, method, glances in [(0, "la-maml", 5), (1, "la-maml", 10), (0, "c-maml", 5)]:
+        store.finish(store.start(_config(seed, method, glances)), {"ra": 70.0 + seed})
+    assert [r["seed"] for r in store.query(["method=la-maml", "ra>=71"])] == [1]
+    assert [r["method"] for r in store.query(["config.glances=5"])] == ["la-maml", "c-maml"]
+    assert len(store.query(["config.params.alpha_init<0.2"])) == 3
+    assert store.done_hashes() == {config_hash(_config(0)), config_hash(_config(1, glances=10)),
+                                   config_hash(_config(0, "c-maml"))}
+
+
+@pytest.mark.parametrize("hostile", [
+    "method=x' OR '1'='1",
+    "method=la-maml; DROP TABLE runs; --",
+    "config.glances=5) OR 1=1 --",
+])
+def test_a_filter_carrying_sql_matches_nothing_and_changes_nothing(hostile, tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = Store(path)
+    store.finish(store.start(_config(0)), {"ra": 1.0})
+    assert store.query([hostile]) == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("hostile", ["seed OR 1=1", "ra; DROP TABLE runs=1", "config.x'y=1", "1=1", "ra;x=1"])
+def test_a_filter_key_that_is_not_a_known_column_is_refused(hostile):
+    with pytest.raises(UserError, match="--where"):
+        parse_filter(hostile)
+
+
+def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
+    bad = tmp_path / "not.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UserError, match="cannot open it as a results store"):
+        Store(bad)
