@@ -15,6 +15,11 @@ from typing import Sequence
 DEFAULT_BENCHMARK, DEFAULT_METHOD = "mnist-rotations", "la-maml"
 
 
+def parse_value(text: str):
+    from .config import parse_value as parse
+    return parse(text)
+
+
 def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     from .errors import UserError
     overrides = {}
@@ -96,6 +101,10 @@ def cmd_run(args) -> int:
             raise UserError("--checkpoint-every needs --out DIR, where the checkpoints go")
     if out:
         _check_writable(out)
+    from .methods import method_class
+    if every and method_class(config.method).joint:
+        raise UserError(f"--checkpoint-every: {config.method} trains on all tasks at once; "
+                        f"checkpoints inside its run are not supported yet")
     if args.dry_run:
         from .data import build_benchmark, resolve_data_dir
         stream = build_benchmark(config.benchmark, resolve_data_dir(args.data_dir), config.seed,
@@ -158,6 +167,47 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .errors import UserError
+    from .sweep import load_spec, parse_seeds, run_sweep, validate_spec
+    if args.file:
+        spec = load_spec(Path(args.file))
+    else:
+        if not args.benchmarks or not args.methods:
+            raise UserError("sweep: give --benchmarks and --methods, or a --file")
+        grid = {}
+        for item in args.grid:
+            key, sep, values = item.partition("=")
+            if not sep or not key or not values:
+                raise UserError(f"--grid {item}: expected key=v1,v2,...")
+            grid[key] = [parse_value(v) for v in values.split(",")]
+        spec = validate_spec({"benchmarks": args.benchmarks.split(","), "methods": args.methods.split(","),
+                              "seeds": parse_seeds(args.seeds), "grid": grid, "set": _parse_sets(args.set),
+                              "tasks": args.tasks}, "sweep")
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be >= 1")
+    results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address)
+    failed = [r for r in results if r["status"] == "failed"]
+    print(f"sweep: {len(results) - len(failed)} run(s) done, {len(failed)} failed; store {args.store}")
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    from .errors import UserError
+    from .report import render, summarize_runs
+    from .store import Store
+    if not Path(args.store).exists():
+        raise UserError(f"--store {args.store}: no results store there")
+    text = render(summarize_runs(Store(args.store).query(args.where)), args.format)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(args.out) + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, args.out)
+    print(text, end="")
+    return 0
+
+
 def cmd_list(args) -> int:
     from .config import preset
     from .data import BENCHMARKS
@@ -180,7 +230,7 @@ def cmd_list(args) -> int:
 def cmd_reproduce(args) -> int:
     from .engine import write_json_atomic  # noqa: F401  (fail early on a broken install)
     from .errors import UserError
-    from .reproduce import collect, run_table1, table1_markdown
+    from .reproduce import collect, run_table1, table1_markdown, table1_spec
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
     out = Path(args.out)
@@ -189,10 +239,11 @@ def cmd_reproduce(args) -> int:
     if overrides:   # validate once, before any worker starts
         from .config import resolve_config
         resolve_config("mnist-rotations", "la-maml", overrides)
+    spec = table1_spec(args.seeds, args.tasks, overrides)
     if not args.table_only:
-        run_table1(out, args.seeds, args.jobs, args.data_dir, args.tasks, overrides)
+        run_table1(out, spec, args.jobs, args.data_dir)
     command = "lamaml " + " ".join(args.argv)
-    table = table1_markdown(collect(out, args.seeds), args.seeds, command)
+    table = table1_markdown(collect(out, spec), args.seeds, command)
     targets = [out / "table1.md"] + ([Path(args.table)] if args.table else [])
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +288,26 @@ def build_parser() -> argparse.ArgumentParser:
     rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override for every run, e.g. samples_per_task=50 (smoke runs)")
     rep_p.set_defaults(handler=cmd_reproduce)
+    sweep_p = commands.add_parser("sweep", help="run benchmarks x methods x seeds x a grid, skipping finished runs")
+    sweep_p.add_argument("--file", default=None, help="a YAML sweep file (benchmarks, methods, seeds, grid, set, tasks)")
+    sweep_p.add_argument("--benchmarks", default=None, help="comma-separated")
+    sweep_p.add_argument("--methods", default=None, help="comma-separated")
+    sweep_p.add_argument("--seeds", default="0", help="a range 0-4 or a list 0,2,5")
+    sweep_p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values to sweep")
+    sweep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
+    sweep_p.add_argument("--tasks", type=int, default=None)
+    sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
+    sweep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1))
+    sweep_p.add_argument("--engine", choices=["local", "ray"], default="local")
+    sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray)")
+    sweep_p.add_argument("--data-dir", default=None)
+    sweep_p.set_defaults(handler=cmd_sweep)
+    report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
+    report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
+    report_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE")
+    report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table")
+    report_p.add_argument("--out", default=None, help="also write the report to this file")
+    report_p.set_defaults(handler=cmd_report)
     runs_p = commands.add_parser("runs", help="list the runs of a results store")
     runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
     runs_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",

@@ -1,8 +1,9 @@
 """``lamaml reproduce table1``: every cell of the paper's MNIST table, over seeds, beside the paper.
 
-Each (benchmark, method, seed) run writes ``OUT/runs/<benchmark>/<method>/seed<k>/metrics.json``
-atomically; a cell whose file exists is skipped, so a rerun after a crash resumes. The table is
-rebuilt from those files at the end (and by ``--table-only``), so its numbers come only from runs.
+A thin preset of ``lamaml sweep`` + report: the 21 cells x seeds are one sweep recorded in the
+results store ``OUT/results.sqlite``; runs already done there are skipped, so a rerun after a crash
+resumes. The table is rebuilt from the store at the end (and by ``--table-only``), so its numbers
+come only from recorded runs.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
@@ -35,55 +34,41 @@ def reproduced(mean: float, paper_mean: float, paper_std: float) -> bool:
     return abs(mean - paper_mean) <= max(1.5, 2 * paper_std)
 
 
-def run_path(out: Path, benchmark: str, method: str, seed: int) -> Path:
-    return out / "runs" / benchmark / method / f"seed{seed}" / "metrics.json"
+STORE_NAME = "results.sqlite"
 
 
-def _run_one(job: dict[str, Any]) -> str:
-    """Worker: one run, one thread (several workers share the cores), result written atomically."""
-    import torch
-    torch.set_num_threads(job.pop("threads"))
-    from .config import resolve_config
-    from .engine import run, write_json_atomic
-    target = Path(job.pop("target"))
-    config = resolve_config(job["benchmark"], job["method"], job["overrides"], seed=job["seed"], tasks=job["tasks"])
-    metrics = run(config, data_dir=job["data_dir"], download=False)
-    write_json_atomic(target, metrics)
-    return f"{job['benchmark']} {job['method']} seed {job['seed']}: RA {metrics['ra']:.2f}, " \
-           f"BTI {metrics['bti']:.2f}, {metrics['wall_time_s']:.0f} s"
+def table1_spec(seeds: int, tasks: int | None = None, overrides: dict[str, Any] | None = None,
+                benchmarks=None, methods=None):
+    """Table 1 as a sweep: every (benchmark, method) at its preset, seeds 0..N-1.
+
+    Runs evaluate, after task t, tasks 0..t+1 only: every metric of the table reads only those.
+    """
+    from .sweep import SweepSpec
+    return SweepSpec(benchmarks=benchmarks or TABLE1_BENCHMARKS, methods=methods or TABLE1_METHODS,
+                     seeds=list(range(seeds)), set={"evaluate": "seen", **(overrides or {})}, tasks=tasks)
 
 
-def run_table1(out: Path, seeds: int, jobs: int, data_dir: str | None, tasks: int | None = None,
-               overrides: dict[str, str] | None = None, benchmarks=None, methods=None) -> list[str]:
-    pending = []
-    for benchmark in benchmarks or TABLE1_BENCHMARKS:
-        for method in methods or TABLE1_METHODS:
-            for seed in range(seeds):
-                target = run_path(out, benchmark, method, seed)
-                if not target.exists():
-                    pending.append({"benchmark": benchmark, "method": method, "seed": seed, "tasks": tasks,
-                                    "overrides": {"evaluate": "seen", **(overrides or {})}, "data_dir": data_dir,
-                                    "target": str(target), "threads": max(1, (os.cpu_count() or 1) // jobs)})
-    done = []
-    print(f"table1: {len(pending)} runs to do ({seeds} seeds; finished runs are kept)", file=sys.stderr)
-    # Slowest cells first, so the pool does not end waiting on one long run.
-    pending.sort(key=lambda j: (j["benchmark"] != "mnist-many-permutations", j["method"] != "mer"))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_one, job) for job in pending]
-        for future in as_completed(futures):
-            line = future.result()
-            done.append(line)
-            print(f"  [{len(done)}/{len(pending)}] {line}", file=sys.stderr)
-    return done
+def _slowest_first(config: dict[str, Any]) -> tuple[bool, bool]:
+    # MER and the 100-task benchmark are the longest runs; started first, the pool ends together.
+    return config["benchmark"] != "mnist-many-permutations", config["method"] != "mer"
 
 
-def collect(out: Path, seeds: int, benchmarks=None, methods=None) -> dict[tuple[str, str], list[dict]]:
-    cells = {}
-    for benchmark in benchmarks or TABLE1_BENCHMARKS:
-        for method in methods or TABLE1_METHODS:
-            runs = [json.loads(p.read_text()) for seed in range(seeds)
-                    if (p := run_path(out, benchmark, method, seed)).exists()]
-            cells[(benchmark, method)] = runs
+def run_table1(out: Path, spec, jobs: int, data_dir: str | None) -> list[dict[str, Any]]:
+    from .sweep import run_sweep
+    return run_sweep(spec, out / STORE_NAME, jobs, data_dir, order=_slowest_first)
+
+
+def collect(out: Path, spec) -> dict[tuple[str, str], list[dict]]:
+    """Metrics of the finished runs of each cell, read from the store by configuration hash."""
+    from .store import Store, config_hash
+    from .sweep import combinations
+    metrics_by_hash = {row["config_hash"]: json.loads(row["metrics"])
+                       for row in Store(out / STORE_NAME).query(["status=done"])}
+    cells: dict[tuple[str, str], list[dict]] = {(b, m): [] for b in spec.benchmarks for m in spec.methods}
+    for config in combinations(spec):
+        metrics = metrics_by_hash.get(config_hash(config.model_dump()))
+        if metrics is not None:
+            cells[(config.benchmark, config.method)].append(metrics)
     return cells
 
 

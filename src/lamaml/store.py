@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
 import sqlite3
@@ -38,15 +39,26 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_time_s   REAL,
     code_version  TEXT NOT NULL,
     host          TEXT NOT NULL,
+    pid           INTEGER,
     started_at    TEXT NOT NULL,
     ended_at      TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, status);
 """
 COLUMNS = ("id", "config_hash", "benchmark", "method", "seed", "status", "error", "ra", "bti", "train_time_s",
-           "wall_time_s", "code_version", "host", "started_at", "ended_at")
+           "wall_time_s", "code_version", "host", "pid", "started_at", "ended_at")
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
 _FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|=|>|<)(.*)$", re.S)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -88,6 +100,9 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with closing(self._connect()) as conn, conn:
                 conn.executescript(SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+                if "pid" not in columns:  # stores written before runs recorded their process
+                    conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
         except (OSError, sqlite3.DatabaseError) as error:
             raise UserError(f"--store {self.path}: cannot open it as a results store ({error})") from None
 
@@ -102,9 +117,9 @@ class Store:
         with closing(self._connect()) as conn, conn:
             cursor = conn.execute(
                 "INSERT INTO runs (config_hash, benchmark, method, seed, config, status, code_version, host,"
-                " started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                " pid, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 (config_hash(config), config["benchmark"], config["method"], config["seed"],
-                 json.dumps(config, sort_keys=True), __version__, platform.node(), _now()))
+                 json.dumps(config, sort_keys=True), __version__, platform.node(), os.getpid(), _now()))
             return int(cursor.lastrowid)
 
     def finish(self, run_id: int, metrics: dict[str, Any]) -> None:
@@ -128,6 +143,16 @@ class Store:
         with closing(self._connect()) as conn:
             conn.row_factory = sqlite3.Row
             return [dict(row) for row in conn.execute(sql, parameters)]
+
+    def mark_abandoned(self) -> int:
+        """Runs left 'running' by a process of this host that no longer exists: mark them failed."""
+        with closing(self._connect()) as conn, conn:
+            stale = [row[0] for row in conn.execute(
+                "SELECT id, pid FROM runs WHERE status='running' AND host=?", (platform.node(),))
+                if row[1] is not None and not _alive(row[1])]
+            conn.executemany("UPDATE runs SET status='failed', error='interrupted (its process died)', ended_at=?"
+                             " WHERE id=?", [(_now(), run_id) for run_id in stale])
+        return len(stale)
 
     def done_hashes(self) -> set[str]:
         with closing(self._connect()) as conn:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data import TaskStream
-from ..errors import RunFailed
+from ..errors import RunFailed, UserError
 from .checkpoint import fault_point
 from .evaluate import evaluate_all
 from .metrics import summarize
@@ -102,6 +102,9 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
     continues from exactly where that state stood.
     """
     if method.joint:
+        if checkpointer is not None or resume is not None:
+            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
+                            f"checkpoints inside its run are not supported yet")
         return train_jointly(method, stream, epochs=epochs, batch_size=batch_size, glances=glances,
                              generator=generator, device=device, eval_batch_size=eval_batch_size,
                              on_batch=on_batch, on_task=on_task)

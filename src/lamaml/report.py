@@ -1,0 +1,110 @@
+"""``lamaml report``: runs of a store grouped by setting, mean +/- std over seeds, beside the paper.
+
+Runs are grouped by benchmark, method and every other setting except the seed; the settings that
+differ between groups of one (benchmark, method) are shown, so a grid sweep reads as a table.
+Standard deviations are sample standard deviations (ddof = 1) over the seeds of a group.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from .reproduce import paper_table1
+
+FORMATS = ("table", "markdown", "csv", "latex")
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    array = np.asarray([v for v in values if v is not None], dtype=float)
+    if not len(array):
+        return float("nan"), float("nan")
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["status"] != "done":
+            continue
+        config = _flatten(json.loads(row["config"]))
+        config.pop("seed", None)
+        key = json.dumps(config, sort_keys=True)
+        groups.setdefault(key, []).append(row)
+        configs[key] = config
+    varying: dict[tuple[str, str], set[str]] = {}
+    for key, config in configs.items():
+        pair = (config["benchmark"], config["method"])
+        for other_key, other in configs.items():
+            if other_key != key and (other["benchmark"], other["method"]) == pair:
+                varying.setdefault(pair, set()).update(k for k in config if config.get(k) != other.get(k))
+    table = []
+    paper = paper_table1()
+    for key, runs in groups.items():
+        config = configs[key]
+        pair = (config["benchmark"], config["method"])
+        reference = paper.get(pair[0], {}).get(pair[1])
+        table.append({
+            "benchmark": pair[0], "method": pair[1],
+            "settings": ", ".join(f"{k.removeprefix('params.')}={config[k]}" for k in sorted(varying.get(pair, ()))),
+            "seeds": len(runs),
+            "ra": _stats([r["ra"] for r in runs]), "bti": _stats([r["bti"] for r in runs]),
+            "train_time_s": _stats([r["train_time_s"] for r in runs]),
+            "paper_ra": tuple(reference["ra"]) if reference else None,
+            "paper_bti": tuple(reference["bti"]) if reference else None,
+        })
+    return sorted(table, key=lambda r: (r["benchmark"], r["method"], r["settings"]))
+
+
+def _pm(pair: tuple[float, float] | None, digits: int = 2, sep: str = " +/- ") -> str:
+    if pair is None:
+        return "NOT FOUND"
+    return f"{pair[0]:.{digits}f}{sep}{pair[1]:.{digits}f}"
+
+
+HEADER = ["benchmark", "method", "settings", "seeds", "RA", "RA (paper)", "BTI", "BTI (paper)", "train time (s)"]
+
+
+def _cells(row: dict[str, Any], sep: str = " +/- ") -> list[str]:
+    return [row["benchmark"], row["method"], row["settings"] or "-", str(row["seeds"]), _pm(row["ra"], sep=sep),
+            _pm(row["paper_ra"], sep=sep), _pm(row["bti"], sep=sep), _pm(row["paper_bti"], sep=sep),
+            _pm(row["train_time_s"], 1, sep=sep)]
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        return "\n".join(lines + ["| " + " | ".join(_cells(r)) + " |" for r in rows]) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["benchmark", "method", "settings", "seeds", "ra_mean", "ra_std", "paper_ra_mean",
+                         "paper_ra_std", "bti_mean", "bti_std", "paper_bti_mean", "paper_bti_std",
+                         "train_time_mean_s", "train_time_std_s"])
+        for r in rows:
+            paper_ra, paper_bti = r["paper_ra"] or ("", ""), r["paper_bti"] or ("", "")
+            writer.writerow([r["benchmark"], r["method"], r["settings"], r["seeds"], *r["ra"], *paper_ra, *r["bti"],
+                             *paper_bti, *r["train_time_s"]])
+        return buffer.getvalue()
+    if fmt == "latex":
+        escape = lambda text: text.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+        lines = [r"\begin{tabular}{lllrllllr}", r"\toprule", " & ".join(HEADER) + r" \\", r"\midrule"]
+        lines += [" & ".join(escape(c) for c in _cells(r, sep=r" $\pm$ ")) + r" \\" for r in rows]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+    table = [HEADER] + [_cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in table) + "\n"

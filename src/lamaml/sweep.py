@@ -1,0 +1,136 @@
+"""``lamaml sweep``: benchmarks x methods x seeds x a grid of settings, each combination run once.
+
+Every combination is resolved to a full config and identified by its hash; combinations already
+``done`` in the store are skipped, so a killed sweep resumes where it stopped and never runs a
+combination twice. A grid key that a method does not have is left out for that method (sweeping
+``opt_lr`` over La-MAML and C-MAML runs C-MAML once per remaining combination).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .config import RunConfig, resolve_config
+from .errors import UserError
+from .methods import method_class
+from .store import Store, config_hash
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    benchmarks: list[str] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default=[0], min_length=1)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    set: dict[str, Any] = Field(default_factory=dict)
+    tasks: int | None = Field(None, ge=1)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_range(cls, value):
+        if isinstance(value, str):
+            return parse_seeds(value)
+        return value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` or ``0,2,5``."""
+    try:
+        if "-" in text.strip("-"):
+            first, last = (int(v) for v in text.split("-", 1))
+            return list(range(first, last + 1))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text}: expected a range such as 0-4 or a list such as 0,2,5") from None
+
+
+def load_spec(path: Path) -> SweepSpec:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise UserError(f"{path}: cannot read the sweep file ({error.__class__.__name__})") from None
+    return validate_spec(raw, str(path))
+
+
+def validate_spec(raw: Any, source: str) -> SweepSpec:
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise UserError(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def combinations(spec: SweepSpec) -> list[RunConfig]:
+    """Every distinct run of the sweep, fully resolved (and so validated) before anything runs."""
+    configs, seen = [], set()
+    for benchmark, method in itertools.product(spec.benchmarks, spec.methods):
+        known = set(RunConfig.model_fields) | set(method_class(method).Params.model_fields)
+        keys = [k for k in spec.grid if k in known]
+        for values in itertools.product(*(spec.grid[k] for k in keys)):
+            for seed in spec.seeds:
+                overrides = {**spec.set, **dict(zip(keys, values))}
+                config = resolve_config(benchmark, method, overrides, seed=seed, tasks=spec.tasks)
+                digest = config_hash(config.model_dump())
+                if digest not in seen:
+                    seen.add(digest)
+                    configs.append(config)
+    return configs
+
+
+def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
+    """One combination in a worker: record it as running, run it, record the outcome."""
+    import torch
+    torch.set_num_threads(threads)
+    from .engine import run
+    from .errors import LamamlError
+    store = Store(store_path)
+    run_id = store.start(config_dict)
+    try:
+        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False)
+    except LamamlError as error:
+        store.fail(run_id, str(error))
+        return {"status": "failed", "error": str(error), "config": config_dict}
+    store.finish(run_id, metrics)
+    return {"status": "done", "ra": metrics["ra"], "config": config_dict}
+
+
+def _label(config: dict[str, Any]) -> str:
+    return f"{config['benchmark']} {config['method']} seed {config['seed']}"
+
+
+def run_sweep(spec: SweepSpec, store_path: Path, jobs: int, data_dir: str | None,
+              engine: str = "local", address: str | None = None, order=None) -> list[dict[str, Any]]:
+    """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first."""
+    store = Store(store_path)
+    abandoned = store.mark_abandoned()
+    if abandoned:
+        print(f"sweep: {abandoned} run(s) left running by a dead process marked failed; they will run again",
+              file=sys.stderr)
+    configs = combinations(spec)
+    done = store.done_hashes()
+    pending = [c.model_dump() for c in configs if config_hash(c.model_dump()) not in done]
+    if order is not None:
+        pending.sort(key=order)
+    print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
+          f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if engine == "ray":
+        from .sweep_ray import run_on_ray
+        return run_on_ray(pending, str(store_path), data_dir, threads, address, jobs)
+    results = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_one, c, str(store_path), data_dir, threads) for c in pending]
+        for future in as_completed(futures):
+            outcome = future.result()
+            results.append(outcome)
+            detail = f"RA {outcome['ra']:.2f}" if outcome["status"] == "done" else outcome["error"]
+            print(f"  [{len(results)}/{len(pending)}] {_label(outcome['config'])}: {detail}", file=sys.stderr)
+    return results

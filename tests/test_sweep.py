@@ -1,0 +1,111 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from lamaml.errors import UserError
+from lamaml.report import render, summarize_runs
+from lamaml.store import Store, config_hash
+from lamaml.sweep import SweepSpec, combinations, load_spec
+
+SWEEP = ["--benchmarks", "mnist-rotations", "--methods", "la-maml,c-maml", "--seeds", "0-1",
+         "--grid", "opt_lr=0.1,0.3", "--tasks", "2", "--set", "samples_per_task=30", "--jobs", "2"]
+COMPARED = ("ra", "bti", "acc_matrix", "task_losses")
+
+
+def sweep(store, *extra, data_dir, wait=True):
+    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
+    command = [sys.executable, "-m", "lamaml.cli", "sweep", *SWEEP, "--store", str(store), *extra]
+    if wait:
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO,
+                            start_new_session=True)
+
+
+def done_metrics(store):
+    rows = Store(store).query(["status=done"])
+    return {r["config_hash"]: {k: json.loads(r["metrics"])[k] for k in COMPARED} for r in rows}, rows
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    store = tmp_path_factory.mktemp("ref") / "runs.sqlite"
+    result = sweep(store, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    metrics, rows = done_metrics(store)
+    assert len(rows) == len(metrics) == 6          # c-maml has no opt_lr: 2 seeds, la-maml 2 x 2
+    return metrics
+
+
+def test_a_killed_sweep_resumes_and_runs_every_combination_exactly_once(reference, data_dir, tmp_path):
+    store = tmp_path / "runs.sqlite"
+    process = sweep(store, data_dir=data_dir, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if store.exists() and len(Store(store).query(["status=done"])) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)         # the whole sweep: parent and workers
+    process.wait()
+    assert len(Store(store).query(["status=done"])) < 6, "the sweep finished before it could be killed"
+    result = sweep(store, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    metrics, rows = done_metrics(store)
+    assert len(rows) == 6 and metrics == reference
+
+
+def test_the_ray_engine_gives_the_same_numbers_as_the_local_one(reference, data_dir, tmp_path):
+    import ray  # noqa: F401  (the README test command installs the ray extra; a missing Ray must fail, not skip)
+    store = tmp_path / "ray.sqlite"
+    result = sweep(store, "--engine", "ray", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert done_metrics(store)[0] == reference
+
+
+def _record(store, method, seed, ra, bti, **params):
+    config = {"benchmark": "mnist-rotations", "method": method, "seed": seed, "glances": 5,
+              "params": {"alpha_init": 0.15, **params}}
+    store.finish(store.start(config), {"ra": ra, "bti": bti, "train_time_s": 10.0 + seed})
+
+
+def test_report_gives_hand_checkable_means_and_sample_stds(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for seed, (ra, bti) in enumerate([(70.0, -10.0), (72.0, -8.0), (77.0, -9.0)]):
+        _record(store, "la-maml", seed, ra, bti, opt_lr=0.3)
+    _record(store, "la-maml", 0, 60.0, -1.0, opt_lr=0.1)
+    store.fail(store.start({"benchmark": "mnist-rotations", "method": "la-maml", "seed": 9, "params": {}}), "boom")
+    rows = summarize_runs(store.query())
+    assert [(r["settings"], r["seeds"]) for r in rows] == [("opt_lr=0.1", 1), ("opt_lr=0.3", 3)]
+    group = rows[1]
+    assert group["ra"][0] == pytest.approx(73.0) and group["ra"][1] == pytest.approx(13 ** 0.5)   # sqrt(26/2)
+    assert group["bti"] == pytest.approx((-9.0, 1.0)) and group["train_time_s"] == pytest.approx((11.0, 1.0))
+    assert group["paper_ra"] == (77.42, 0.65)
+    markdown = render(rows, "markdown")
+    assert "| mnist-rotations | la-maml | opt_lr=0.3 | 3 | 73.00 +/- 3.61 | 77.42 +/- 0.65 | -9.00 +/- 1.00 |" in markdown
+    assert "73.0,3.605551" in render(rows, "csv")
+    assert r"73.00 $\pm$ 3.61" in render(rows, "latex")
+
+
+def test_a_sweep_file_is_validated_before_anything_runs(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("benchmarks: [mnist-rotations]\nmethods: [la-maml, c-maml]\nseeds: 0-2\n"
+                    "grid: {alpha_init: [0.1, 0.2], opt_lr: [0.1]}\nset: {samples_per_task: 20}\ntasks: 2\n")
+    configs = combinations(load_spec(good))
+    assert len(configs) == 2 * 3 + 2 * 3            # c-maml ignores opt_lr but sweeps alpha_init
+    assert len({config_hash(c.model_dump()) for c in configs}) == len(configs)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("benchmarks: [mnist-rotations]\nmethods: [la-maml]\ngrid: {glances: [0]}\n")
+    with pytest.raises(UserError, match="--set glances=0|glances must be"):
+        combinations(load_spec(bad))
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text("benchmarks: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(UserError, match="cannot read the sweep file"):
+        load_spec(hostile)
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(UserError, match="unknown method .nope.; choose from"):
+        combinations(SweepSpec.model_validate({"benchmarks": ["mnist-rotations"], "methods": ["nope"]}))
