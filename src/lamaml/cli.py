@@ -53,6 +53,17 @@ def _progress(stream, config, resume=None):
     return {"on_batch": on_batch, "on_task": on_task}
 
 
+def _both(first, second):
+    """One hook that calls two (either may be None)."""
+    if first is None:
+        return second
+
+    def both(*args):
+        first(*args)
+        second(*args)
+    return both
+
+
 def _percent(value: float | None, sign: str = "") -> str:
     return "n/a (not measured by this protocol)" if value is None else f"{value:{sign}.2f} %"
 
@@ -84,9 +95,9 @@ def cmd_run(args) -> int:
     from .errors import RunFailed, UserError
     resume = None
     if args.resume:
-        if args.set or args.tasks is not None or args.out:
+        if args.set or args.tasks is not None or args.out or args.analyses:
             raise UserError("--resume DIR continues the run as it was configured; "
-                            "--set, --tasks and --out cannot change it")
+                            "--set, --tasks, --analyses and --out cannot change it")
         out = Path(args.resume)
         resume, warnings = load_latest(out)
         for warning in warnings:
@@ -94,7 +105,10 @@ def cmd_run(args) -> int:
         config = RunConfig(**resume["config"])
         every = Every.parse(args.checkpoint_every or resume.get("checkpoint_every", "1"))
     else:
-        config = resolve_config(args.benchmark, args.method, _parse_sets(args.set), seed=args.seed, tasks=args.tasks)
+        overrides = _parse_sets(args.set)
+        if args.analyses:
+            overrides["analyses"] = [name.strip() for name in args.analyses.split(",") if name.strip()]
+        config = resolve_config(args.benchmark, args.method, overrides, seed=args.seed, tasks=args.tasks)
         out = Path(args.out) if args.out else None
         every = Every.parse(args.checkpoint_every) if args.checkpoint_every else None
         if every and out is None:
@@ -116,10 +130,20 @@ def cmd_run(args) -> int:
         from .store import Store
         store = Store(args.store)
         run_id = store.start(config.model_dump())
+    finish_tracker = None
+
+    def hooks(stream, config, resume):
+        nonlocal finish_tracker
+        merged = {} if args.quiet else _progress(stream, config, resume)
+        if args.tensorboard:
+            from .trackers import tensorboard_hooks
+            tracker, finish_tracker = tensorboard_hooks(Path(args.tensorboard), len(stream))
+            merged = {name: _both(merged.get(name), tracker[name]) for name in tracker}
+        return merged
+
     try:
-        metrics = run(config, data_dir=args.data_dir, download=not args.no_download,
-                      progress=None if args.quiet else _progress, checkpoint_dir=out,
-                      checkpoint_every=every, resume=resume)
+        metrics = run(config, data_dir=args.data_dir, download=not args.no_download, progress=hooks,
+                      checkpoint_dir=out, checkpoint_every=every, resume=resume)
     except (RunFailed, UserError, KeyboardInterrupt) as error:
         message = str(error) or "interrupted"
         if out:
@@ -128,6 +152,8 @@ def cmd_run(args) -> int:
         if store:
             store.fail(run_id, message)
         raise
+    if finish_tracker:
+        finish_tracker(metrics)
     if store:
         store.finish(run_id, metrics)
     if out:
@@ -208,6 +234,34 @@ def cmd_report(args) -> int:
     return 0
 
 
+def load_runs(run_dirs: Sequence[str], store: str | None, where: Sequence[str]) -> list[dict]:
+    """Finished runs' metrics from run folders (metrics.json) and/or a results store."""
+    from .errors import UserError
+    runs = []
+    for folder in run_dirs:
+        path = Path(folder) / "metrics.json" if Path(folder).is_dir() else Path(folder)
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:
+            raise UserError(f"--runs {folder}: no readable metrics.json there ({error.__class__.__name__})") from None
+    if store:
+        from .store import Store
+        if not Path(store).exists():
+            raise UserError(f"--store {store}: no results store there")
+        runs += [json.loads(row["metrics"]) for row in Store(store).query([*where, "status=done"])]
+    if not runs:
+        raise UserError("no finished runs selected: give --runs DIR... or --store FILE (and check --where)")
+    return runs
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot, save
+    figure = plot(args.kind, load_runs(args.runs, args.store, args.where))
+    for path in save(figure, Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from .config import preset
     from .data import BENCHMARKS
@@ -271,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
     run_p.add_argument("--store", default=None, metavar="FILE", help="record the run in this SQLite results store")
     run_p.add_argument("--dry-run", action="store_true", help="check the config and data, print the config, stop")
+    run_p.add_argument("--analyses", default=None, metavar="A,B",
+                       help="measure series for the paper's analyses: alignment, fast-weights, lr-stats")
+    run_p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard in DIR "
+                       "(offline; pip install 'lamaml[tensorboard]')")
     run_p.add_argument("--checkpoint-every", default=None, metavar="N|Nm|Nb",
                        help="checkpoint into --out every N tasks, N minutes or N batches")
     run_p.add_argument("--resume", default=None, metavar="DIR",
@@ -308,6 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table")
     report_p.add_argument("--out", default=None, help="also write the report to this file")
     report_p.set_defaults(handler=cmd_report)
+    plot_p = commands.add_parser("plot", help="figures (PNG and PDF) from run folders or a results store")
+    plot_p.add_argument("kind", choices=["matrix", "ra-curve", "ra-vs-time", "lr-robustness", "lr-grid",
+                                         "alignment", "fast-weights", "lr-stats"],
+                        help="matrix, fast-weights, lr-stats: one run; the others: many runs, seeds averaged")
+    plot_p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (their metrics.json)")
+    plot_p.add_argument("--store", default=None, metavar="FILE", help="finished runs of a results store")
+    plot_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE", help="filter store runs")
+    plot_p.add_argument("--out", required=True, metavar="PATH", help="figure path; .png and .pdf are written")
+    plot_p.set_defaults(handler=cmd_plot)
     runs_p = commands.add_parser("runs", help="list the runs of a results store")
     runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
     runs_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",

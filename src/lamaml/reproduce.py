@@ -60,15 +60,10 @@ def run_table1(out: Path, spec, jobs: int, data_dir: str | None) -> list[dict[st
 
 def collect(out: Path, spec) -> dict[tuple[str, str], list[dict]]:
     """Metrics of the finished runs of each cell, read from the store by configuration hash."""
-    from .store import Store, config_hash
-    from .sweep import combinations
-    metrics_by_hash = {row["config_hash"]: json.loads(row["metrics"])
-                       for row in Store(out / STORE_NAME).query(["status=done"])}
+    from .sweep import done_metrics
     cells: dict[tuple[str, str], list[dict]] = {(b, m): [] for b in spec.benchmarks for m in spec.methods}
-    for config in combinations(spec):
-        metrics = metrics_by_hash.get(config_hash(config.model_dump()))
-        if metrics is not None:
-            cells[(config.benchmark, config.method)].append(metrics)
+    for metrics in done_metrics(out / STORE_NAME, spec):
+        cells[(metrics["benchmark"], metrics["method"])].append(metrics)
     return cells
 
 

@@ -8,6 +8,7 @@ combination twice. A grid key that a method does not have is left out for that m
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -85,6 +86,19 @@ def combinations(spec: SweepSpec) -> list[RunConfig]:
     return configs
 
 
+def _distinct(configs: list[RunConfig]) -> list[RunConfig]:
+    unique = {config_hash(c.model_dump()): c for c in reversed(configs)}
+    return list(reversed(unique.values()))
+
+
+def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec]) -> list[dict[str, Any]]:
+    """Metrics of the finished runs of a sweep, read from the store by configuration hash."""
+    specs = [spec] if isinstance(spec, SweepSpec) else spec
+    by_hash = {row["config_hash"]: json.loads(row["metrics"]) for row in Store(store_path).query(["status=done"])}
+    wanted = _distinct([c for one in specs for c in combinations(one)])
+    return [by_hash[h] for h in (config_hash(c.model_dump()) for c in wanted) if h in by_hash]
+
+
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
     """One combination in a worker: record it as running, run it, record the outcome."""
     import torch
@@ -106,15 +120,19 @@ def _label(config: dict[str, Any]) -> str:
     return f"{config['benchmark']} {config['method']} seed {config['seed']}"
 
 
-def run_sweep(spec: SweepSpec, store_path: Path, jobs: int, data_dir: str | None,
+def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
               engine: str = "local", address: str | None = None, order=None) -> list[dict[str, Any]]:
-    """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first."""
+    """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first.
+
+    Several specs run as one pool (a combination they share runs once).
+    """
     store = Store(store_path)
     abandoned = store.mark_abandoned()
     if abandoned:
         print(f"sweep: {abandoned} run(s) left running by a dead process marked failed; they will run again",
               file=sys.stderr)
-    configs = combinations(spec)
+    configs = combinations(spec) if isinstance(spec, SweepSpec) else _distinct(
+        [c for one in spec for c in combinations(one)])
     done = store.done_hashes()
     pending = [c.model_dump() for c in configs if config_hash(c.model_dump()) not in done]
     if order is not None:

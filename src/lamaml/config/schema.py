@@ -41,6 +41,12 @@ class RunConfig(BaseModel):
     evaluate: Literal["all", "seen"] = Field("all", description="after each task, evaluate every task "
                                              "(full matrix) or only those seen and the next (what "
                                              "the metrics use; later entries are null)")
+    analyses: list[Literal["alignment", "fast-weights", "lr-stats"]] = Field(
+        default_factory=list, description="series measured during the run for the paper's analyses "
+        "(gradient alignment, RA at fast weights, learned-rate statistics); they do not change the run")
+    analysis_every: int = Field(25, ge=1, description="meta-updates between two fast-weights / "
+                                "lr-stats measurements")
+    analysis_samples: int = Field(1000, ge=1, description="test images per task the analyses read")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's hyperparameters")
 
     @model_validator(mode="after")
@@ -56,6 +62,15 @@ class RunConfig(BaseModel):
                              f"each inner step needs at least one sample")
         if self.batch_size > samples:
             raise ValueError(f"batch_size={self.batch_size} exceeds the {samples} training samples per task")
+        cls = method_class(self.method)
+        if "fast-weights" in self.analyses and not hasattr(cls, "record_fast_weights"):
+            raise ValueError(f"analyses=fast-weights needs a look-ahead method with fast weights "
+                             f"(la-maml, c-maml, sync-la-maml, la-er), not {self.method}")
+        if "lr-stats" in self.analyses and not hasattr(cls, "record_fast_weights"):
+            raise ValueError(f"analyses=lr-stats needs a method with per-parameter rates "
+                             f"(la-maml, c-maml, sync-la-maml, la-er), not {self.method}")
+        if len(set(self.analyses)) != len(self.analyses):
+            raise ValueError(f"analyses={self.analyses}: each analysis at most once")
         if self.tasks is not None and self.tasks > bench.n_tasks:
             raise ValueError(f"tasks={self.tasks}: {self.benchmark} has {bench.n_tasks} tasks; use 1..{bench.n_tasks}")
         return self

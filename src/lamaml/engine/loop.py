@@ -27,6 +27,8 @@ class StreamResult:
     eval_time_s: float
     updates: int = 0                        # observe() calls: one per glance at a batch
     losses: list[float] = field(default_factory=list)   # mean loss per task
+    train_time_after_task: list[float] = field(default_factory=list)
+    series: dict[str, list] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -61,6 +63,8 @@ class Progress:
     eval_time: float = 0.0
     updates: int = 0
     task_losses: list[float] = field(default_factory=list)
+    train_time_after_task: list[float] = field(default_factory=list)   # cumulative, seconds
+    series: dict[str, list] = field(default_factory=dict)               # the probes' measurements
 
     def state_dict(self) -> dict:
         state = dict(self.__dict__)
@@ -91,7 +95,8 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                     evaluate: str = "all",
                     on_batch: Callable[[int, float], None] | None = None,
                     on_task: Callable[[int, np.ndarray], None] | None = None,
-                    checkpointer=None, resume: dict | None = None, train_threads: int | None = None) -> StreamResult:
+                    checkpointer=None, resume: dict | None = None, train_threads: int | None = None,
+                    probes=None) -> StreamResult:
     """Train ``method`` on each task in turn and fill the accuracy matrix.
 
     The loss is checked once per incoming batch, the weights once per task: a NaN or infinite
@@ -99,9 +104,13 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
     keep it. ``evaluate="seen"`` skips, after task t, the tasks after t + 1: no metric reads
     them, and on 100-task streams they are half the evaluation time (their entries stay NaN).
     With a ``checkpointer`` the state is saved as it asks; ``resume`` (a loaded checkpoint)
-    continues from exactly where that state stood.
+    continues from exactly where that state stood. ``probes`` (engine.probes.Probes) measure
+    the analyses' series at task starts and after updates, outside the training time.
     """
     if method.joint:
+        if probes is not None:
+            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
+                            f"the analyses follow a stream of tasks")
         if checkpointer is not None or resume is not None:
             raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
                             f"checkpoints inside its run are not supported yet")
@@ -115,6 +124,16 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
         generator.set_state(resume["order_generator"])
     else:
         progress = Progress(np.full((T, T), np.nan))
+    if probes is not None:
+        probes.start(method, progress.series)
+
+    def probe(hook, *args) -> float:
+        """Run a probe; return its duration so the caller keeps it out of the training time."""
+        if probes is None:
+            return 0.0
+        start = time.perf_counter()
+        getattr(probes, hook)(method, *args)
+        return time.perf_counter() - start
 
     def save() -> None:
         checkpointer.save({"progress": progress.state_dict(), "method": method.state_dict(),
@@ -131,6 +150,8 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
             task = stream[t]
             torch.set_num_threads(train_threads or eval_threads)
             clock = time.perf_counter()
+            if progress.epoch == 0 and progress.batch == 0:
+                clock += probe("task_starts", t)
             x, y = task.train()
             x, y = x.to(device), y.to(device)
             n_batches = math.ceil(len(x) / batch_size)
@@ -144,6 +165,7 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                     xb, yb = x[rows], y[rows]
                     for glance in range(glances):
                         loss = method.observe(xb, yb, task.index, epoch=epoch, glance=glance)
+                        clock += probe("update_done", t, progress.updates + glance + 1)
                     value = float(loss)
                     if not math.isfinite(value):
                         raise RunFailed(f"the loss became {value} at task {t}, epoch {epoch}, batch {b}: "
@@ -160,6 +182,7 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                 progress.batch, progress.order = 0, None
             _sync(device)
             progress.train_time += time.perf_counter() - clock
+            progress.train_time_after_task.append(progress.train_time)
             torch.set_num_threads(eval_threads)
             check_parameters(method, f"during task {t}")
             progress.task_losses.append(progress.loss_sum / (epochs * n_batches))
@@ -177,7 +200,8 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
     finally:
         torch.set_num_threads(eval_threads)
     return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
-                        progress.updates, progress.task_losses)
+                        progress.updates, progress.task_losses, progress.train_time_after_task,
+                        progress.series)
 
 
 def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,

@@ -18,6 +18,7 @@ from ..methods import method_class
 from ..models import build_model
 from .checkpoint import Checkpointer, Every
 from .loop import StreamResult, train_on_stream
+from .probes import Probes
 from .results import peak_rss_mb
 
 
@@ -72,7 +73,9 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
                              glances=config.glances, generator=torch.Generator().manual_seed(seeds["order"]),
                              device=device, eval_batch_size=config.eval_batch_size,
                              evaluate=config.evaluate, checkpointer=checkpointer, resume=resume,
-                             train_threads=config.train_threads if device.type == "cpu" else None, **hooks)
+                             train_threads=config.train_threads if device.type == "cpu" else None,
+                             probes=Probes(config.analyses, stream, device, config.analysis_every,
+                                           config.analysis_samples) if config.analyses else None, **hooks)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
     return metrics
@@ -96,6 +99,8 @@ def report(result: StreamResult, config: RunConfig, stream, device, wall_start: 
         "updates": result.updates,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "task_losses": [round(v, 6) for v in result.losses],
+        "train_time_after_task_s": [round(v, 3) for v in result.train_time_after_task],
+        **({"series": result.series} if result.series else {}),
         "seed": config.seed,
         "benchmark": config.benchmark,
         "method": config.method,

@@ -82,6 +82,8 @@ class LookaheadMetaLearner(Method):
     options: LookaheadOptions
     Params = LookaheadParams
     state_attributes = ("alpha", "memory", "current_task")
+    record_fast_weights = False    # keep the last inner loop's end point (figure 6 analysis)
+    fast_weights: dict[str, torch.Tensor] | None = None
 
     def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
         super().__init__(model, params, generator)
@@ -145,6 +147,8 @@ class LookaheadMetaLearner(Method):
                     for (name, w), g in zip(fast.items(), grads)}
             if self.params.meta_loss == "mean" or stop == len(x):
                 meta_losses.append(self.loss(self.forward(fast, meta_x), meta_y, meta_tasks))
+        if self.record_fast_weights:
+            self.fast_weights = {name: w.detach() for name, w in fast.items()}
         return torch.stack(meta_losses).mean()
 
     def update_rates(self, grads: list[torch.Tensor]) -> None:
