@@ -58,6 +58,15 @@ CASES = [
     ("corrupted IDX", ["--data-dir", "{tmp}/corrupt"], "t10k-labels-idx1-ubyte.gz is corrupt: its sha256"),
     ("truncated IDX", ["--data-dir", "{tmp}/truncated"], "train-labels-idx1-ubyte is corrupt or truncated"),
     ("wrong magic", ["--data-dir", "{tmp}/magic"], "is not an MNIST IDX file: wrong magic number"),
+    ("analysis for a method without fast weights", ["--method", "online", "--analyses", "fast-weights"],
+     "analyses=fast-weights needs a look-ahead method"),
+    ("unknown analysis", ["--analyses", "alignement"], "--set analyses=['alignement']: analyses.0 must be"),
+    ("zero analysis interval", ["--set", "analysis_every=0"], "analysis_every must be greater than or equal to 1"),
+    ("plot of a missing run", ["plot", "matrix", "--runs", "{tmp}/absent", "--out", "{out}/m"],
+     "--runs {tmp}/absent: no readable metrics.json there"),
+    ("plot with nothing selected", ["plot", "ra-curve", "--out", "{out}/m"], "no finished runs selected"),
+    ("bad figure LR values", ["reproduce", "figures", "--lr-values", "0.1,x", "--out", "{out}"],
+     "--lr-values 0.1,x: expected numbers separated by commas"),
     ("zero seeds", ["reproduce", "table1", "--seeds", "0", "--out", "{out}"], "--seeds 0 --jobs 2: both must be >= 1"),
     ("bad reproduce override", ["reproduce", "table1", "--set", "glances=-2", "--out", "{out}"],
      "--set glances=-2: glances must be greater than or equal to 1"),
@@ -90,7 +99,8 @@ def test_the_table_has_at_least_30_cases():
 def test_bad_input_gets_one_clear_line(name, argv, message, broken_data, data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LAMAML_DATA", str(data_dir))
     argv = [a.format(tmp=broken_data, out=tmp_path / "out") for a in argv]
-    if argv[0] != "reproduce":
+    message = message.format(tmp=broken_data)
+    if argv[0] not in ("reproduce", "plot"):
         argv = ["run", "--dry-run", *argv]
     status = main(argv)
     err = capsys.readouterr().err.strip().splitlines()

@@ -293,6 +293,8 @@ def cmd_reproduce(args) -> int:
     if overrides:   # validate once, before any worker starts
         from .config import resolve_config
         resolve_config("mnist-rotations", "la-maml", overrides)
+    if args.table_name == "figures":
+        return _reproduce_figures(args, out, overrides)
     spec = table1_spec(args.seeds, args.tasks, overrides)
     if not args.table_only:
         run_table1(out, spec, args.jobs, args.data_dir)
@@ -306,6 +308,24 @@ def cmd_reproduce(args) -> int:
         os.replace(tmp, target)
     print(table)
     print("table: " + ", ".join(map(str, targets)))
+    return 0
+
+
+def _reproduce_figures(args, out: Path, overrides: dict) -> int:
+    from .errors import UserError
+    from .figures import LR_VALUES, figure_specs, make_figures
+    try:
+        values = [float(v) for v in args.lr_values.split(",")] if args.lr_values else LR_VALUES
+    except ValueError:
+        raise UserError(f"--lr-values {args.lr_values}: expected numbers separated by commas") from None
+    if not values or any(not 0 < v < 10 for v in values):
+        raise UserError(f"--lr-values {args.lr_values}: each value must be in (0, 10)")
+    if args.lr_seeds < 1:
+        raise UserError(f"--lr-seeds {args.lr_seeds}: must be >= 1")
+    specs = figure_specs(args.seeds, args.lr_seeds, values, args.tasks, overrides)
+    figures_dir = Path(args.figures) if args.figures else out / "figures"
+    for path in make_figures(out, figures_dir, specs, args.jobs, args.data_dir, run=not args.table_only):
+        print(f"wrote {path}")
     return 0
 
 
@@ -334,13 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--resume", default=None, metavar="DIR",
                        help="continue the run whose checkpoints are in DIR (its config is reused)")
     run_p.set_defaults(handler=cmd_run)
-    rep_p = commands.add_parser("reproduce", help="regenerate a table of the paper (table1: MNIST)")
-    rep_p.add_argument("table_name", choices=["table1"], help="which table")
+    rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1) or its "
+                                "appendix analyses on MNIST Rotations (figures)")
+    rep_p.add_argument("table_name", choices=["table1", "figures"], help="what to reproduce")
     rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
     rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs")
     rep_p.add_argument("--out", default="runs/table1", help="run folder; finished runs are reused")
     rep_p.add_argument("--table", default=None, help="also write the Markdown table here")
-    rep_p.add_argument("--table-only", action="store_true", help="rebuild the table from finished runs")
+    rep_p.add_argument("--table-only", action="store_true", help="rebuild the table (or figures) from finished runs")
+    rep_p.add_argument("--figures", default=None, metavar="DIR", help="figures: where the PNG and PDF files go "
+                       "(default OUT/figures)")
+    rep_p.add_argument("--lr-seeds", type=int, default=1, help="figures: seeds per learning-rate setting")
+    rep_p.add_argument("--lr-values", default=None, metavar="V1,V2",
+                       help="figures: learning-rate values swept (default 0.001,0.003,0.01,0.03,0.1,0.3)")
     rep_p.add_argument("--data-dir", default=None)
     rep_p.add_argument("--tasks", type=int, default=None, help="first N tasks only (smoke runs)")
     rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -191,7 +191,7 @@ def plot_alignment(runs: list[Metrics]):
 
 
 def _lr_value(run: Metrics, key: str) -> float:
-    return run["config"]["params"][key]
+    return run["config"]["params"].get(key, math.nan)
 
 
 def plot_lr_robustness(runs: list[Metrics]):
@@ -207,7 +207,8 @@ def plot_lr_robustness(runs: list[Metrics]):
             others = [k for k in LR_KEYS[method] if k != key]
             line = defaultdict(list)
             for run in group:
-                if all(math.isclose(_lr_value(run, k), defaults[k]) for k in others if defaults[k] is not None):
+                if all(math.isclose(_lr_value(run, k), defaults[k]) for k in others if defaults[k] is not None) \
+                        and not math.isnan(_lr_value(run, key)):
                     line[_lr_value(run, key)].append(run["ra"])
             if len(line) < 2:
                 continue
@@ -226,16 +227,20 @@ def plot_lr_robustness(runs: list[Metrics]):
 
 def plot_lr_grid(runs: list[Metrics]):
     """Appendix E, figure 6: RA over the 2-D grid of each variant's two LR hyperparameters."""
-    methods = [m for m in LR_GRIDS if any(r["method"] == m for r in runs)]
-    if not methods:
-        raise UserError("no c-maml or la-maml runs to plot")
-    fig, axes = plt.subplots(1, len(methods), figsize=(5.5 * len(methods), 4.5), squeeze=False)
-    for ax, method in zip(axes[0], methods):
-        row_key, col_key = LR_GRIDS[method]
+    by_method = {}
+    for method, (row_key, col_key) in LR_GRIDS.items():
         cells = defaultdict(list)
         for run in runs:
-            if run["method"] == method:
-                cells[(_lr_value(run, row_key), _lr_value(run, col_key))].append(run["ra"])
+            cell = (_lr_value(run, row_key), _lr_value(run, col_key))
+            if run["method"] == method and not any(map(math.isnan, cell)):
+                cells[cell].append(run["ra"])
+        if cells:
+            by_method[method] = cells
+    if not by_method:
+        raise UserError("no c-maml or la-maml runs to plot")
+    fig, axes = plt.subplots(1, len(by_method), figsize=(5.5 * len(by_method), 4.5), squeeze=False)
+    for ax, (method, cells) in zip(axes[0], by_method.items()):
+        row_key, col_key = LR_GRIDS[method]
         rows = sorted({r for r, _ in cells})
         cols = sorted({c for _, c in cells})
         grid = np.full((len(rows), len(cols)), np.nan)

@@ -7,7 +7,6 @@ come only from recorded runs.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess

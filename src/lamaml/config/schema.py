@@ -105,8 +105,9 @@ def _explain(error: ValidationError, given: dict[str, Any]) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"] if part != "params") or "config"
     message = first["msg"].replace("Value error, ", "").replace("Input should be", f"{key} must be")
-    if key in given:
-        return f"--set {key}={given[key]}: {message}"
+    root = key.split(".")[0]
+    if root in given:
+        return f"--set {root}={given[root]}: {message}"
     return message if key == "config" else f"{key}: {message}"
 
 

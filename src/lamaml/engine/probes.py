@@ -89,7 +89,7 @@ class Probes:
             self.series["fast-weights"].append({"update": updates, "task": task, "ra_fast": fast,
                                                 "ra_after": self.retained_accuracy(method, task)})
         if "lr-stats" in self.analyses and hasattr(method, "alpha"):
-            for name, alpha in method.alpha.items():
+            for name, alpha in ((n, a.detach()) for n, a in method.alpha.items()):
                 self.series["lr-stats"].append({
                     "update": updates, "task": task, "parameter": name, "mean": float(alpha.mean()),
                     "fraction_nonpositive": float((alpha <= 0).float().mean())})
