@@ -1,7 +1,11 @@
 """Speed of La-MAML on the MNIST protocol: ms per meta-update and a full run, on this machine.
 
-    python bench/bench_mnist.py --data-dir ../shared/data            # both measurements
+Both implementations are measured in the same invocation: the fused fast path (the default) and
+the autograd reference path (``fast_path=false``), so the ratio compares like with like.
+
+    python bench/bench_mnist.py --data-dir ../shared/data            # both paths, both measurements
     python bench/bench_mnist.py --updates 300 --skip-full             # only the micro-benchmark
+    python bench/bench_mnist.py --paths fast                          # one path
 
 Prints a Markdown table (paste it into BENCHMARKS.md) and, with --json FILE, writes the numbers.
 """
@@ -32,6 +36,8 @@ def time_meta_updates(config, data_dir, n_updates: int, warmup: int = 50) -> dic
     method = build_method(config.method, build_model("mlp", stream.input_shape, stream.n_outputs),
                           config.method_params(), seeds["method"])
     x, y = stream[0].train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.train_threads)   # as `lamaml run` trains
     times, step = [], 0
     while len(times) < n_updates:
         b = (step // config.glances) % (len(x) // config.batch_size)
@@ -42,6 +48,7 @@ def time_meta_updates(config, data_dir, n_updates: int, warmup: int = 50) -> dic
         if step >= warmup:
             times.append(elapsed)
         step += 1
+    torch.set_num_threads(threads)
     return {"median_ms": 1000 * statistics.median(times), "mean_ms": 1000 * statistics.fmean(times),
             "updates_timed": len(times)}
 
@@ -52,31 +59,44 @@ def main() -> None:
     parser.add_argument("--method", default="la-maml")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--updates", type=int, default=1000, help="meta-updates to time")
+    parser.add_argument("--paths", default="fast,reference", help="fast, reference or both (comma-separated)")
     parser.add_argument("--skip-full", action="store_true", help="skip the full run")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args()
 
-    config = resolve_config(args.benchmark, args.method)
-    micro = time_meta_updates(config, args.data_dir, args.updates)
-    full = None if args.skip_full else run(config, data_dir=args.data_dir, download=False)
+    results = {}
+    for path in args.paths.split(","):
+        config = resolve_config(args.benchmark, args.method, {"fast_path": path == "fast"})
+        micro = time_meta_updates(config, args.data_dir, args.updates)
+        full = None if args.skip_full else run(config, data_dir=args.data_dir, download=False)
+        results[path] = {"micro": micro, "full": full}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-              f"{torch.get_num_threads()} threads"
+              f"training on {resolve_config(args.benchmark, args.method).train_threads} thread(s), evaluation on " \
+              f"{torch.get_num_threads()}"
 
+    paths = list(results)
     print(f"{args.method} on {args.benchmark} (commit {commit}; {machine})\n")
-    print("| measurement | value |\n|---|---|")
-    print(f"| ms per meta-update, median of {micro['updates_timed']} | {micro['median_ms']:.2f} |")
-    print(f"| ms per meta-update, mean | {micro['mean_ms']:.2f} |")
-    if full:
-        print(f"| full run: training | {full['train_time_s']:.1f} s ({full['ms_per_update']:.2f} ms/update "
-              f"over {full['updates']}) |")
-        print(f"| full run: evaluation | {full['eval_time_s']:.1f} s |")
-        print(f"| full run: wall clock | {full['wall_time_s']:.1f} s |")
-        print(f"| full run: peak memory | {full['peak_rss_mb']:.0f} MB |")
-        print(f"| full run: RA / BTI | {full['ra']:.2f} / {full['bti']:.2f} |")
+    print("| measurement | " + " | ".join(f"{p} path" for p in paths) + " |\n|---|" + "---|" * len(paths))
+    row = lambda name, fmt: print(f"| {name} | " + " | ".join(fmt(results[p]) for p in paths) + " |")  # noqa: E731
+    row(f"ms per meta-update, median of {args.updates}", lambda r: f"{r['micro']['median_ms']:.2f}")
+    row("ms per meta-update, mean", lambda r: f"{r['micro']['mean_ms']:.2f}")
+    if not args.skip_full:
+        row("full run: training", lambda r: f"{r['full']['train_time_s']:.1f} s ({r['full']['ms_per_update']:.2f} "
+                                            f"ms/update over {r['full']['updates']})")
+        row("full run: evaluation", lambda r: f"{r['full']['eval_time_s']:.1f} s")
+        row("full run: wall clock", lambda r: f"{r['full']['wall_time_s']:.1f} s")
+        row("full run: peak memory", lambda r: f"{r['full']['peak_rss_mb']:.0f} MB")
+        row("full run: RA / BTI", lambda r: f"{r['full']['ra']:.2f} / {r['full']['bti']:.2f}")
+    if {"fast", "reference"} <= set(paths):
+        ratio = results["reference"]["micro"]["median_ms"] / results["fast"]["micro"]["median_ms"]
+        line = f"\nreference / fast: {ratio:.2f}x per meta-update"
+        if not args.skip_full:
+            line += f", {results['reference']['full']['wall_time_s'] / results['fast']['full']['wall_time_s']:.2f}x " \
+                    f"full-run wall clock"
+        print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps({"micro": micro, "full": full, "commit": commit,
-                                               "machine": machine}, indent=2))
+        Path(args.json).write_text(json.dumps({"results": results, "commit": commit, "machine": machine}, indent=2))
 
 
 if __name__ == "__main__":

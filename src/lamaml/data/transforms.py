@@ -58,4 +58,4 @@ def apply_index_map(pixels: torch.Tensor, index_map: torch.Tensor,
     """Transformed float images in [0, 1], shape (N, H*W), from pixel-major uint8 storage."""
     if columns is not None:
         pixels = pixels.index_select(1, columns)
-    return pixels.index_select(0, index_map).float().div_(255.0).T
+    return pixels.index_select(0, index_map).to(torch.get_default_dtype()).div_(255.0).T

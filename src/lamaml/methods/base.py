@@ -108,6 +108,9 @@ def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> No
     """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard), without host syncs."""
     if max_norm is None or not tensors:
         return
+    if len(tensors) == 1:   # one flat buffer (the fast path): its norm is the global norm
+        tensors[0].mul_((max_norm / (torch.linalg.vector_norm(tensors[0]) + 1e-6)).clamp(max=1.0))
+        return
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
     torch._foreach_mul_(tensors, scale)

@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .base import Method, MethodParams, clip_global_norm_
+from .fused import FusedMLPMetaGradient, can_fuse, flatten_parameters_, views
 from .replay import ReservoirMemory
 
 
@@ -57,6 +58,9 @@ class LookaheadParams(MethodParams):
                                        "keeps the n-th sample with probability M/(n+1), not M/n")
     snapshot_memory: bool = Field(False, description="replay from a copy of memory frozen at the "
                                   "task switch (--use_old_task_memory of the CIFAR code)")
+    fast_path: bool = Field(True, description="first-order meta-gradients of the MLP in closed form on flat "
+                            "buffers (fused.py); false: the autograd reference path. Used only where it "
+                            "applies (MLP, first order, not La-ER); the same maths either way")
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,18 @@ class LookaheadMetaLearner(Method):
 
     def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
         super().__init__(model, params, generator)
+        self.fused: FusedMLPMetaGradient | None = None
+        if (params.fast_path and not params.second_order and not self.options.replay_weight_gradient
+                and can_fuse(model) and type(self).loss is Method.loss):
+            flat = flatten_parameters_(model)
+            self.flat_alpha = torch.full_like(flat, params.alpha_init)
+            self.fused = FusedMLPMetaGradient(model, flat)
         self.weights = dict(model.named_parameters())
-        self.alpha = {name: torch.full_like(w, params.alpha_init, requires_grad=self.options.learn_lr)
-                      for name, w in self.weights.items()}
+        if self.fused is not None:   # the rates are views of one flat buffer too
+            self.alpha = dict(zip(self.weights, views(self.flat_alpha, list(self.weights.values()))))
+        else:
+            self.alpha = {name: torch.full_like(w, params.alpha_init, requires_grad=self.options.learn_lr)
+                          for name, w in self.weights.items()}
         self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
         self.replay_source = self.memory
         self.current_task: int | None = None
@@ -171,7 +184,37 @@ class LookaheadMetaLearner(Method):
         order = self.randperm(len(x), x.device)
         x, y = x[order], y[order]
         meta_x, meta_y, meta_tasks = self.meta_batch(x, y, task)
+        if self.fused is not None:
+            meta_loss = self.fused_meta_update(x, y, meta_x, meta_y)
+        else:
+            meta_loss = self.reference_meta_update(x, y, task, meta_x, meta_y, meta_tasks)
+        if epoch == 0 and glance == 0:         # each stream sample enters memory once
+            self.memory.add(x, y, task)
+        return meta_loss.detach()
 
+    def fused_meta_update(self, x, y, meta_x, meta_y) -> torch.Tensor:
+        """The same update as ``reference_meta_update``, from the closed form of fused.py."""
+        p = self.params
+        alpha, weights = self.flat_alpha, self.fused.theta0
+        rates = torch.relu(alpha) if p.relu_in_inner else alpha
+        meta_loss, weight_grad, rate_grad = self.fused(
+            rates, x, y, meta_x, meta_y, chunk_bounds(len(x), p.inner_steps),
+            mean_over_steps=p.meta_loss == "mean", learn_rates=self.options.learn_lr,
+            rate_mask=(alpha > 0) if p.relu_in_inner else None, inner_clamp=p.inner_clamp)
+        if self.record_fast_weights:
+            self.fast_weights = dict(zip(self.weights, views(self.fused.fast.clone(), list(self.weights.values()))))
+        clip_global_norm_([weight_grad], p.grad_clip_norm)
+        if self.options.learn_lr:
+            clip_global_norm_([rate_grad], p.grad_clip_norm)
+            alpha.add_(rate_grad, alpha=-p.opt_lr)   # rates first: the weights step uses the new rates
+        if self.options.sync_update:
+            weights.add_(weight_grad, alpha=-p.opt_wt)
+        else:
+            weights.addcmul_(torch.relu(alpha), weight_grad, value=-1.0)
+        return meta_loss
+
+    def reference_meta_update(self, x, y, task, meta_x, meta_y, meta_tasks) -> torch.Tensor:
+        """Autograd through the look-ahead: any model, first or second order."""
         meta_loss = self.look_ahead(x, y, task, meta_x, meta_y, meta_tasks)
         targets = list(self.weights.values()) + (list(self.alpha.values()) if self.options.learn_lr else [])
         grads = list(torch.autograd.grad(meta_loss, targets))
@@ -185,7 +228,4 @@ class LookaheadMetaLearner(Method):
             replay_loss = self.loss(self.model(meta_x), meta_y, meta_tasks)
             weight_grads = self.gradients(replay_loss, self.params.grad_clip_norm)
         self.update_weights(weight_grads)
-
-        if epoch == 0 and glance == 0:         # each stream sample enters memory once
-            self.memory.add(x, y, task)
-        return meta_loss.detach()
+        return meta_loss
