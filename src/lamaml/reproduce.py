@@ -73,11 +73,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def table1_markdown(cells: dict, seeds: int, command: str) -> str:
     paper = paper_table1()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    run_commits = sorted({str(r.get("code_commit")) for runs in cells.values() for r in runs})
     lines = [
         "# Table 1 (MNIST, single pass): lamaml vs the paper",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`",
-        f"at commit {commit or 'unknown'} on {platform.machine()}, {os.cpu_count()} CPU cores.",
+        f"at commit {commit or 'unknown'} on {platform.machine()}, {os.cpu_count()} CPU cores; "
+        f"the runs ran code at commit(s) {', '.join(run_commits) or 'none'}.",
         "Ours: mean +/- sample std over seeds; paper: mean +/- std (reference-results.md).",
         "Reproduced (yes) when our mean is within max(1.5, 2 x paper std) of the paper's, either side.",
         "Time: mean training time per run (evaluation excluded), and its ratio to La-MAML's.",

@@ -19,7 +19,7 @@ from ..models import build_model
 from .checkpoint import Checkpointer, Every
 from .loop import StreamResult, train_on_stream
 from .probes import Probes
-from .results import peak_rss_mb
+from .results import code_commit, peak_rss_mb
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,6 +107,7 @@ def report(result: StreamResult, config: RunConfig, stream, device, wall_start: 
         "config": config.model_dump(),
         "tasks": stream.describe(),
         "lamaml_version": __version__,
+        "code_commit": code_commit(),
         "torch_version": torch.__version__,
         "device": str(device),
         "host": platform.node(),
