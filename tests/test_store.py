@@ -69,3 +69,14 @@ def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(UserError, match="cannot open it as a results store"):
         Store(bad)
+
+
+def test_a_setting_at_its_default_does_not_change_a_runs_identity():
+    """Fields added later at their defaults leave older stores usable: same hash with or without them."""
+    from lamaml.config import resolve_config
+    full = resolve_config("mnist-rotations", "la-maml").model_dump()
+    older = {k: v for k, v in full.items() if k not in ("setting", "analyses")}
+    older["params"] = {k: v for k, v in full["params"].items() if k != "fast_path"}
+    assert config_hash(older) == config_hash(full)
+    assert config_hash({**full, "glances": 4}) != config_hash(full)
+    assert config_hash({**full, "params": {**full["params"], "fast_path": False}}) != config_hash(full)

@@ -95,7 +95,7 @@ def cmd_run(args) -> int:
     from .errors import RunFailed, UserError
     resume = None
     if args.resume:
-        if args.set or args.tasks is not None or args.out or args.analyses:
+        if args.set or args.tasks is not None or args.out or args.analyses or args.setting:
             raise UserError("--resume DIR continues the run as it was configured; "
                             "--set, --tasks, --analyses and --out cannot change it")
         out = Path(args.resume)
@@ -108,7 +108,10 @@ def cmd_run(args) -> int:
         overrides = _parse_sets(args.set)
         if args.analyses:
             overrides["analyses"] = [name.strip() for name in args.analyses.split(",") if name.strip()]
-        config = resolve_config(args.benchmark, args.method, overrides, seed=args.seed, tasks=args.tasks)
+        if args.device:
+            overrides["device"] = args.device
+        config = resolve_config(args.benchmark, args.method, overrides, seed=args.seed, tasks=args.tasks,
+                                setting=args.setting)
         out = Path(args.out) if args.out else None
         every = Every.parse(args.checkpoint_every) if args.checkpoint_every else None
         if every and out is None:
@@ -264,6 +267,8 @@ def cmd_plot(args) -> int:
 
 def cmd_list(args) -> int:
     from .config import preset
+    from .data.vision import VISION
+    from .errors import UserError
     from .data import BENCHMARKS
     from .methods import METHODS
     print("benchmarks:")
@@ -273,9 +278,14 @@ def cmd_list(args) -> int:
     for name, cls in sorted(METHODS.items()):
         print(f"  {name:<14} {cls.summary}")
         for bench in BENCHMARKS:
-            values = preset(bench, name)
-            if values:
-                print(f"      {bench:<26} " + " ".join(f"{k}={v}" for k, v in values.items()))
+            for setting in ("single", "multi") if bench in VISION else ("single",):
+                try:
+                    values = preset(bench, name, setting)
+                except UserError:     # the paper ran this method in the other setting only
+                    continue
+                label = f"{bench} ({setting})" if bench in VISION else bench
+                if values:
+                    print(f"      {label:<26} " + " ".join(f"{k}={v}" for k, v in values.items()))
         defaults = cls.Params().model_dump()
         print("      other defaults: " + " ".join(f"{k}={v}" for k, v in defaults.items()))
     return 0
@@ -337,8 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--method", default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
     run_p.add_argument("--seed", type=int, default=0)
     run_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
+    run_p.add_argument("--setting", choices=["single", "multi"], default=None,
+                       help="the paper's single-pass (glances) or multi-pass (10 epochs) protocol; default single")
+    run_p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="where to compute (default cpu)")
     run_p.add_argument("--out", default=None, help="write DIR/metrics.json")
-    run_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default $LAMAML_DATA or ./data)")
+    run_p.add_argument("--data-dir", default=None, help="folder holding mnist/, cifar-100-python(.tar.gz), tiny-imagenet-200(.zip) (default $LAMAML_DATA or ./data)")
     run_p.add_argument("--no-download", action="store_true", help="never fetch missing data files")
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field or hyperparameter (repeatable)")

@@ -61,9 +61,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config without the settings that hold their default value.
+
+    So a field added to RunConfig or to a method later (at a default that keeps the old
+    behaviour) leaves the identity of earlier runs unchanged: their stores stay usable.
+    """
+    from .config import RunConfig
+    from .errors import UserError
+    from .methods import method_class
+    defaults = {name: f.get_default(call_default_factory=True) for name, f in RunConfig.model_fields.items()
+                if not f.is_required() and name != "params"}
+    canonical = {k: v for k, v in config.items() if k == "params" or k not in defaults or v != defaults[k]}
+    try:
+        param_defaults = method_class(config.get("method", "")).Params().model_dump()
+    except UserError:
+        param_defaults = {}
+    canonical["params"] = {k: v for k, v in (config.get("params") or {}).items()
+                           if k not in param_defaults or v != param_defaults[k]}
+    return canonical
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a run's configuration: the same settings always give the same hash."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(canonical_config(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _now() -> str:
@@ -155,5 +176,6 @@ class Store:
         return len(stale)
 
     def done_hashes(self) -> set[str]:
+        """Identities of the finished runs, recomputed from their stored configs (see canonical_config)."""
         with closing(self._connect()) as conn:
-            return {row[0] for row in conn.execute("SELECT config_hash FROM runs WHERE status='done'")}
+            return {config_hash(json.loads(row[0])) for row in conn.execute("SELECT config FROM runs WHERE status='done'")}

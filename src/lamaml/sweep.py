@@ -94,7 +94,8 @@ def _distinct(configs: list[RunConfig]) -> list[RunConfig]:
 def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec]) -> list[dict[str, Any]]:
     """Metrics of the finished runs of a sweep, read from the store by configuration hash."""
     specs = [spec] if isinstance(spec, SweepSpec) else spec
-    by_hash = {row["config_hash"]: json.loads(row["metrics"]) for row in Store(store_path).query(["status=done"])}
+    by_hash = {config_hash(json.loads(row["config"])): json.loads(row["metrics"])
+               for row in Store(store_path).query(["status=done"])}
     wanted = _distinct([c for one in specs for c in combinations(one)])
     return [by_hash[h] for h in (config_hash(c.model_dump()) for c in wanted) if h in by_hash]
 

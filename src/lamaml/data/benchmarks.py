@@ -17,6 +17,7 @@ from ..errors import UserError
 from .mnist import load_mnist
 from .stream import Task, TaskStream
 from .transforms import apply_index_map, rotation_index_map, with_zero_pixel
+from .vision import VISION
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ BENCHMARKS = {
                       "MNIST, one fixed pixel permutation per task", _permuted("mnist-permutations", 20)),
         BenchmarkInfo("mnist-many-permutations", 100, 200,
                       "MNIST, 100 permutation tasks of 200 samples", _permuted("mnist-many-permutations", 100)),
+        *(BenchmarkInfo(name, n_tasks, samples, description, build)
+          for name, (n_tasks, samples, description, build) in VISION.items()),
     ]
 }
 

@@ -29,6 +29,11 @@ class Task:
     n_train: int
     info: dict[str, Any] = field(default_factory=dict)
     classes: Sequence[int] | None = None
+    # Benchmarks with a validation split (the vision ones) measure RA and BTI on it; test is reported too.
+    val: Callable[[], Tensors] | None = None
+    # Turns a batch of stored training inputs into model inputs (e.g. uint8 -> augmented, normalized
+    # floats), drawing randomness from the generator it is given; None: inputs are used as stored.
+    prepare: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
 @dataclass
@@ -54,6 +59,19 @@ class TaskStream(Sequence[Task]):
         if not 1 <= n_tasks <= len(self):
             raise UserError(f"--tasks {n_tasks}: {self.name} has {len(self)} tasks; use 1..{len(self)}")
         return self[:n_tasks]
+
+    def head_mask(self) -> torch.Tensor | None:
+        """(tasks, outputs) booleans: the outputs each task may use; None when all tasks share one head."""
+        if all(task.classes is None for task in self.tasks):
+            return None
+        mask = torch.zeros(len(self.tasks), self.n_outputs, dtype=torch.bool)
+        for t, task in enumerate(self.tasks):
+            mask[t, list(task.classes) if task.classes is not None else slice(None)] = True
+        return mask
+
+    @property
+    def has_validation(self) -> bool:
+        return any(task.val is not None for task in self.tasks)
 
     def describe(self) -> list[dict[str, Any]]:
         return [dict(task=task.index, **task.info) for task in self.tasks]

@@ -19,10 +19,10 @@ def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int, device: t
 
 
 def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: int,
-                 upto: int | None = None) -> np.ndarray:
-    """Accuracy (percent) on the test set of every task of the stream (NaN past ``upto``)."""
+                 upto: int | None = None, split: str = "test") -> np.ndarray:
+    """Accuracy (percent) on the ``split`` ("test" or "val") of every task (NaN past ``upto``)."""
     accuracies = np.full(len(stream), np.nan)
     for i, task in enumerate(stream[:upto] if upto is not None else stream):
-        x, y = task.test()
+        x, y = task.val() if split == "val" else task.test()
         accuracies[i] = task_accuracy(method, x, y, task.index, device, batch_size)
     return accuracies

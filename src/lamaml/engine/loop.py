@@ -29,6 +29,8 @@ class StreamResult:
     losses: list[float] = field(default_factory=list)   # mean loss per task
     train_time_after_task: list[float] = field(default_factory=list)
     series: dict[str, list] = field(default_factory=dict)
+    test_matrix: np.ndarray | None = None   # benchmarks with a validation split: acc_matrix is on it
+    test_baseline: np.ndarray | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -65,19 +67,23 @@ class Progress:
     task_losses: list[float] = field(default_factory=list)
     train_time_after_task: list[float] = field(default_factory=list)   # cumulative, seconds
     series: dict[str, list] = field(default_factory=dict)               # the probes' measurements
+    test_matrix: np.ndarray | None = None   # with a validation split, the matrix on the test split
+    test_baseline: np.ndarray | None = None
+
+    ARRAYS = ("matrix", "baseline", "test_matrix", "test_baseline")
 
     def state_dict(self) -> dict:
         state = dict(self.__dict__)
-        state["matrix"] = torch.from_numpy(self.matrix.copy())
-        state["baseline"] = None if self.baseline is None else torch.from_numpy(self.baseline.copy())
+        for key in self.ARRAYS:   # tensors, so the checkpoint loads with weights_only
+            state[key] = None if state[key] is None else torch.from_numpy(state[key].copy())
         state["order"] = None if self.order is None else self.order.cpu()
         return state
 
     @classmethod
     def from_state(cls, state: dict) -> "Progress":
         state = dict(state)
-        state["matrix"] = state["matrix"].numpy()
-        state["baseline"] = None if state["baseline"] is None else state["baseline"].numpy()
+        for key in cls.ARRAYS:
+            state[key] = None if state.get(key) is None else state[key].numpy()
         return cls(**state)
 
 
@@ -139,9 +145,14 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
         checkpointer.save({"progress": progress.state_dict(), "method": method.state_dict(),
                            "order_generator": generator.get_state()})
 
+    # RA and BTI read the validation split where the benchmark has one; its test split is reported too.
+    split = "val" if stream.has_validation else "test"
     if progress.baseline is None:
         start = time.perf_counter()
-        progress.baseline = evaluate_all(method, stream, device, eval_batch_size)
+        progress.baseline = evaluate_all(method, stream, device, eval_batch_size, split=split)
+        if stream.has_validation:
+            progress.test_baseline = evaluate_all(method, stream, device, eval_batch_size)
+            progress.test_matrix = np.full((T, T), np.nan)
         progress.eval_time += time.perf_counter() - start
 
     eval_threads = torch.get_num_threads()
@@ -163,6 +174,8 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                 for b in range(progress.batch, n_batches):
                     rows = order[b * batch_size:(b + 1) * batch_size]
                     xb, yb = x[rows], y[rows]
+                    if task.prepare is not None:   # e.g. augment and normalize stored uint8 images
+                        xb = task.prepare(xb, generator)
                     for glance in range(glances):
                         loss = method.observe(xb, yb, task.index, epoch=epoch, glance=glance)
                         clock += probe("update_done", t, progress.updates + glance + 1)
@@ -188,8 +201,10 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
             progress.task_losses.append(progress.loss_sum / (epochs * n_batches))
 
             start = time.perf_counter()
-            progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size,
-                                              t + 2 if evaluate == "seen" else None)
+            upto = t + 2 if evaluate == "seen" else None
+            progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto, split)
+            if progress.test_matrix is not None:
+                progress.test_matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto)
             progress.eval_time += time.perf_counter() - start
             progress.task, progress.epoch, progress.loss_sum = t + 1, 0, 0.0
             if on_task:
@@ -201,7 +216,7 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
         torch.set_num_threads(eval_threads)
     return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
                         progress.updates, progress.task_losses, progress.train_time_after_task,
-                        progress.series)
+                        progress.series, progress.test_matrix, progress.test_baseline)
 
 
 def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
@@ -213,9 +228,12 @@ def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, g
     that need them (BTI, learning accuracy, FWT).
     """
     T = len(stream)
+    split = "val" if stream.has_validation else "test"
     start = time.perf_counter()
-    baseline = evaluate_all(method, stream, device, eval_batch_size)
+    baseline = evaluate_all(method, stream, device, eval_batch_size, split=split)
+    test_baseline = evaluate_all(method, stream, device, eval_batch_size) if stream.has_validation else None
     eval_time = time.perf_counter() - start
+    prepare = stream[0].prepare   # the benchmarks' tasks share one input pipeline
 
     start = time.perf_counter()
     parts = [task.train() for task in stream]
@@ -227,8 +245,9 @@ def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, g
         order = torch.randperm(len(x), generator=generator).to(device)
         for b in range(n_batches):
             rows = order[b * batch_size:(b + 1) * batch_size]
+            xb = x[rows] if prepare is None else prepare(x[rows], generator)
             for glance in range(glances):
-                loss = method.observe(x[rows], y[rows], tasks[rows], epoch=epoch, glance=glance)
+                loss = method.observe(xb, y[rows], tasks[rows], epoch=epoch, glance=glance)
             value = float(loss)
             if not math.isfinite(value):
                 raise RunFailed(f"the loss became {value} at epoch {epoch}, batch {b}: training diverged; "
@@ -241,9 +260,13 @@ def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, g
 
     start = time.perf_counter()
     matrix = np.full((T, T), np.nan)
-    matrix[-1] = evaluate_all(method, stream, device, eval_batch_size)
+    matrix[-1] = evaluate_all(method, stream, device, eval_batch_size, split=split)
+    test_matrix = None
+    if stream.has_validation:
+        test_matrix = np.full((T, T), np.nan)
+        test_matrix[-1] = evaluate_all(method, stream, device, eval_batch_size)
     eval_time += time.perf_counter() - start
     if on_task:
         on_task(T - 1, matrix[-1])
     return StreamResult(matrix, baseline, train_time, eval_time, epochs * n_batches * glances,
-                        [loss_sum / (epochs * n_batches)])
+                        [loss_sum / (epochs * n_batches)], test_matrix=test_matrix, test_baseline=test_baseline)

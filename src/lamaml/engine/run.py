@@ -18,6 +18,7 @@ from ..methods import method_class
 from ..models import build_model
 from .checkpoint import Checkpointer, Every
 from .loop import StreamResult, train_on_stream
+from .metrics import summarize
 from .probes import Probes
 from .results import code_commit, peak_rss_mb
 
@@ -62,6 +63,7 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     torch.manual_seed(seeds["model"])
     model = build_model(config.model, stream.input_shape, stream.n_outputs, config.init).to(device)
     method = build_method(config.method, model, config.method_params(), seeds["method"])
+    method.use_task_heads(stream.head_mask())
 
     hooks = progress(stream, config, resume) if progress else {}
     checkpointer = None
@@ -101,6 +103,9 @@ def report(result: StreamResult, config: RunConfig, stream, device, wall_start: 
         "task_losses": [round(v, 6) for v in result.losses],
         "train_time_after_task_s": [round(v, 3) for v in result.train_time_after_task],
         **({"series": result.series} if result.series else {}),
+        "accuracy_split": "val" if result.test_matrix is not None else "test",
+        **({"test": {**summarize(result.test_matrix, result.test_baseline),
+                     "acc_matrix": _json_matrix(result.test_matrix)}} if result.test_matrix is not None else {}),
         "seed": config.seed,
         "benchmark": config.benchmark,
         "method": config.method,

@@ -28,10 +28,24 @@ class Method:
     joint: ClassVar[bool] = False      # True: trained once on all tasks together (the IID oracle)
     state_attributes: ClassVar[tuple[str, ...]] = ()   # what a checkpoint keeps besides the weights
 
+    heads: torch.Tensor | None = None   # (tasks, outputs) bool: each task's slice of the shared head
+
     def __init__(self, model: nn.Module, params: MethodParams, generator: torch.Generator):
         self.model = model
         self.params = params
         self.generator = generator
+
+    def use_task_heads(self, mask: torch.Tensor | None) -> None:
+        """Task-aware heads: task t's loss and prediction see only the outputs ``mask[t]`` allows."""
+        self.heads = None if mask is None else mask.to(next(self.model.parameters()).device)
+
+    def mask_logits(self, logits: torch.Tensor, task: int | torch.Tensor | None) -> torch.Tensor:
+        """Logits outside the task's head set to -inf: a 5-way softmax over one shared layer, for a
+        batch of one task or of many (one id per sample), as one tensor operation."""
+        if self.heads is None or task is None:
+            return logits
+        allowed = self.heads[task]
+        return logits.masked_fill(~allowed, float("-inf"))
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, task: int, *, epoch: int, glance: int) -> torch.Tensor:
         """Learn from one incoming batch (one glance at it); return the loss, detached."""
@@ -39,11 +53,12 @@ class Method:
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, task: int) -> torch.Tensor:
-        return self.model(x)
+        return self.mask_logits(self.model(x), task)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, task: int | torch.Tensor | None = None) -> torch.Tensor:
-        """Mean cross-entropy; ``task`` (one id, or one per sample) is for benchmarks with task heads."""
-        return F.cross_entropy(logits, y)
+        """Mean cross-entropy; with task heads, over each sample's own task's outputs (``task``: one
+        id, or one per sample), which equals the authors' CE on the 5-logit slice."""
+        return F.cross_entropy(self.mask_logits(logits, task), y)
 
     def gradients(self, loss: torch.Tensor, clip: float | None = None) -> list[torch.Tensor]:
         """Gradients of ``loss`` w.r.t. the model's parameters, clipped by global norm if asked."""

@@ -107,6 +107,13 @@ class LookaheadMetaLearner(Method):
         self.replay_source = self.memory
         self.current_task: int | None = None
 
+    def use_task_heads(self, mask):
+        super().use_task_heads(mask)
+        if mask is not None and self.fused is not None:   # the closed form has one shared softmax
+            self.fused = None
+            self.alpha = {name: a.detach().clone().requires_grad_(self.options.learn_lr)
+                          for name, a in self.alpha.items()}
+
     def state_dict(self):
         state = super().state_dict()
         state["replay_source"] = None if self.replay_source is self.memory else self.replay_source.state_dict()
