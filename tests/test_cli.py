@@ -97,11 +97,13 @@ def test_list_shows_benchmarks_methods_and_their_paper_defaults():
 
 def test_evaluating_only_seen_tasks_leaves_the_metrics_unchanged(data_dir, tmp_path):
     runs = {}
-    for mode in ("all", "seen"):
-        result = lamaml("run", "--out", tmp_path / mode, "--tasks", "3", "--set", "samples_per_task=40",
+    for mode in ("all", "seen", "metrics"):
+        result = lamaml("run", "--out", tmp_path / mode, "--tasks", "4", "--set", "samples_per_task=40",
                         "--set", f"evaluate={mode}", "--quiet", data_dir=data_dir)
         assert result.returncode == 0, result.stderr
         runs[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
     for key in ("ra", "bti", "bwt", "fwt", "learning_accuracy"):
-        assert runs["all"][key] == runs["seen"][key]
+        assert runs["all"][key] == runs["seen"][key] == runs["metrics"][key]
     assert runs["seen"]["acc_matrix"][0][2] is None and runs["all"]["acc_matrix"][0][2] is not None
+    assert runs["metrics"]["acc_matrix"][2][0] is None and runs["seen"]["acc_matrix"][2][0] is not None
+    assert None not in runs["metrics"]["acc_matrix"][-1]

@@ -38,7 +38,7 @@ def figure_specs(seeds: int, lr_seeds: int, lr_values: list[float], tasks: int |
     return {
         "analyses": [SweepSpec(benchmarks=[BENCHMARK], methods=["c-maml", "la-maml"], seeds=list(range(seeds)),
                                set={**common, "analyses": ANALYSES}, tasks=tasks)],
-        "time": [table1_spec(seeds, tasks, overrides, benchmarks=[BENCHMARK], methods=TABLE1_METHODS)],
+        "time": table1_spec(seeds, tasks, overrides, benchmarks=[BENCHMARK], methods=TABLE1_METHODS),
         "lr": lr,
         "grid": grid,
     }

@@ -41,9 +41,10 @@ class RunConfig(BaseModel):
                                "single samples gain nothing from more and extra threads collapse when "
                                "other runs share the cores; evaluation uses all of them")
     eval_batch_size: int = Field(10000, ge=1, description="test images per forward pass at evaluation")
-    evaluate: Literal["all", "seen"] = Field("all", description="after each task, evaluate every task "
-                                             "(full matrix) or only those seen and the next (what "
-                                             "the metrics use; later entries are null)")
+    evaluate: Literal["all", "seen", "metrics"] = Field(
+        "all", description="after each task, evaluate every task (the full matrix, as the authors), "
+        "only those seen and the next (RA after every task), or only what the final metrics read "
+        "(the task just learned and the next, then all at the end); skipped entries are null")
     analyses: list[Literal["alignment", "fast-weights", "lr-stats"]] = Field(
         default_factory=list, description="series measured during the run for the paper's analyses "
         "(gradient alignment, RA at fast weights, learned-rate statistics); they do not change the run")

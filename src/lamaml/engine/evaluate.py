@@ -19,10 +19,13 @@ def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int, device: t
 
 
 def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: int,
-                 upto: int | None = None, split: str = "test") -> np.ndarray:
-    """Accuracy (percent) on the ``split`` ("test" or "val") of every task (NaN past ``upto``)."""
+                 upto: int | None = None, split: str = "test", only: list[int] | None = None) -> np.ndarray:
+    """Accuracy (percent) on the ``split`` ("test" or "val") of every task (NaN past ``upto``, or
+    outside ``only`` when given)."""
     accuracies = np.full(len(stream), np.nan)
-    for i, task in enumerate(stream[:upto] if upto is not None else stream):
+    chosen = range(len(stream))[:upto] if only is None else [i for i in only if i < len(stream)]
+    for i in chosen:
+        task = stream[i]
         x, y = task.val() if split == "val" else task.test()
         accuracies[i] = task_accuracy(method, x, y, task.index, device, batch_size)
     return accuracies

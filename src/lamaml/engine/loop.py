@@ -109,6 +109,8 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
     value stops the run with a RunFailed naming where it happened, before any checkpoint could
     keep it. ``evaluate="seen"`` skips, after task t, the tasks after t + 1: no metric reads
     them, and on 100-task streams they are half the evaluation time (their entries stay NaN).
+    ``evaluate="metrics"`` keeps only what the metrics read: after task t, tasks t and t + 1,
+    and every task after the last one (3T evaluations instead of T^2).
     With a ``checkpointer`` the state is saved as it asks; ``resume`` (a loaded checkpoint)
     continues from exactly where that state stood. ``probes`` (engine.probes.Probes) measure
     the analyses' series at task starts and after updates, outside the training time.
@@ -202,9 +204,10 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
 
             start = time.perf_counter()
             upto = t + 2 if evaluate == "seen" else None
-            progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto, split)
+            only = [t, t + 1] if evaluate == "metrics" and t < T - 1 else None
+            progress.matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto, split, only)
             if progress.test_matrix is not None:
-                progress.test_matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto)
+                progress.test_matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto, only=only)
             progress.eval_time += time.perf_counter() - start
             progress.task, progress.epoch, progress.loss_sum = t + 1, 0, 0.0
             if on_task:

@@ -1,0 +1,289 @@
+"""Tiny ImageNet-200: facts of the real archive (without decoding it all), and the reader's
+sources, order, cache and errors on a small fake data set written in the official layout."""
+import hashlib
+import io
+import sys
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import lamaml.data.tinyimagenet as tin
+from lamaml.data.tinyimagenet import CACHE_NAME, load_tinyimagenet, tinyimagenet_inventory
+from lamaml.errors import DataError
+
+REAL = "tiny-imagenet-200-trainval.zip"
+FAKE_CLASSES = ("n0002", "n0001", "n0003")    # not sorted: labels must follow wnids.txt, not the names
+
+
+@pytest.fixture(scope="session")
+def real_dir(data_dir):
+    if not (data_dir / REAL).is_file():
+        pytest.skip(f"{REAL} not found under {data_dir}")
+    return data_dir
+
+
+def test_the_real_archive_has_200_classes_of_500_train_and_50_val_images(real_dir):
+    inventory = tinyimagenet_inventory(real_dir)
+    assert inventory["source"] == str(real_dir / REAL)
+    assert inventory["classes"] == len(inventory["train_per_class"]) == len(inventory["val_per_class"]) == 200
+    assert set(inventory["train_per_class"].values()) == {500}
+    assert set(inventory["val_per_class"].values()) == {50}
+    assert inventory["train_images"] + inventory["val_images"] == 110_000
+
+
+def test_a_real_subset_decodes_in_order_and_greyscale_becomes_three_equal_channels(real_dir):
+    data = load_tinyimagenet(real_dir, classes_limit=3, per_class_limit=5)
+    with zipfile.ZipFile(real_dir / REAL) as archive:
+        wnids = archive.read("tiny-imagenet-200/wnids.txt").decode().split()
+        first = Image.open(io.BytesIO(archive.read(f"tiny-imagenet-200/train/{wnids[0]}/images/{wnids[0]}_0.JPEG")))
+        grey = Image.open(io.BytesIO(archive.read("tiny-imagenet-200/val/images/val_1379.JPEG")))
+    assert data.classes == tuple(wnids[:3])
+    assert data.train_images.shape == data.test_images.shape == (15, 3, 64, 64)
+    assert data.train_images.dtype == torch.uint8
+    assert data.train_labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert torch.bincount(data.test_labels).tolist() == [5, 5, 5]
+    # file-name order within a class: n02124075_0.JPEG comes first, stored channels-first
+    assert torch.equal(data.train_images[0], torch.from_numpy(np.array(first.convert("RGB"))).permute(2, 0, 1))
+    assert grey.mode == "L"     # a greyscale JPEG of class 1 (n04067472), among its first five val images
+    grey_pixels = torch.from_numpy(np.array(grey))
+    position = [i for i, image in enumerate(data.test_images) if torch.equal(image[0], grey_pixels)]
+    assert len(position) == 1 and data.test_labels[position[0]] == 1
+    channels = data.test_images[position[0]]
+    assert torch.equal(channels[0], channels[1]) and torch.equal(channels[1], channels[2])
+
+
+# ---------------------------------------------------------------- a fake data set, official layout
+
+def _jpeg(rng, size=64, mode="RGB") -> bytes:
+    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _fake_files(seed=0, train_per_class=11, val_per_class=3) -> dict[str, bytes]:
+    """member (relative to tiny-imagenet-200/) -> bytes. 11 images per class so that _10 sorts
+    before _2; val annotations are shuffled so that labels must come by file name."""
+    rng = np.random.default_rng(seed)
+    files = {"wnids.txt": "\n".join(FAKE_CLASSES).encode() + b"\n", "words.txt": b"n0001\tthing\n"}
+    annotations = []
+    for k, wnid in enumerate(FAKE_CLASSES):
+        files[f"train/{wnid}/{wnid}_boxes.txt"] = b""
+        for i in range(train_per_class):
+            files[f"train/{wnid}/images/{wnid}_{i}.JPEG"] = _jpeg(rng, mode="L" if i == 1 else "RGB")
+        for i in range(val_per_class):
+            name = f"val_{k + len(FAKE_CLASSES) * i}.JPEG"
+            files[f"val/images/{name}"] = _jpeg(rng)
+            annotations.append(f"{name}\t{wnid}\t0\t0\t63\t63")
+    rng.shuffle(annotations)
+    files["val/val_annotations.txt"] = ("\n".join(annotations) + "\n").encode()
+    return files
+
+
+def _write_folder(root, files):
+    for rel, data in files.items():
+        path = root / "tiny-imagenet-200" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def _write_zip(path, files):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for rel, data in files.items():
+            archive.writestr(f"tiny-imagenet-200/{rel}", data)
+    return path
+
+
+def _trust(monkeypatch, archive):
+    """Make ``archive`` the known official zip, so its md5 check passes."""
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    monkeypatch.setitem(tin.KNOWN_ARCHIVES, tin.OFFICIAL_ZIP, ("md5", md5, archive.stat().st_size, "the official zip"))
+
+
+def _expected(files):
+    """What the reader must return, decoded here with PIL in the documented order."""
+    decode = lambda rel: np.asarray(Image.open(io.BytesIO(files[rel])).convert("RGB")).transpose(2, 0, 1)  # noqa: E731
+    train = sorted((k, rel) for rel in files for k, w in enumerate(FAKE_CLASSES)
+                   if rel.startswith(f"train/{w}/images/"))
+    label = dict(line.split("\t")[:2] for line in files["val/val_annotations.txt"].decode().split("\n") if line)
+    val = sorted(rel for rel in files if rel.startswith("val/images/"))
+    return (np.stack([decode(rel) for _, rel in train]), [k for k, _ in train],
+            np.stack([decode(rel) for rel in val]), [FAKE_CLASSES.index(label[rel.split("/")[-1]]) for rel in val])
+
+
+def _assert_matches(data, files):
+    train_images, train_labels, test_images, test_labels = _expected(files)
+    assert data.classes == FAKE_CLASSES
+    np.testing.assert_array_equal(data.train_images.numpy(), train_images)
+    np.testing.assert_array_equal(data.test_images.numpy(), test_images)
+    assert data.train_labels.tolist() == train_labels and data.test_labels.tolist() == test_labels
+
+
+def _count_decodes(monkeypatch):
+    """Record how many images each in-process decode call gets."""
+    calls, real = [], tin._decode_chunk
+    monkeypatch.setattr(tin, "_decode_chunk", lambda reader, chunk: calls.append(len(chunk)) or real(reader, chunk))
+    return calls
+
+
+def test_a_fake_set_loads_identically_from_its_folder_and_its_zip(tmp_path, monkeypatch):
+    files = _fake_files()
+    from_folder = load_tinyimagenet(_write_folder(tmp_path / "folder", files), cache=False)
+    _assert_matches(from_folder, files)
+    assert from_folder.train_labels.tolist()[:11] == [0] * 11     # n0002 is label 0: wnids.txt order
+    archive = _write_zip(tmp_path / "zip" / tin.OFFICIAL_ZIP, files)
+    _trust(monkeypatch, archive)
+    from_zip = load_tinyimagenet(archive.parent, cache=False)
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert torch.equal(getattr(from_folder, key), getattr(from_zip, key))
+    assert not (tmp_path / "zip" / CACHE_NAME).exists()     # cache=False writes nothing
+    assert tinyimagenet_inventory(archive.parent)["train_per_class"] == dict.fromkeys(FAKE_CLASSES, 11)
+
+
+def test_the_folder_is_preferred_to_the_zips(tmp_path):
+    _write_folder(tmp_path, _fake_files(seed=1))
+    (tmp_path / tin.OFFICIAL_ZIP).write_bytes(b"not even a zip")   # never opened: the folder comes first
+    assert tinyimagenet_inventory(tmp_path)["source"] == str(tmp_path / "tiny-imagenet-200")
+    assert len(load_tinyimagenet(tmp_path, cache=False).train_labels) == 33
+
+
+def test_the_limits_keep_the_first_classes_and_images(tmp_path):
+    files = _fake_files()
+    data = load_tinyimagenet(_write_folder(tmp_path, files), classes_limit=2, per_class_limit=2)
+    train_images, train_labels, test_images, test_labels = _expected(files)
+    assert data.classes == FAKE_CLASSES[:2] and data.train_labels.tolist() == [0, 0, 1, 1]
+    np.testing.assert_array_equal(data.train_images.numpy(), train_images[[0, 1, 11, 12]])
+    assert sorted(data.test_labels.tolist()) == [0, 0, 1, 1]
+    assert not (tmp_path / CACHE_NAME).exists()     # a subset is never cached
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are only forked on Linux")
+def test_worker_processes_give_the_same_arrays_and_pass_errors_on(tmp_path, monkeypatch):
+    files = _fake_files()
+    monkeypatch.setattr(tin, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(tin, "CHUNK", 4)
+    _assert_matches(load_tinyimagenet(_write_folder(tmp_path / "good", files), cache=False, workers=2), files)
+    files["train/n0003/images/n0003_7.JPEG"] = _jpeg(np.random.default_rng(0), size=32)
+    with pytest.raises(DataError, match=r"n0003_7\.JPEG is 32x32 pixels"):
+        load_tinyimagenet(_write_folder(tmp_path / "bad", files), cache=False, workers=2)
+
+
+# ----------------------------------------------------------------------------------------- cache
+
+def test_the_cache_is_written_then_reused_without_decoding(tmp_path, monkeypatch):
+    files = _fake_files()
+    archive = _write_zip(tmp_path / tin.OFFICIAL_ZIP, files)
+    _trust(monkeypatch, archive)
+    first = load_tinyimagenet(tmp_path)
+    with np.load(tmp_path / CACHE_NAME, allow_pickle=False) as stored:   # no pickles inside
+        assert stored["classes"].dtype.kind == "U" and str(stored["source_digest"]).startswith("md5:")
+    monkeypatch.setattr(tin, "_decode_chunk", lambda *_: pytest.fail("decoded although the cache is valid"))
+    monkeypatch.setattr(tin, "_verify", lambda *_: pytest.fail("hashed although the cache is valid"))
+    again = load_tinyimagenet(tmp_path)
+    _assert_matches(again, files)
+    assert again.classes == first.classes and torch.equal(again.train_images, first.train_images)
+
+
+def test_the_cache_is_rebuilt_when_the_source_changes(tmp_path, monkeypatch):
+    _write_folder(tmp_path, _fake_files(seed=0))
+    load_tinyimagenet(tmp_path)
+    changed = _fake_files(seed=2, train_per_class=12)
+    _write_folder(tmp_path, changed)
+    calls = _count_decodes(monkeypatch)
+    _assert_matches(load_tinyimagenet(tmp_path), changed)
+    assert sum(calls) == 3 * 12 + 3 * 3
+    calls.clear()
+    _assert_matches(load_tinyimagenet(tmp_path), changed)   # and the new cache is used
+    assert calls == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickled"])
+def test_a_damaged_cache_is_rebuilt_with_a_warning_never_trusted(tmp_path, monkeypatch, damage):
+    files = _fake_files()
+    _write_folder(tmp_path, files)
+    load_tinyimagenet(tmp_path)
+    cache = tmp_path / CACHE_NAME
+    if damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    else:   # a cache carrying an object array could run code when unpickled: refused
+        with np.load(cache) as stored:
+            arrays = dict(stored)
+        np.savez(cache, **{**arrays, "classes": np.array(list(FAKE_CLASSES), dtype=object)})
+    calls = _count_decodes(monkeypatch)
+    with pytest.warns(UserWarning, match="cannot be read"):
+        _assert_matches(load_tinyimagenet(tmp_path), files)
+    assert calls
+    calls.clear()
+    _assert_matches(load_tinyimagenet(tmp_path), files)     # rewritten, now good
+    assert calls == []
+
+
+def test_an_unwritable_cache_folder_warns_once_and_the_data_still_loads(tmp_path):
+    files = _fake_files()
+    _write_folder(tmp_path, files)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")   # a folder cannot be made under a file (works even as root)
+    with pytest.warns(UserWarning, match="cannot write the Tiny ImageNet cache"):
+        _assert_matches(load_tinyimagenet(tmp_path, cache_dir=blocked / "cache"), files)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _assert_matches(load_tinyimagenet(tmp_path, cache_dir=blocked / "cache"), files)
+
+
+# ---------------------------------------------------------------------------------------- errors
+
+def _one_line(error) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_trainval_zip_that_fails_its_checks_is_refused(tmp_path, monkeypatch):
+    archive = _write_zip(tmp_path / REAL, _fake_files())
+    with pytest.raises(DataError) as error:
+        load_tinyimagenet(tmp_path)
+    assert str(archive) in _one_line(error) and "bytes" in str(error.value) and "replace it" in str(error.value)
+    # with the right size, the sha256 is what fails
+    monkeypatch.setitem(tin.KNOWN_ARCHIVES, REAL, (*tin.KNOWN_ARCHIVES[REAL][:2], archive.stat().st_size, "the copy"))
+    with pytest.raises(DataError, match=r"tiny-imagenet-200-trainval\.zip is corrupt: its sha256 is") as error:
+        load_tinyimagenet(tmp_path)
+    _one_line(error)
+
+
+def test_an_image_that_is_not_64x64_is_named(tmp_path, monkeypatch):
+    files = _fake_files()
+    files["val/images/val_4.JPEG"] = _jpeg(np.random.default_rng(0), size=63)
+    archive = _write_zip(tmp_path / tin.OFFICIAL_ZIP, files)
+    _trust(monkeypatch, archive)
+    with pytest.raises(DataError, match=r"tiny-imagenet-200\.zip:tiny-imagenet-200/val/images/val_4\.JPEG is 63x63"):
+        load_tinyimagenet(tmp_path)
+
+
+def test_damaged_members_and_labels_are_named(tmp_path):
+    files = _fake_files()
+    files["train/n0001/images/n0001_3.JPEG"] = b"\xff\xd8 not a jpeg"
+    with pytest.raises(DataError, match=r"n0001_3\.JPEG is not a readable image"):
+        load_tinyimagenet(_write_folder(tmp_path / "a", files), cache=False)
+    files = _fake_files()
+    files["val/images/val_99.JPEG"] = files["val/images/val_0.JPEG"]
+    with pytest.raises(DataError, match=r"val_99\.JPEG has no label"):
+        tinyimagenet_inventory(_write_folder(tmp_path / "b", files))
+    files = _fake_files()
+    del files["wnids.txt"]
+    with pytest.raises(DataError, match=r"wnids\.txt is missing"):
+        tinyimagenet_inventory(_write_folder(tmp_path / "c", files))
+
+
+def test_nothing_found_names_the_three_places_looked(tmp_path):
+    with pytest.raises(DataError) as error:
+        load_tinyimagenet(tmp_path)
+    message = _one_line(error)
+    for place in ("tiny-imagenet-200/", "tiny-imagenet-200.zip", "tiny-imagenet-200-trainval.zip"):
+        assert str(tmp_path / place) in message

@@ -1,0 +1,125 @@
+"""Vision protocol pieces that need no data files: splits, augmentation, task-aware heads, conv nets."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lamaml.config import resolve_config
+from lamaml.data.images import ImageSet
+from lamaml.data.vision import CIFAR_MEAN, CIFAR_STD, augment, class_order, split_image_stream, split_per_class
+from lamaml.engine import build_method
+from lamaml.engine.loop import train_on_stream
+from lamaml.errors import UserError
+from lamaml.models import build_model
+
+
+def fake_images(n_classes=10, per_class=20, test_per_class=4, side=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    train_labels = torch.arange(n_classes).repeat_interleave(per_class)
+    test_labels = torch.arange(n_classes).repeat_interleave(test_per_class)
+    # natural-looking statistics (mid-grey noise) plus a colour shift of each class, learnable in a few steps
+    shift = torch.randint(-40, 41, (n_classes, 3, 1, 1), generator=g).float()
+
+    def images(labels):
+        noise = torch.randint(88, 169, (len(labels), 3, side, side), generator=g).float()
+        return (noise + shift[labels]).clamp(0, 255).to(torch.uint8)
+    return ImageSet(images(train_labels), train_labels, images(test_labels), test_labels,
+                    tuple(f"class{c}" for c in range(n_classes)))
+
+
+def test_the_class_order_is_a_seeded_permutation():
+    assert class_order(100, 3) == class_order(100, 3) != class_order(100, 4)
+    assert sorted(class_order(100, 3)) == list(range(100))
+
+
+def test_ten_percent_of_each_class_is_held_out_disjointly():
+    labels = torch.arange(5).repeat_interleave(500)
+    train, val = split_per_class(labels, 0.1, seed=0)
+    assert len(val) == 250 and len(train) == 2250 and not set(train.tolist()) & set(val.tolist())
+    assert torch.bincount(labels[val]).tolist() == [50] * 5
+    assert torch.equal(split_per_class(labels, 0.1, seed=0)[1], val)
+
+
+def test_augmentation_crops_flips_and_jitters_as_documented():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float64).reshape(2, 3, 8, 8).remainder(256).to(torch.uint8)
+    same = [augment(x, torch.Generator().manual_seed(1), padding=2) for _ in range(2)]
+    assert torch.equal(*same) and same[0].shape == (2, 3, 8, 8) and same[0].dtype == torch.get_default_dtype()
+    out = augment(x, torch.Generator().manual_seed(1), padding=0)            # no padding: only flips
+    for i in range(2):
+        image = x[i].double() / 255
+        assert torch.allclose(out[i].double(), image) or torch.allclose(out[i].double(), image.flip(-1))
+    padded = F.pad(x.double() / 255, (2, 2, 2, 2))
+    out = augment(x, torch.Generator().manual_seed(5), padding=2)
+    windows = [padded[0, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+    assert any(torch.allclose(out[0].double(), w) or torch.allclose(out[0].double(), w.flip(-1)) for w in windows)
+    bright = augment(x, torch.Generator().manual_seed(2), padding=0, brightness=0.5)
+    assert bright.min() >= 0 and bright.max() <= 1
+
+
+def test_a_split_stream_has_five_classes_per_task_and_its_own_heads():
+    data = fake_images()
+    stream = split_image_stream("fake", data, n_tasks=2, seed=0, samples_per_task=None,
+                                mean=CIFAR_MEAN, std=CIFAR_STD, brightness=None)
+    assert len(stream) == 2 and stream.n_outputs == 10 and stream.input_shape == (3, 32, 32)
+    mask = stream.head_mask()
+    assert mask.tolist() == [[True] * 5 + [False] * 5, [False] * 5 + [True] * 5]
+    for t, task in enumerate(stream):
+        x, y = task.train()
+        assert x.dtype == torch.uint8 and len(x) == 5 * 18 and set(y.tolist()) == set(range(5 * t, 5 * t + 5))
+        vx, vy = task.val()
+        tx, ty = task.test()
+        assert len(vy) == 5 * 2 and len(ty) == 5 * 4 and vx.dtype == torch.get_default_dtype()
+    cut = split_image_stream("fake", data, 2, 0, 7, CIFAR_MEAN, CIFAR_STD, None)
+    assert cut[0].n_train == 7 and len(set(cut[0].train()[1].tolist())) > 1   # a shuffled cut, not one class
+
+
+def test_the_task_masked_loss_equals_the_authors_five_logit_slice():
+    model = build_model("mlp", (12,), 10)
+    method = build_method("er", model, {}, 0)
+    heads = torch.zeros(2, 10, dtype=torch.bool)
+    heads[0, :5] = heads[1, 5:] = True
+    method.use_task_heads(heads)
+    logits, tasks = torch.randn(6, 10), torch.tensor([0, 1, 1, 0, 1, 0])
+    y = tasks * 5 + torch.tensor([0, 4, 2, 3, 1, 0])
+    sliced = torch.stack([F.cross_entropy(logits[i:i + 1, 5 * t:5 * t + 5], y[i:i + 1] - 5 * t)
+                          for i, t in enumerate(tasks.tolist())]).mean()
+    assert torch.allclose(method.loss(logits, y, tasks), sliced)
+    x = torch.randn(4, 12)
+    assert (method.predict(x, 1).argmax(1) >= 5).all() and (method.predict(x, 0).argmax(1) < 5).all()
+
+
+@pytest.mark.parametrize("shape, outputs, count", [((3, 32, 32), 100, 1_419_940), ((3, 64, 64), 200, 2_873_640)])
+def test_the_conv_nets_have_the_papers_parameter_counts(shape, outputs, count):
+    assert sum(p.numel() for p in build_model("pc-cnn", shape, outputs).parameters()) == count
+
+
+def test_a_second_order_la_maml_run_on_a_small_image_stream_fills_both_matrices():
+    """Runs the paper's CIFAR La-MAML (second order, raw-alpha inner steps, clamp) through the engine;
+    whether it learns is checked on real images (README: the Tiny ImageNet smoke run)."""
+    torch.manual_seed(0)
+    stream = split_image_stream("fake", fake_images(), 2, 0, None, CIFAR_MEAN, CIFAR_STD, 63 / 255)
+    config = resolve_config("cifar100", "la-maml", {"glances": 1}, tasks=2)
+    assert config.params["second_order"] and config.model == "pc-cnn"
+    model = build_model("pc-cnn", stream.input_shape, stream.n_outputs)
+    method = build_method("la-maml", model, config.method_params(), 0)
+    method.use_task_heads(stream.head_mask())
+    assert method.fused is None                     # conv net, second order: the reference path
+    before = [p.detach().clone() for p in model.parameters()]
+    result = train_on_stream(method, stream, epochs=1, batch_size=10, glances=1,
+                             generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    assert result.test_matrix is not None and np.isfinite(result.acc_matrix[1]).all()
+    assert np.isfinite(result.test_matrix[1]).all() and ((0 <= result.acc_matrix[1]) & (result.acc_matrix[1] <= 100)).all()
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert len(method.memory.x) == 200 and method.memory.x.dtype == torch.get_default_dtype()   # augmented floats
+
+
+def test_settings_select_the_papers_presets_and_refuse_the_ones_it_never_ran():
+    single = resolve_config("tinyimagenet", "la-maml", setting="single")
+    multi = resolve_config("tinyimagenet", "la-maml", setting="multi")
+    assert (single.glances, single.epochs, multi.glances, multi.epochs) == (2, 1, 1, 10)
+    assert single.params["opt_lr"] == 0.4 and single.params["inner_steps"] == 5
+    with pytest.raises(UserError, match="mer on cifar100 single-pass only"):
+        resolve_config("cifar100", "mer", setting="multi")
+    with pytest.raises(UserError, match="iid on tinyimagenet multi-pass only"):
+        resolve_config("tinyimagenet", "iid", setting="single")
+    assert resolve_config("mnist-rotations", "la-maml", setting="multi").epochs == 10
