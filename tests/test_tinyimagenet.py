@@ -19,6 +19,22 @@ REAL = "tiny-imagenet-200-trainval.zip"
 FAKE_CLASSES = ("n0002", "n0001", "n0003")    # not sorted: labels must follow wnids.txt, not the names
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Caches go to $LAMAML_CACHE: here each test's own folder, never the user's home."""
+    monkeypatch.setenv("LAMAML_CACHE", str(tmp_path))
+
+
+def test_the_default_cache_is_never_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAMAML_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    files = _fake_files()
+    _write_folder(tmp_path / "data", files)
+    load_tinyimagenet(tmp_path / "data")
+    assert (tmp_path / "home" / ".cache" / "lamaml" / CACHE_NAME).is_file()
+    assert not list((tmp_path / "data").rglob(CACHE_NAME))
+
+
 @pytest.fixture(scope="session")
 def real_dir(data_dir):
     if not (data_dir / REAL).is_file():
@@ -143,7 +159,7 @@ def test_a_fake_set_loads_identically_from_its_folder_and_its_zip(tmp_path, monk
     from_zip = load_tinyimagenet(archive.parent, cache=False)
     for key in ("train_images", "train_labels", "test_images", "test_labels"):
         assert torch.equal(getattr(from_folder, key), getattr(from_zip, key))
-    assert not (tmp_path / "zip" / CACHE_NAME).exists()     # cache=False writes nothing
+    assert not list(tmp_path.rglob(CACHE_NAME))     # cache=False writes nothing
     assert tinyimagenet_inventory(archive.parent)["train_per_class"] == dict.fromkeys(FAKE_CLASSES, 11)
 
 

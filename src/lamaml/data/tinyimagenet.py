@@ -395,10 +395,8 @@ def _write_cache(path: Path, data: ImageSet, identity: tuple[str, int, int], dig
 # ------------------------------------------------------------------------------------------- API
 
 def default_cache_dir(source_dir: Path) -> Path:
-    """Beside the source when that folder is writable, else ``$LAMAML_CACHE`` or ``~/.cache/lamaml``
-    (shared, read-only data folders are common on clusters)."""
-    if os.access(source_dir, os.W_OK):
-        return source_dir
+    """``$LAMAML_CACHE``, else ``~/.cache/lamaml``: never the data folder itself, which is input
+    (often shared or read-only, and root may write where it should not)."""
     return Path(os.environ.get("LAMAML_CACHE") or Path.home() / ".cache" / "lamaml")
 
 
