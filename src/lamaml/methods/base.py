@@ -44,7 +44,11 @@ class Method:
         batch of one task or of many (one id per sample), as one tensor operation."""
         if self.heads is None or task is None:
             return logits
-        allowed = self.heads[task]
+        if isinstance(task, int):
+            allowed = self.heads[task]
+        else:   # index_select, not indexing: it also works under vmap (GEM's per-task gradients)
+            task = torch.as_tensor(task, device=self.heads.device)
+            allowed = self.heads.index_select(0, task.reshape(-1)).reshape(*task.shape, -1)
         return logits.masked_fill(~allowed, float("-inf"))
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, task: int, *, epoch: int, glance: int) -> torch.Tensor:
