@@ -30,7 +30,7 @@ CASES = [
     ("unknown meta-loss", ["--set", "meta_loss=median"], "meta_loss must be 'mean' or 'last'"),
     ("unknown device", ["--set", "device=tpu"], "device must be 'cpu', 'cuda' or 'auto'"),
     ("unknown init", ["--set", "init=zeros"], "init must be 'kaiming-normal' or 'xavier-uniform'"),
-    ("unknown evaluate", ["--set", "evaluate=some"], "evaluate must be 'all' or 'seen'"),
+    ("unknown evaluate", ["--set", "evaluate=some"], "evaluate must be 'all', 'seen' or 'metrics'"),
     ("zero epochs", ["--set", "epochs=0"], "epochs must be greater than or equal to 1"),
     ("negative seed via set", ["--set", "seed=-3"], "seed must be greater than or equal to 0"),
     ("negative seed", ["--seed", "-1"], "seed must be greater than or equal to 0"),
