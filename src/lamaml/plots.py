@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")   # files only: no display, no GUI toolkit
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .config import preset  # noqa: E402
@@ -145,6 +146,7 @@ def plot_ra_curve(runs: list[Metrics]):
         curves = [ra_after_each_task(r) for r in group]
         length = min(map(len, curves))
         _band(ax, np.arange(1, length + 1), [c[:length] for c in curves], method, COLORS.get(method), "o")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("tasks learned")
     ax.set_ylabel("retained accuracy (%)")
     ax.set_title(f"RA after each task, {_title(runs)}")
@@ -183,6 +185,7 @@ def plot_alignment(runs: list[Metrics]):
         _band(ax, tasks, [np.array([p["cosine"] for p in s[:length]]) for s in series], method,
               COLORS.get(method), "o")
     ax.axhline(0, color="0.5", linewidth=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("streaming task t (gradients of tasks 1..t-1, held-out samples)")
     ax.set_ylabel("mean pairwise cosine similarity")
     ax.set_title(f"inter-task gradient alignment, {_title(runs)}")
@@ -238,7 +241,7 @@ def plot_lr_grid(runs: list[Metrics]):
             by_method[method] = cells
     if not by_method:
         raise UserError("no c-maml or la-maml runs to plot")
-    fig, axes = plt.subplots(1, len(by_method), figsize=(5.5 * len(by_method), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(by_method), figsize=(6.5 * len(by_method), 4.8), squeeze=False)
     for ax, (method, cells) in zip(axes[0], by_method.items()):
         row_key, col_key = LR_GRIDS[method]
         rows = sorted({r for r, _ in cells})
@@ -258,6 +261,7 @@ def plot_lr_grid(runs: list[Metrics]):
         ax.set_title(method)
         fig.colorbar(image, ax=ax, label="retained accuracy (%)")
     fig.suptitle(f"RA over learning-rate grids (log-spaced values), {_title(runs)}")
+    fig.tight_layout()
     return fig
 
 
