@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .files import downloads_allowed
+from .files import digest_of, downloads_allowed
 from .images import ImageSet
 from .safety import load_restricted_pickle
 
@@ -108,7 +108,7 @@ def _read_folder(folder: Path, verify: bool) -> dict[str, tuple[bytes, str]]:
 
 def _read_archive(archive: Path, verify: bool) -> dict[str, tuple[bytes, str]]:
     if verify:
-        _check_md5(str(archive), _md5_of(archive), MD5[ARCHIVE], "the official archive's",
+        _check_md5(str(archive), digest_of(archive, "md5"), MD5[ARCHIVE], "the official archive's",
                    "delete it and download it again")
     wanted = {f"{ROOT}/{name}": name for name in MEMBERS}
     blobs = {}
@@ -147,13 +147,6 @@ def _check_md5(source: str, actual: str, expected: str, whose: str, remedy: str)
         raise DataError(f"{source} is corrupt or not the official file: its md5 is {actual}, {whose} is "
                         f"{expected}; {remedy}")
 
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(url: str, target: Path, timeout: float = 30.0) -> None:

@@ -24,12 +24,17 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return Path(chosen).expanduser()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def digest_of(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file read in 1 MiB blocks (md5 only to match published checksums)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    return digest_of(path, "sha256")
 
 
 def verify(path: Path, sha256: str) -> None:

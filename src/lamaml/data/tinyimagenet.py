@@ -22,7 +22,6 @@ labelled from ``val_annotations.txt``.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import mmap
 import multiprocessing
@@ -42,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DataError, UserError
-from .files import sha256_of
+from .files import digest_of, sha256_of
 from .images import ImageSet
 from .safety import safe_member_path
 
@@ -305,19 +304,12 @@ def _verify(source: _Source) -> str:
     if actual_size != size:
         raise DataError(f"{source.path} is {actual_size:,} bytes, {what} is {size:,}: it is truncated or another "
                         f"file; replace it with an intact copy")
-    actual = sha256_of(source.path) if algorithm == "sha256" else _md5_of(source.path)
+    actual = sha256_of(source.path) if algorithm == "sha256" else digest_of(source.path, "md5")
     if actual != expected:
         raise DataError(f"{source.path} is corrupt: its {algorithm} is {actual[:16]}..., {what}'s is "
                         f"{expected[:16]}...; replace it with an intact copy")
     return f"{algorithm}:{actual}"
 
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _identity(source: _Source) -> tuple[str, int, int]:

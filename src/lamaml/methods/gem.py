@@ -16,6 +16,7 @@ from torch.func import functional_call, grad, vmap
 
 from .base import SGDMethod, SGDParams, register
 from .episodic import EpisodicMemory
+from .fused import views
 from .qp import project_to_cone
 
 
@@ -31,11 +32,7 @@ def flat(grads: list[torch.Tensor]) -> torch.Tensor:
 
 
 def unflat(vector: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    out, start = [], 0
-    for g in like:
-        out.append(vector[start:start + g.numel()].view_as(g))
-        start += g.numel()
-    return out
+    return views(vector, like)
 
 
 @register
