@@ -6,7 +6,7 @@ traceback, never hangs, and never writes a result file for a run that did not fi
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lamaml.cli import main
@@ -31,6 +31,7 @@ FAST = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCh
 @FAST
 @given(benchmark=BENCHMARKS, method=METHOD_NAMES,
        overrides=st.dictionaries(st.sampled_from(KEYS + ["bogus"]), VALUES, max_size=4))
+@example(benchmark="mnist-rotations", method="a-gem", overrides={"analyses": "\n"})   # found by CI once
 def test_any_overrides_give_a_valid_config_or_a_user_error(benchmark, method, overrides):
     try:
         config = resolve_config(benchmark, method, overrides)

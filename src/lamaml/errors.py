@@ -6,8 +6,16 @@ Anything else is a bug and keeps its traceback.
 """
 
 
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped, so a user's ``--set x=$'a\\nb'`` can't split the message."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class LamamlError(Exception):
     exit_code = 1
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(one_line(str(message)), *args)
 
 
 class UserError(LamamlError, ValueError):
