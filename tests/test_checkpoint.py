@@ -160,3 +160,18 @@ def test_an_infinite_weight_stops_the_run_at_the_end_of_its_task():
     with pytest.raises(RunFailed, match=r"parameter weight became inf during task 0"):
         train_on_stream(_Diverging(at=2, weight=True), _stream(), epochs=1, batch_size=5, glances=1,
                         generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("method", ["icarl", "meta-bgd"])
+def test_methods_with_exemplars_or_weight_distributions_resume_exactly(method, data_dir, tmp_path):
+    """iCaRL's exemplars and class means, Meta-BGD's means and deviations survive a kill inside task 2."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    args = ["--method", method, *SMALL]
+    assert lamaml("run", "--out", whole, *args, data_dir=data_dir).returncode == 0
+    first = lamaml("run", "--out", killed, *args, "--checkpoint-every", "1b", data_dir=data_dir, fault="batch:7")
+    assert first.returncode == -9
+    resumed = lamaml("run", "--resume", killed, "--quiet", data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = (json.loads((d / "metrics.json").read_text()) for d in (whole, killed))
+    for key in COMPARED:
+        assert got[key] == expected[key], key

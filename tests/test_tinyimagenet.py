@@ -303,3 +303,26 @@ def test_nothing_found_names_the_three_places_looked(tmp_path):
     message = _one_line(error)
     for place in ("tiny-imagenet-200/", "tiny-imagenet-200.zip", "tiny-imagenet-200-trainval.zip"):
         assert str(tmp_path / place) in message
+
+
+def test_the_real_archive_splits_into_40_tasks_of_2250_train_250_val_and_250_test_images(real_dir):
+    """The protocol's split on the real labels (read from the archive's listing; pixels are not needed)."""
+    from lamaml.data.images import ImageSet
+    from lamaml.data.vision import IMAGENET_MEAN, IMAGENET_STD, split_image_stream
+    with tin._Reader(tin._locate(real_dir)) as reader:
+        index = tin._index(reader)
+    labels = {split: torch.tensor([y for _, y in getattr(index, split)]) for split in ("train", "test")}
+    blank = lambda n: torch.zeros(1, 3, 1, 1, dtype=torch.uint8).expand(n, 3, 1, 1)  # noqa: E731
+    data = ImageSet(blank(len(labels["train"])), labels["train"], blank(len(labels["test"])), labels["test"],
+                    index.classes)
+
+    def stream(seed):
+        return split_image_stream("tinyimagenet", data, 40, seed, None, IMAGENET_MEAN, IMAGENET_STD, None)
+    tasks = stream(0).tasks
+    assert len(tasks) == 40
+    assert {(t.n_train, t.info["n_val"], t.info["n_test"]) for t in tasks} == {(2250, 250, 250)}
+    assert all(len(t.info["classes"]) == 5 for t in tasks)
+    assert sorted(c for t in tasks for c in t.info["classes"]) == sorted(index.classes)   # each class once
+    same, other = stream(0).tasks, stream(1).tasks
+    assert [t.info["classes"] for t in same] == [t.info["classes"] for t in tasks]
+    assert [t.info["classes"] for t in other] != [t.info["classes"] for t in tasks]

@@ -125,8 +125,9 @@ def test_settings_select_the_papers_presets_and_refuse_the_ones_it_never_ran():
     assert resolve_config("mnist-rotations", "la-maml", setting="multi").epochs == 10
 
 
-@pytest.mark.parametrize("method", ["er", "gem", "a-gem", "mer", "la-er", "c-maml", "sync-la-maml", "la-maml", "iid"])
-def test_every_implemented_table2_method_runs_with_task_heads_on_images(method):
+@pytest.mark.parametrize("method", ["er", "gem", "a-gem", "mer", "la-er", "c-maml", "sync-la-maml", "la-maml", "iid",
+                                    "icarl", "meta-bgd"])
+def test_every_table2_method_runs_with_task_heads_on_images(method):
     """Presets of the paper (cut to 2 small tasks): each method trains and evaluates without error."""
     from lamaml.engine.loop import train_jointly
     torch.manual_seed(0)

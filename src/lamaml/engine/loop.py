@@ -195,6 +195,8 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                         progress.train_time, clock = progress.train_time + now - clock, now
                         save()
                 progress.batch, progress.order = 0, None
+            if hasattr(method, "end_task"):      # optional in the contract (iCaRL chooses exemplars here)
+                method.end_task(task.index)
             _sync(device)
             progress.train_time += time.perf_counter() - clock
             progress.train_time_after_task.append(progress.train_time)

@@ -55,6 +55,9 @@ class Method:
         """Learn from one incoming batch (one glance at it); return the loss, detached."""
         raise NotImplementedError
 
+    def end_task(self, task: int) -> None:
+        """Called once after the last batch of each task, before it is evaluated (iCaRL's exemplars)."""
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor, task: int) -> torch.Tensor:
         return self.mask_logits(self.model(x), task)

@@ -47,11 +47,73 @@ def views(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+class _Pass:
+    """One forward/backward of a plan: views into the plan's buffers, made once and reused."""
+
+    def __init__(self, x, target, weight, n_inner: int, want_inner: bool, want_meta: bool, widths: list[int]):
+        rows, dtype, device = len(x), x.dtype, x.device
+        self.x, self.target, self.weight = x, target, weight
+        self.n_inner, self.want_inner, self.want_meta = n_inner, want_inner, want_meta
+        buffer = lambda width: torch.empty(rows, width, dtype=dtype, device=device)  # noqa: E731
+        self.acts = [x] + [buffer(w) for w in widths[1:-1]]          # inputs of each layer
+        self.deltas = [buffer(w) for w in widths[1:]]                 # output gradients of each layer
+        self.log_p = buffer(widths[-1])
+        self.logits = self.deltas[-1]                                 # logits become the top delta in place
+        split = lambda t: (t[:n_inner], t[n_inner:])  # noqa: E731
+        self.acts_split = [split(a) for a in self.acts]
+        self.deltas_T_split = [tuple(part.T for part in split(d)) for d in self.deltas]
+        self.ones_split = split(torch.ones(rows, dtype=dtype, device=device))
+        self.meta_log_p = self.log_p[n_inner:].reshape(-1)
+        self.meta_target = target[n_inner:].reshape(-1)
+
+
+class _Plan:
+    """Which rows each pass reads, each row's loss weight, and every buffer the passes write.
+
+    Fixed for a batch shape (incoming rows, meta rows, chunks, loss mode), so built once and cached:
+    a meta-update then allocates nothing and slices nothing.
+    """
+
+    def __init__(self, batch: int, n_meta: int, chunks: tuple[tuple[int, int], ...], mean_over_steps: bool,
+                 widths: list[int], dtype: torch.dtype, device: torch.device):
+        last = len(chunks) - 1
+        index, weight, bounds, offset = [], [], [], 0
+        for i, (start, stop) in enumerate(list(chunks) + [(0, 0)]):
+            want_meta = i > 0 and (mean_over_steps or i == last + 1)
+            rows = list(range(start, stop)) + (list(range(batch, batch + n_meta)) if want_meta else [])
+            index += rows
+            weight += [1.0 / max(stop - start, 1)] * (stop - start) + ([1.0 / n_meta] * n_meta if want_meta else [])
+            bounds.append((offset, offset + len(rows), stop - start, i <= last, want_meta))
+            offset += len(rows)
+        self.index = torch.tensor(index, device=device)
+        self.neg_weight = -torch.tensor(weight, dtype=dtype, device=device)[:, None]
+        self.source = torch.empty(batch + n_meta, widths[0], dtype=dtype, device=device)   # [x; meta_x]
+        self.labels = torch.empty(batch + n_meta, dtype=torch.long, device=device)
+        self.rows_x = torch.empty(len(index), widths[0], dtype=dtype, device=device)
+        self.rows_y = torch.empty(len(index), 1, dtype=torch.long, device=device)
+        self.target = torch.empty(len(index), widths[-1], dtype=dtype, device=device)
+        self.weight = -self.neg_weight
+        self.passes = [_Pass(self.rows_x[a:b], self.target[a:b], self.weight[a:b], n, inner, meta, widths)
+                       for a, b, n, inner, meta in bounds]
+
+    def load(self, x, y, meta_x, meta_y) -> None:
+        """Gather this meta-update's rows; targets are minus the one-hot labels times each row's weight."""
+        batch = len(x)
+        self.source[:batch].copy_(x.reshape(batch, -1))
+        self.source[batch:].copy_(meta_x.reshape(len(meta_x), -1))
+        self.labels[:batch].copy_(y)
+        self.labels[batch:].copy_(meta_y)
+        torch.index_select(self.source, 0, self.index, out=self.rows_x)
+        torch.index_select(self.labels, 0, self.index, out=self.rows_y[:, 0])
+        self.target.zero_().scatter_(1, self.rows_y, self.neg_weight)
+
+
 class FusedMLPMetaGradient:
     """Meta-gradients of one meta-update, written into preallocated flat buffers."""
 
     def __init__(self, model: MLP, flat_weights: torch.Tensor):
         self.shapes = [p for p in model.parameters()]           # W1, b1, W2, b2, ...
+        self.widths = [self.shapes[0].shape[1]] + [w.shape[0] for w in self.shapes[0::2]]
         self.theta0 = flat_weights
         n = flat_weights.numel()
         make = lambda: torch.zeros(n, dtype=flat_weights.dtype, device=flat_weights.device)  # noqa: E731
@@ -64,77 +126,66 @@ class FusedMLPMetaGradient:
         self._fast_T = [v.T for v in self._fast_views[0::2]]
         self._plans: dict = {}
 
-    def _plan(self, batch: int, n_meta: int, chunks: tuple[tuple[int, int], ...], mean_over_steps: bool):
-        """Which rows each pass reads, and each row's loss weight; fixed for a batch shape, so cached."""
+    def _plan(self, batch: int, n_meta: int, chunks: tuple[tuple[int, int], ...], mean_over_steps: bool) -> _Plan:
         key = (batch, n_meta, chunks, mean_over_steps)
         if key not in self._plans:
-            last = len(chunks) - 1
-            index, weight, passes, offset = [], [], [], 0
-            for i, (start, stop) in enumerate(list(chunks) + [(0, 0)]):
-                want_meta = i > 0 and (mean_over_steps or i == last + 1)
-                rows = list(range(start, stop)) + (list(range(batch, batch + n_meta)) if want_meta else [])
-                index += rows
-                weight += [1.0 / max(stop - start, 1)] * (stop - start) + ([1.0 / n_meta] * n_meta if want_meta else [])
-                passes.append((offset, offset + len(rows), stop - start, i <= last, want_meta))
-                offset += len(rows)
-            device = self.theta0.device
-            self._plans[key] = (torch.tensor(index, device=device),
-                                torch.tensor(weight, dtype=self.theta0.dtype, device=device)[:, None], passes)
+            self._plans[key] = _Plan(batch, n_meta, chunks, mean_over_steps, self.widths, self.theta0.dtype,
+                                     self.theta0.device)
         return self._plans[key]
 
-    def _pass(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, n_inner: int,
-              want_inner: bool, want_meta: bool) -> torch.Tensor | None:
+    def _pass(self, p: _Pass) -> torch.Tensor | None:
         """Forward/backward at the fast weights over [inner rows; meta rows].
 
-        ``target`` is minus the one-hot labels times each row's loss weight, so the output delta
-        is one fused op. Writes the inner rows' mean-loss gradient into ``inner_grad`` and the meta
-        rows' into ``meta_grad``; returns the meta rows' mean loss (a tensor: no host sync).
+        Writes the inner rows' mean-loss gradient into ``inner_grad`` and the meta rows' into
+        ``meta_grad``; returns the meta rows' mean loss (a tensor: no host sync).
         """
         fast, fast_T = self._fast_views, self._fast_T
-        acts = [x]
         for l in range(len(fast_T) - 1):
-            acts.append(torch.relu(torch.addmm(fast[2 * l + 1], acts[-1], fast_T[l])))
-        log_p = torch.log_softmax(torch.addmm(fast[-1], acts[-1], fast_T[-1]), dim=1)
-        delta = torch.addcmul(target, log_p.exp(), weight)          # (softmax - onehot) * weight
-        meta_loss = torch.vdot(log_p[n_inner:].reshape(-1), target[n_inner:].reshape(-1)) if want_meta else None
+            out = p.acts[l + 1]
+            torch.addmm(fast[2 * l + 1], p.acts[l], fast_T[l], out=out).relu_()
+        torch.addmm(fast[-1], p.acts[-1], fast_T[-1], out=p.logits)
+        torch.ops.aten._log_softmax.out(p.logits, 1, False, out=p.log_p)
+        delta = p.deltas[-1]                                        # (softmax - onehot) * weight
+        torch.addcmul(p.target, torch.exp(p.log_p, out=delta), p.weight, out=delta)
+        meta_loss = torch.vdot(p.meta_log_p, p.meta_target) if p.want_meta else None
         inner, meta = self._inner_views, self._meta_views
-        for l in range(len(fast) - 2, -1, -2):
-            a = acts[l // 2]
-            if want_inner:
-                d = delta[:n_inner]
-                torch.mm(d.T, a[:n_inner], out=inner[l])
-                torch.sum(d, 0, out=inner[l + 1])
-            if want_meta:
-                d = delta[n_inner:]
-                torch.mm(d.T, a[n_inner:], out=meta[l])
-                torch.sum(d, 0, out=meta[l + 1])
-            if l:
-                delta = torch.ops.aten.threshold_backward(delta @ fast[l], a, 0)
+        for layer in range(len(p.deltas) - 1, -1, -1):
+            l = 2 * layer
+            (a_inner, a_meta), (d_inner_T, d_meta_T) = p.acts_split[layer], p.deltas_T_split[layer]
+            if p.want_inner:
+                torch.mm(d_inner_T, a_inner, out=inner[l])
+                torch.mv(d_inner_T, p.ones_split[0], out=inner[l + 1])
+            if p.want_meta:
+                torch.mm(d_meta_T, a_meta, out=meta[l])
+                torch.mv(d_meta_T, p.ones_split[1], out=meta[l + 1])
+            if layer:
+                below = p.deltas[layer - 1]
+                torch.mm(p.deltas[layer], fast[l], out=below)
+                torch.ops.aten.threshold_backward.grad_input(below, p.acts[layer], 0, grad_input=below)
         return meta_loss
 
     def __call__(self, rates: torch.Tensor, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor,
                  meta_y: torch.Tensor, chunks: list[tuple[int, int]], *, mean_over_steps: bool,
                  learn_rates: bool, rate_mask: torch.Tensor | None, inner_clamp: float | None):
-        """Returns (meta-loss, weight meta-gradient, rate meta-gradient or None), flat."""
-        index, weight, passes = self._plan(len(x), len(meta_y), tuple(chunks), mean_over_steps)
-        rows_x = torch.cat([x.reshape(len(x), -1), meta_x.reshape(len(meta_x), -1)]).index_select(0, index)
-        rows_y = torch.cat([y, meta_y]).index_select(0, index)
-        target = F.one_hot(rows_y, self._fast_views[-1].shape[0]).to(weight.dtype).mul_(weight).neg_()
+        """Returns (meta-loss, weight meta-gradient, rate meta-gradient or None), flat.
+
+        ``rate_mask``: relu'(alpha) as 0/1 floats where the inner step uses relu(alpha), else None."""
+        plan = self._plan(len(x), len(meta_y), tuple(chunks), mean_over_steps)
+        plan.load(x, y, meta_x, meta_y)
         self.fast.copy_(self.theta0)
         self.grad_sum.zero_()
         self.meta_sum.zero_()
         self.rate_sum.zero_()
         losses = []
-        for start, stop, n_inner, want_inner, want_meta in passes:
+        for p in plan.passes:
             # at theta_i: the inner gradient of chunk i (if any) and the meta-gradient m_i (if i > 0)
-            loss = self._pass(rows_x[start:stop], target[start:stop], weight[start:stop], n_inner,
-                              want_inner, want_meta)
-            if want_meta:
+            loss = self._pass(p)
+            if p.want_meta:
                 losses.append(loss)
                 self.meta_sum += self.meta_grad
                 if learn_rates:   # m_i pairs with the sum of the inner gradients that led to theta_i
                     self.rate_sum.addcmul_(self.meta_grad, self.grad_sum)
-            if want_inner:
+            if p.want_inner:
                 if inner_clamp is not None:
                     self.inner_grad.clamp_(-inner_clamp, inner_clamp)
                 self.grad_sum += self.inner_grad
@@ -143,7 +194,6 @@ class FusedMLPMetaGradient:
         weight_grad = self.meta_sum.div_(n)
         rate_grad = None
         if learn_rates:
-            rate_grad = self.rate_sum.mul_(-1.0 / n)
-            if rate_mask is not None:
-                rate_grad.mul_(rate_mask)
+            rate_grad = self.rate_sum.mul_(-1.0 / n) if rate_mask is None else \
+                self.rate_sum.mul_(rate_mask).mul_(-1.0 / n)
         return torch.stack(losses).mean(), weight_grad, rate_grad

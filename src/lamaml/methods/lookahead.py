@@ -87,12 +87,13 @@ class LookaheadMetaLearner(Method):
     Params = LookaheadParams
     state_attributes = ("alpha", "memory", "current_task")
     record_fast_weights = False    # keep the last inner loop's end point (figure 6 analysis)
+    fusable = True                 # may take fused.py's closed form where it applies
     fast_weights: dict[str, torch.Tensor] | None = None
 
     def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
         super().__init__(model, params, generator)
         self.fused: FusedMLPMetaGradient | None = None
-        if (params.fast_path and not params.second_order and not self.options.replay_weight_gradient
+        if (self.fusable and params.fast_path and not params.second_order and not self.options.replay_weight_gradient
                 and can_fuse(model) and type(self).loss is Method.loss):
             flat = flatten_parameters_(model)
             self.flat_alpha = torch.full_like(flat, params.alpha_init)
@@ -207,7 +208,7 @@ class LookaheadMetaLearner(Method):
         meta_loss, weight_grad, rate_grad = self.fused(
             rates, x, y, meta_x, meta_y, chunk_bounds(len(x), p.inner_steps),
             mean_over_steps=p.meta_loss == "mean", learn_rates=self.options.learn_lr,
-            rate_mask=(alpha > 0) if p.relu_in_inner else None, inner_clamp=p.inner_clamp)
+            rate_mask=torch.sign(rates) if p.relu_in_inner else None, inner_clamp=p.inner_clamp)
         if self.record_fast_weights:
             self.fast_weights = dict(zip(self.weights, views(self.fused.fast.clone(), list(self.weights.values()))))
         clip_global_norm_([weight_grad], p.grad_clip_norm)
