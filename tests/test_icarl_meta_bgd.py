@@ -79,14 +79,63 @@ def test_icarl_distillation_vanishes_when_the_outputs_equal_the_stored_ones_and_
     assert icarl.distillation().item() > 1e-3
 
 
+def test_icarl_distillation_is_the_authors_kldivloss_mean_per_task_times_strength_and_outputs():
+    """One exemplar per class, so the draw is fixed: sum over tasks of KLDivLoss(mean) x 2 x 5 outputs/task."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 10))
+    icarl = make("icarl", model, n_memories=10, memory_strength=2.0)     # 10 classes seen: one exemplar each
+    icarl.use_task_heads(heads(2, 5))
+    for task in range(2):
+        y = torch.arange(5 * task, 5 * task + 5).repeat(4)
+        icarl.observe(torch.randn(20, 4), y, task, epoch=0, glance=0)
+        icarl.end_task(task)
+    with torch.no_grad():
+        model[2].weight.mul_(1.7)
+    ex = icarl.exemplars
+    expected = 0.0
+    for task in range(2):
+        rows = ex["task"] == task
+        cols = torch.arange(5 * task, 5 * task + 5)
+        log_p = torch.log_softmax(model(ex["x"][rows])[:, cols], 1)
+        target = torch.softmax(ex["logits"][rows][:, cols], 1)
+        expected += torch.nn.functional.kl_div(log_p, target, reduction="sum") / target.numel() * 2.0 * 5
+    assert icarl.distillation().item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_icarl_predicts_the_nearest_class_mean_of_exemplar_logits_within_the_task():
     icarl = _icarl_on_two_tasks()
     x = torch.randn(50, 4)
     logits = icarl.model(x)
-    means = torch.stack([icarl.exemplars["logits"][icarl.exemplars["cls"] == c].mean(0) for c in (2, 3)])
+    ex = icarl.exemplars
+    means = torch.stack([icarl.model(ex["x"][ex["cls"] == c]).mean(0) for c in (2, 3)])   # recomputed
     expected = 2 + torch.cdist(logits, means).argmin(1)
     assert torch.equal(icarl.predict(x, 1).argmax(1), expected)
     assert set(icarl.predict(x, 0).argmax(1).tolist()) <= {0, 1}
+
+
+def test_icarl_with_fewer_exemplars_than_classes_drops_the_oldest_and_scores_them_uniformly():
+    torch.manual_seed(0)
+    icarl = make("icarl", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6)), n_memories=5)
+    icarl.use_task_heads(heads(3, 2))
+    for task in range(3):
+        y = torch.arange(2 * task, 2 * task + 2).repeat(5)
+        icarl.observe(torch.randn(10, 4), y, task, epoch=0, glance=0)
+        icarl.end_task(task)
+    assert icarl.classes_seen == 6 and len(icarl.exemplars["x"]) == 0       # 5 // 6 = 0 per class
+    assert torch.equal(icarl.predict(torch.randn(3, 4), 0)[:, :2], torch.zeros(3, 2))
+    icarl.observe(torch.randn(10, 4), torch.arange(4, 6).repeat(5), 2, epoch=0, glance=1)   # no distillation term
+
+
+def test_icarl_without_task_heads_keeps_exemplars_per_task_and_class():
+    torch.manual_seed(0)
+    icarl = make("icarl", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), n_memories=12)
+    for task in range(2):
+        icarl.observe(torch.randn(30, 4), torch.arange(3).repeat(10), task, epoch=0, glance=0)
+        icarl.end_task(task)
+    ex = icarl.exemplars
+    assert len(ex["x"]) == 12 and {(t, c) for t, c in zip(ex["task"].tolist(), ex["cls"].tolist())} == \
+        {(t, c) for t in range(2) for c in range(3)}
+    assert set(icarl.predict(torch.randn(5, 4), 1).argmax(1).tolist()) <= {0, 1, 2}
 
 
 def test_icarl_without_exemplars_for_a_task_scores_its_classes_uniformly():
@@ -123,18 +172,37 @@ def test_meta_bgd_moves_the_rates_only_when_they_are_random_variables(on_rates):
     assert all((s > 0).all() for s in bgd.std)
 
 
-def test_meta_bgd_with_vanishing_std_is_sgd_on_the_c_maml_meta_gradient():
+def test_meta_bgd_with_vanishing_std_is_sgd_on_the_c_maml_meta_gradient(double):
     """sigma -> 0: every draw is the mean, and mu moves by mean_eta sigma^2 B times the (clipped) meta-gradient."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
     net2 = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
     net2.load_state_dict(net.state_dict())
-    std, eta, batch = 1e-4, 1e3, 10
-    bgd = make("meta-bgd", net, std_init=std, mean_eta=eta, memories=0, bgd_on_rates=False, grad_clip_norm=None)
+    before = [p.detach().clone() for p in net.parameters()]
+    std, eta, batch = 1e-6, 1e10, 10                                       # an SGD rate of 0.1
+    bgd = make("meta-bgd", net, std_init=std, mean_eta=eta, memories=0, bgd_on_rates=False, grad_clip_norm=None,
+               train_mc_iters=1)
     cmaml = make("c-maml", net2, opt_wt=eta * std * std * batch, memories=0, alpha_init=0.1, grad_clip_norm=None,
                  second_order=True, inner_steps=3, inner_clamp=2.0, relu_in_inner=False)
     x, y = torch.randn(batch, 4), torch.randint(0, 3, (batch,))
     bgd.observe(x, y, 0, epoch=0, glance=0)
     cmaml.observe(x, y, 0, epoch=0, glance=0)
-    for a, b in zip(net.parameters(), net2.parameters()):
-        assert torch.allclose(a, b, atol=1e-5)
+    for a, b, a0 in zip(net.parameters(), net2.parameters(), before):
+        assert (b - a0).abs().max() > 1e-3                                  # a real step was taken
+        assert torch.allclose(a - a0, b - a0, rtol=1e-4, atol=1e-6)        # the same step (steps ~1e-2)
+
+
+def test_meta_bgd_averages_g_and_g_eps_over_draws_as_bgd_needs():
+    """With meta-loss 1/2 ||theta||^2 the gradient at mu + sigma eps is itself, so over many draws
+    E[g] = B mu and E[g eps] = B sigma (B: batch size, BGD's sum-of-losses scale)."""
+    torch.manual_seed(0)
+    bgd = make("meta-bgd", nn.Linear(3, 2), std_init=0.5, memories=0, bgd_on_rates=False, grad_clip_norm=None,
+               train_mc_iters=4000)
+    bgd.look_ahead = lambda *args: sum(0.5 * (w * w).sum() for w in bgd.weights.values())
+    captured = {}
+    bgd.bgd_step = lambda g, ge: captured.update(g=g, ge=ge)
+    mean = [m.clone() for m in bgd.mean]
+    bgd.observe(torch.randn(5, 3), torch.randint(0, 2, (5,)), 0, epoch=0, glance=0)
+    for m, g, ge in zip(mean, captured["g"], captured["ge"]):
+        assert torch.allclose(g / 4000, 5 * m, atol=0.15)
+        assert torch.allclose(ge / 4000, torch.full_like(m, 5 * 0.5), atol=0.15)

@@ -34,8 +34,9 @@ class RunConfig(BaseModel):
                                                 "with glances, or multi-pass (10 epochs); selects the preset")
     model: Literal["mlp", "pc-cnn"] = Field("mlp", description="network: the MNIST MLP or the vision "
                                             "benchmarks' conv net (their preset's default)")
-    init: Literal["kaiming-normal", "xavier-uniform"] = Field(
-        "kaiming-normal", description="weight init: La-MAML's Learner, or GEM/MER's MLP (MNIST baselines)")
+    init: Literal["kaiming-normal", "xavier-uniform", "xavier-normal"] = Field(
+        "kaiming-normal", description="weight init (biases zero): La-MAML's Learner (kaiming-normal), GEM/MER's "
+                           "MLP of the MNIST baselines (xavier-uniform), the authors' --xav_init (xavier-normal)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to compute")
     train_threads: int = Field(1, ge=1, description="CPU threads while training: one by default, since "
                                "single samples gain nothing from more and extra threads collapse when "

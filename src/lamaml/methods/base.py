@@ -86,13 +86,27 @@ class Method:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Checkpoints load on the CPU; what they hold goes back to the model's device (not the
+        generator, whose state is a CPU byte tensor)."""
         self.model.load_state_dict(state["model"])
         self.generator.set_state(state["generator"])
+        device = next(self.model.parameters()).device
         for name in self.state_attributes:
-            setattr(self, name, import_state(getattr(self, name), state[name]))
+            setattr(self, name, import_state(getattr(self, name), to_device(state[name], device)))
 
     def randperm(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randperm(n, generator=self.generator).to(device, non_blocking=True)
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it moved to ``device`` (containers rebuilt, the rest as is)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
 
 
 def export_state(value: Any) -> Any:

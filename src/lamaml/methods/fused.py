@@ -95,6 +95,9 @@ class _Plan:
         self.weight = -self.neg_weight
         self.passes = [_Pass(self.rows_x[a:b], self.target[a:b], self.weight[a:b], n, inner, meta, widths)
                        for a, b, n, inner, meta in bounds]
+        self.losses = torch.empty(sum(p.want_meta for p in self.passes), dtype=dtype, device=device)
+        for p, loss in zip([p for p in self.passes if p.want_meta], self.losses):
+            p.loss = loss                                  # each pass writes its meta-loss here
 
     def load(self, x, y, meta_x, meta_y) -> None:
         """Gather this meta-update's rows; targets are minus the one-hot labels times each row's weight."""
@@ -133,11 +136,11 @@ class FusedMLPMetaGradient:
                                      self.theta0.device)
         return self._plans[key]
 
-    def _pass(self, p: _Pass) -> torch.Tensor | None:
+    def _pass(self, p: _Pass) -> None:
         """Forward/backward at the fast weights over [inner rows; meta rows].
 
-        Writes the inner rows' mean-loss gradient into ``inner_grad`` and the meta rows' into
-        ``meta_grad``; returns the meta rows' mean loss (a tensor: no host sync).
+        Writes the inner rows' mean-loss gradient into ``inner_grad``, the meta rows' into
+        ``meta_grad`` and their mean loss into ``p.loss`` (a tensor: no host sync).
         """
         fast, fast_T = self._fast_views, self._fast_T
         for l in range(len(fast_T) - 1):
@@ -147,7 +150,8 @@ class FusedMLPMetaGradient:
         torch.ops.aten._log_softmax.out(p.logits, 1, False, out=p.log_p)
         delta = p.deltas[-1]                                        # (softmax - onehot) * weight
         torch.addcmul(p.target, torch.exp(p.log_p, out=delta), p.weight, out=delta)
-        meta_loss = torch.vdot(p.meta_log_p, p.meta_target) if p.want_meta else None
+        if p.want_meta:
+            torch.vdot(p.meta_log_p, p.meta_target, out=p.loss)
         inner, meta = self._inner_views, self._meta_views
         for layer in range(len(p.deltas) - 1, -1, -1):
             l = 2 * layer
@@ -162,7 +166,6 @@ class FusedMLPMetaGradient:
                 below = p.deltas[layer - 1]
                 torch.mm(p.deltas[layer], fast[l], out=below)
                 torch.ops.aten.threshold_backward.grad_input(below, p.acts[layer], 0, grad_input=below)
-        return meta_loss
 
     def __call__(self, rates: torch.Tensor, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor,
                  meta_y: torch.Tensor, chunks: list[tuple[int, int]], *, mean_over_steps: bool,
@@ -176,12 +179,10 @@ class FusedMLPMetaGradient:
         self.grad_sum.zero_()
         self.meta_sum.zero_()
         self.rate_sum.zero_()
-        losses = []
         for p in plan.passes:
             # at theta_i: the inner gradient of chunk i (if any) and the meta-gradient m_i (if i > 0)
-            loss = self._pass(p)
+            self._pass(p)
             if p.want_meta:
-                losses.append(loss)
                 self.meta_sum += self.meta_grad
                 if learn_rates:   # m_i pairs with the sum of the inner gradients that led to theta_i
                     self.rate_sum.addcmul_(self.meta_grad, self.grad_sum)
@@ -190,10 +191,10 @@ class FusedMLPMetaGradient:
                     self.inner_grad.clamp_(-inner_clamp, inner_clamp)
                 self.grad_sum += self.inner_grad
                 self.fast.addcmul_(rates, self.inner_grad, value=-1.0)
-        n = len(losses)
+        n = len(plan.losses)
         weight_grad = self.meta_sum.div_(n)
         rate_grad = None
         if learn_rates:
             rate_grad = self.rate_sum.mul_(-1.0 / n) if rate_mask is None else \
                 self.rate_sum.mul_(rate_mask).mul_(-1.0 / n)
-        return torch.stack(losses).mean(), weight_grad, rate_grad
+        return plan.losses.mean(), weight_grad, rate_grad

@@ -12,8 +12,12 @@ task's classes; a task without exemplars gets uniform scores.
 
 Differences from the authors' ``icarl.py``: the samples a task's exemplars are chosen from are the
 whole first epoch (theirs stops one batch early, by counting examples against ``2250``); the end
-of a task comes from the stream, not from that count. Without task heads (MNIST), a task's
-classes are all outputs and exemplars are kept per (task, class).
+of a task comes from the stream, not from that count. Class means are computed at the end of each
+task (theirs at every prediction, with the network of that moment: the same numbers, since the
+engine evaluates right after a task ends). The loss ``observe`` returns for logging is the
+cross-entropy alone (theirs adds the distillation term). Without task heads (MNIST), a task's
+classes are all outputs and exemplars are kept per (task, class). When the budget falls below one
+exemplar per class, the oldest classes keep none and their tasks are scored uniformly.
 """
 import torch
 import torch.nn.functional as F
@@ -34,7 +38,7 @@ class ICaRL(SGDMethod):
     name = "icarl"
     summary = "iCaRL (task-incremental): distillation on herded exemplars, nearest-class-mean prediction"
     Params = ICaRLParams
-    state_attributes = ("current_task", "seen_x", "seen_y", "exemplars", "class_means")
+    state_attributes = ("current_task", "seen_x", "seen_y", "exemplars", "class_means", "classes_seen")
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)
@@ -45,6 +49,7 @@ class ICaRL(SGDMethod):
         # task, class, and rank (position in its class's herding order).
         self.exemplars: dict[str, torch.Tensor] = {}
         self.class_means: dict[int, torch.Tensor] = {}   # task -> (its classes, outputs); NaN: no exemplar
+        self.classes_seen = 0
 
     def task_classes(self, task: int) -> torch.Tensor:
         if self.heads is None:
@@ -63,7 +68,7 @@ class ICaRL(SGDMethod):
             self.seen_x.append(x.detach().clone())
             self.seen_y.append(y.detach().clone())
         loss = self.loss(self.model(x), y, task)
-        total = loss + self.distillation() if self.exemplars else loss
+        total = loss + self.distillation() if self.exemplars and len(self.exemplars["x"]) else loss
         self.sgd_step(self.gradients(total, self.params.grad_clip_norm))
         return loss.detach()
 
@@ -91,6 +96,8 @@ class ICaRL(SGDMethod):
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        if not len(x):
+            return x.new_zeros((0, self.n_outputs()))
         return torch.cat([self.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
     @torch.no_grad()
@@ -101,8 +108,8 @@ class ICaRL(SGDMethod):
         self.seen_x, self.seen_y = [], []
         classes = self.task_classes(task)
         earlier = self.exemplars.get("task")
-        tasks_kept = 1 + (0 if earlier is None else len(torch.unique(earlier[earlier != task])))
-        per_class = self.params.n_memories // (len(classes) * tasks_kept)
+        self.classes_seen += len(classes)
+        per_class = self.params.n_memories // self.classes_seen
         features = self.logits(x).index_select(1, classes)
         rows, cls, rank = [], [], []
         for c in classes.tolist():
@@ -122,6 +129,7 @@ class ICaRL(SGDMethod):
     def update_class_means(self) -> None:
         ex, n_out = self.exemplars, self.n_outputs()
         group = ex["task"] * n_out + ex["cls"]
+        self.class_means = {}
         for t in torch.unique(ex["task"]).tolist():
             keys = t * n_out + self.task_classes(t)
             members = (group.unsqueeze(0) == keys.unsqueeze(1)).to(ex["logits"].dtype)   # (classes, N)

@@ -29,7 +29,7 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from .base import Method, MethodParams, clip_global_norm_
+from .base import Method, MethodParams, clip_global_norm_, to_device
 from .fused import FusedMLPMetaGradient, can_fuse, flatten_parameters_, views
 from .replay import ReservoirMemory
 
@@ -125,7 +125,8 @@ class LookaheadMetaLearner(Method):
         self.replay_source = self.memory
         if state["replay_source"] is not None:
             self.replay_source = ReservoirMemory(self.params.memories, self.generator)
-            self.replay_source.load_state_dict(state["replay_source"])
+            device = next(self.model.parameters()).device
+            self.replay_source.load_state_dict(to_device(state["replay_source"], device))
 
     # -- the pieces of one meta-update, in the order they happen ---------------------------
 

@@ -14,7 +14,9 @@ named parameters, alphas included; ``bgd_on_rates=false`` keeps them at ``alpha_
 
 Defaults follow the authors' ``meta-bgd.py`` on CIFAR-100: second order, 3 inner chunks
 (``cifar_batches 3``), raw alpha with the element-wise inner clamp, std_init 0.02, mean_eta 50,
-2 draws. The weight and rate meta-gradients are clipped separately, as in the rest of the family.
+2 draws, each draw with its own shuffle of the incoming batch and its own replay samples, and only
+the weights' meta-gradient clipped (their clip reads the Learner's parameters, which exclude the
+alphas; ``clip_rates=true`` clips the rates' separately, as the rest of the family does).
 """
 import torch
 from pydantic import Field
@@ -34,6 +36,8 @@ class MetaBGDParams(LookaheadParams):
     train_mc_iters: int = Field(2, ge=1, description="Monte-Carlo weight draws per glance")
     bgd_on_rates: bool = Field(True, description="the inner rates are Gaussian and BGD-updated too "
                                                  "(authors' code) or stay fixed")
+    clip_rates: bool = Field(False, description="clip the rates' meta-gradient too (the authors clip the "
+                                                "weights' only)")
 
 
 @register
@@ -73,15 +77,21 @@ class MetaBGD(LookaheadMetaLearner):
 
     def reference_meta_update(self, x, y, task, meta_x, meta_y, meta_tasks):
         p, n_weights = self.params, len(self.weights)
+        incoming_x, incoming_y = x, y
         grad_sum = [torch.zeros_like(m) for m in self.mean]
         grad_eps_sum = [torch.zeros_like(m) for m in self.mean]
         losses = []
-        for _ in range(p.train_mc_iters):
+        for draw in range(p.train_mc_iters):
+            if draw:   # as the authors' code: every draw shuffles the batch and samples replay anew
+                order = self.randperm(len(incoming_x), incoming_x.device)
+                x, y = incoming_x[order], incoming_y[order]
+                meta_x, meta_y, meta_tasks = self.meta_batch(x, y, task)
             eps = self.draw()
             meta_loss = self.look_ahead(x, y, task, meta_x, meta_y, meta_tasks)
             grads = list(torch.autograd.grad(meta_loss, self.variables))
             clip_global_norm_(grads[:n_weights], p.grad_clip_norm)
-            clip_global_norm_(grads[n_weights:], p.grad_clip_norm)
+            if p.clip_rates:
+                clip_global_norm_(grads[n_weights:], p.grad_clip_norm)
             torch._foreach_mul_(grads, float(len(x)))      # BGD reads the gradient of the summed loss
             torch._foreach_add_(grad_sum, grads)
             torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))

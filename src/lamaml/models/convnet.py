@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from .mlp import INITIALISERS
+
 
 class ConvNet(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], n_outputs: int, filters: int = 160,
@@ -27,7 +29,7 @@ class ConvNet(nn.Module):
                                    for i in range(n_convs))
         self.fcs = nn.ModuleList([nn.Linear(filters * 16, hidden), nn.Linear(hidden, hidden),
                                   nn.Linear(hidden, n_outputs)])
-        initialise = {"kaiming-normal": nn.init.kaiming_normal_, "xavier-uniform": nn.init.xavier_uniform_}[init]
+        initialise = INITIALISERS[init]
         for layer in [*self.convs, *self.fcs]:
             initialise(layer.weight)
             nn.init.zeros_(layer.bias)

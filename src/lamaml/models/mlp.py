@@ -5,6 +5,11 @@ import torch
 from torch import nn
 
 
+# Weight initialisers by config name; biases start at zero with every one of them.
+INITIALISERS = {"kaiming-normal": nn.init.kaiming_normal_, "xavier-uniform": nn.init.xavier_uniform_,
+                "xavier-normal": nn.init.xavier_normal_}
+
+
 class MLP(nn.Module):
     """A plain ``nn.Module``; fast weights go through ``torch.func.functional_call``.
 
@@ -18,7 +23,7 @@ class MLP(nn.Module):
         super().__init__()
         sizes = [n_inputs, *hidden, n_outputs]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        initialise = {"kaiming-normal": nn.init.kaiming_normal_, "xavier-uniform": nn.init.xavier_uniform_}[init]
+        initialise = INITIALISERS[init]
         for layer in self.layers:
             initialise(layer.weight)
             nn.init.zeros_(layer.bias)
