@@ -109,3 +109,23 @@ def test_a_sweep_file_is_validated_before_anything_runs(tmp_path):
     assert not (tmp_path / "pwned").exists()
     with pytest.raises(UserError, match="unknown method .nope.; choose from"):
         combinations(SweepSpec.model_validate({"benchmarks": ["mnist-rotations"], "methods": ["nope"]}))
+
+
+def test_table1_marks_cells_by_the_rule_and_explains_the_ones_that_miss(monkeypatch):
+    import lamaml.reproduce as reproduce
+    monkeypatch.setattr(reproduce, "table1_notes", lambda: {"mnist-rotations": {"online": "a  documented\n reason"}})
+    run = lambda ra, bti, t: {"ra": ra, "bti": bti, "train_time_s": t, "code_commit": "abc"}  # noqa: E731
+    cells = {("mnist-rotations", "online"): [run(49.0, -5.0, 3.0), run(50.0, -6.0, 3.0)],     # 3.88 off, > 2 stds
+             ("mnist-rotations", "ewc"): [run(58.0, -20.0, 5.0)],
+             ("mnist-rotations", "gem"): [run(67.0, -18.0, 9.0)],
+             ("mnist-rotations", "mer"): [run(77.0, -9.0, 180.0)],                             # BTI 3.4 off
+             ("mnist-rotations", "la-maml"): [run(77.5, -8.5, 30.0), run(77.3, -8.7, 30.0)]}
+    table = reproduce.table1_markdown(cells, 2, "lamaml reproduce table1")
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| mnist-rotations")}
+    assert "| 49.50 +/- 0.71 | 53.38 +/- 1.53 | **no** |" in rows["online"]
+    assert "| 77.40 +/- 0.14 | 77.42 +/- 0.65 | yes |" in rows["la-maml"] and rows["la-maml"].endswith("| 1.0 |")
+    assert rows["mer"].endswith("| 180 s | 6.0 |")
+    assert "- **mnist-rotations / online** (RA): a documented reason" in table
+    assert "- **mnist-rotations / mer** (BTI): open question" in table
+    assert "La-MAML's RA 77.40 is above online, ewc, gem of Online, EWC, GEM;" in table
+    assert "MER trains 6.0x as long as La-MAML" in table
