@@ -142,3 +142,19 @@ def test_every_table2_method_runs_with_task_heads_on_images(method):
     result = train(learner, stream, epochs=1, batch_size=config.batch_size, glances=1,
                    generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), eval_batch_size=1000)
     assert np.isfinite(result.acc_matrix[-1]).all() and result.test_matrix is not None
+
+
+def test_the_appendix_hyperparameters_are_one_option_away_and_the_scripts_stay_the_default():
+    scripts = resolve_config("cifar100", "la-maml")
+    appendix = resolve_config("cifar100", "la-maml", hparams="appendix")
+    assert scripts.hparams == "scripts" and (scripts.params["opt_lr"], scripts.params["grad_clip_norm"]) == (0.25, 1.0)
+    assert (appendix.params["opt_lr"], appendix.params["grad_clip_norm"], appendix.params["inner_clamp"]) == (0.3, 2.0, 2.0)
+    assert appendix.params["inner_steps"] == scripts.params["inner_steps"] == 5          # the scripts fill the gaps
+    er = resolve_config("tinyimagenet", "er", {"hparams": "appendix"})
+    assert (er.params["lr"], er.glances) == (0.1, 10)                                  # scripts: 0.01, 2
+    mnist = resolve_config("mnist-rotations", "la-maml", hparams="appendix")
+    assert (mnist.params["alpha_init"], mnist.params["opt_lr"]) == (0.3, 0.15)         # Table 6's swap
+    assert resolve_config("mnist-many-permutations", "la-maml", hparams="appendix").params == \
+        resolve_config("mnist-many-permutations", "la-maml").params
+    with pytest.raises(UserError, match="--hparams paper: choose scripts"):
+        resolve_config("cifar100", "la-maml", hparams="paper")

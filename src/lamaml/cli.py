@@ -95,7 +95,7 @@ def cmd_run(args) -> int:
     from .errors import RunFailed, UserError
     resume = None
     if args.resume:
-        if args.set or args.tasks is not None or args.out or args.analyses or args.setting:
+        if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
             raise UserError("--resume DIR continues the run as it was configured; "
                             "--set, --tasks, --analyses and --out cannot change it")
         out = Path(args.resume)
@@ -111,7 +111,7 @@ def cmd_run(args) -> int:
         if args.device:
             overrides["device"] = args.device
         config = resolve_config(args.benchmark, args.method, overrides, seed=args.seed, tasks=args.tasks,
-                                setting=args.setting)
+                                setting=args.setting, hparams=args.hparams)
         out = Path(args.out) if args.out else None
         every = Every.parse(args.checkpoint_every) if args.checkpoint_every else None
         if every and out is None:
@@ -349,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
     run_p.add_argument("--setting", choices=["single", "multi"], default=None,
                        help="the paper's single-pass (glances) or multi-pass (10 epochs) protocol; default single")
+    run_p.add_argument("--hparams", choices=["scripts", "appendix"], default=None,
+                       help="the authors' scripts' hyperparameters (default) or the paper appendix's tables")
     run_p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="where to compute (default cpu)")
     run_p.add_argument("--out", default=None, help="write DIR/metrics.json")
     run_p.add_argument("--data-dir", default=None, help="folder holding mnist/, cifar-100-python(.tar.gz), tiny-imagenet-200(.zip) (default $LAMAML_DATA or ./data)")
