@@ -127,5 +127,5 @@ def test_table1_marks_cells_by_the_rule_and_explains_the_ones_that_miss(monkeypa
     assert rows["mer"].endswith("| 180 s | 6.0 |")
     assert "- **mnist-rotations / online** (RA): a documented reason" in table
     assert "- **mnist-rotations / mer** (BTI): open question" in table
-    assert "La-MAML's RA 77.40 is above online, ewc, gem of Online, EWC, GEM;" in table
+    assert "La-MAML's RA 77.40 is above Online's, EWC's and GEM's;" in table
     assert "MER trains 6.0x as long as La-MAML" in table

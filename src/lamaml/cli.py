@@ -308,8 +308,8 @@ def cmd_reproduce(args) -> int:
     spec = table1_spec(args.seeds, args.tasks, overrides)
     if not args.table_only:
         run_table1(out, spec, args.jobs, args.data_dir)
-    command = "lamaml " + " ".join(args.argv)
-    table = table1_markdown(collect(out, spec), args.seeds, command)
+    command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
+    table = table1_markdown(collect(out, spec), args.seeds, command, rebuilt=args.table_only)
     targets = [out / "table1.md"] + ([Path(args.table)] if args.table else [])
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
