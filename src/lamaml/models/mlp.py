@@ -5,9 +5,15 @@ import torch
 from torch import nn
 
 
+def kaiming_normal_gain1_(weight: torch.Tensor) -> torch.Tensor:
+    """N(0, 1/fan_in): the gain the authors' learner.py comment names ("gain=1 according to cbfinn's
+    implementation") where its call, kaiming_normal_, uses sqrt 2."""
+    return nn.init.kaiming_normal_(weight, nonlinearity="linear")
+
+
 # Weight initialisers by config name; biases start at zero with every one of them.
-INITIALISERS = {"kaiming-normal": nn.init.kaiming_normal_, "xavier-uniform": nn.init.xavier_uniform_,
-                "xavier-normal": nn.init.xavier_normal_}
+INITIALISERS = {"kaiming-normal": nn.init.kaiming_normal_, "kaiming-normal-gain1": kaiming_normal_gain1_,
+                "xavier-uniform": nn.init.xavier_uniform_, "xavier-normal": nn.init.xavier_normal_}
 
 
 class MLP(nn.Module):
