@@ -20,6 +20,7 @@ import importlib
 import sys
 import types
 from argparse import Namespace
+from pathlib import Path
 
 import torch
 
@@ -29,10 +30,26 @@ from lamaml.engine import build_method
 from lamaml.models import build_model
 
 
+AUTHORS_FILES = ("model/lamaml.py", "model/lamaml_cifar.py", "model/lamaml_base.py", "model/meta/learner.py",
+                 "model/meta/modelfactory.py")
+
+
 def import_authors(authors_dir: str):
+    missing = [name for name in AUTHORS_FILES if not (Path(authors_dir) / name).is_file()]
+    if missing:
+        sys.exit(f"--authors-dir {authors_dir}: not a checkout of montrealrobotics/La-MAML "
+                 f"(missing {', '.join(missing)})")
     sys.modules.setdefault("ipdb", types.ModuleType("ipdb"))   # imported, never used on these paths
     sys.path.insert(0, authors_dir)
     return importlib.import_module("model.lamaml"), importlib.import_module("model.lamaml_cifar")
+
+
+def start_alike(theirs, ours) -> None:
+    """Their network takes our initial weights; both sides take each batch in the order given."""
+    with torch.no_grad():
+        for theirs_w, w in zip(theirs.net.parameters(), ours.model.parameters()):
+            theirs_w.copy_(w)
+    ours.randperm = lambda n, device=None: torch.arange(n)
 
 
 @contextlib.contextmanager
@@ -72,12 +89,9 @@ def tiny_case(module, data_dir, init: str) -> None:
     torch.manual_seed(0)
     model = build_model("pc-cnn", stream.input_shape, stream.n_outputs, init)
     theirs = module.Net(3 * 64 * 64, 200, 40, authors_args(config, "tinyimagenet", "pc_cnn"))
-    with torch.no_grad():
-        for theirs_w, w in zip(theirs.net.parameters(), model.parameters()):
-            theirs_w.copy_(w)
     ours = build_method("la-maml", model, config.method_params(), 0)
     ours.use_task_heads(stream.head_mask())
-    ours.randperm = lambda n, device=None: torch.arange(n)
+    start_alike(theirs, ours)
     with identity_randperm():
         losses = float(ours.observe(x, y, 0, epoch=0, glance=0)), theirs.observe(x, y, 0)
     compare(f"tinyimagenet la-maml, init {init}, 1 glance", ours, theirs, losses)
@@ -92,13 +106,11 @@ def mnist_case(module, data_dir, method: str) -> None:
     torch.manual_seed(0)
     model = build_model("mlp", (784,), 10)
     theirs = module.Net(784, 10, 20, authors_args(config, "mnist_rotations", "linear"))
-    with torch.no_grad():
-        for theirs_w, w in zip(theirs.net.parameters(), model.parameters()):
-            theirs_w.copy_(w)
-    theirs.getBatch = lambda *args, **kwargs: (meta_x, meta_y, torch.zeros(20, dtype=torch.long))
     ours = build_method(method, model, config.method_params(), 0)
-    ours.randperm = lambda n, device=None: torch.arange(n)
-    ours.meta_batch = lambda *args: (meta_x, meta_y, torch.zeros(20, dtype=torch.long))
+    start_alike(theirs, ours)
+    meta_batch = (meta_x, meta_y, torch.zeros(20, dtype=torch.long))
+    theirs.getBatch = lambda *args, **kwargs: meta_batch
+    ours.meta_batch = lambda *args: meta_batch
     with identity_randperm():
         for glance in range(config.glances):
             ours_loss = float(ours.observe(*batch, 0, epoch=0, glance=glance))
