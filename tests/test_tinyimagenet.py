@@ -2,6 +2,7 @@
 sources, order, cache and errors on a small fake data set written in the official layout."""
 import hashlib
 import io
+import random
 import sys
 import warnings
 import zipfile
@@ -16,7 +17,8 @@ from lamaml.data.tinyimagenet import CACHE_NAME, load_tinyimagenet, tinyimagenet
 from lamaml.errors import DataError
 
 REAL = "tiny-imagenet-200-trainval.zip"
-FAKE_CLASSES = ("n0002", "n0001", "n0003")    # not sorted: labels must follow wnids.txt, not the names
+FAKE_CLASSES = ("n0002", "n0001", "n0003")    # wnids.txt order; labels follow the sorted names:
+LABELLED = tuple(sorted(FAKE_CLASSES))        # label k is LABELLED[k], as ImageFolder numbers class folders
 
 
 @pytest.fixture(autouse=True)
@@ -54,21 +56,20 @@ def test_the_real_archive_has_200_classes_of_500_train_and_50_val_images(real_di
 def test_a_real_subset_decodes_in_order_and_greyscale_becomes_three_equal_channels(real_dir):
     data = load_tinyimagenet(real_dir, classes_limit=3, per_class_limit=5)
     with zipfile.ZipFile(real_dir / REAL) as archive:
-        wnids = archive.read("tiny-imagenet-200/wnids.txt").decode().split()
+        wnids = sorted(archive.read("tiny-imagenet-200/wnids.txt").decode().split())
         first = Image.open(io.BytesIO(archive.read(f"tiny-imagenet-200/train/{wnids[0]}/images/{wnids[0]}_0.JPEG")))
-        grey = Image.open(io.BytesIO(archive.read("tiny-imagenet-200/val/images/val_1379.JPEG")))
-    assert data.classes == tuple(wnids[:3])
+        grey_bytes = archive.read("tiny-imagenet-200/val/images/val_1379.JPEG")
+    assert data.classes == tuple(wnids[:3]) == ("n01443537", "n01629819", "n01641577")   # ImageFolder's order
     assert data.train_images.shape == data.test_images.shape == (15, 3, 64, 64)
     assert data.train_images.dtype == torch.uint8
     assert data.train_labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
     assert torch.bincount(data.test_labels).tolist() == [5, 5, 5]
-    # file-name order within a class: n02124075_0.JPEG comes first, stored channels-first
+    # file-name order within a class: n01443537_0.JPEG comes first, stored channels-first
     assert torch.equal(data.train_images[0], torch.from_numpy(np.array(first.convert("RGB"))).permute(2, 0, 1))
-    assert grey.mode == "L"     # a greyscale JPEG of class 1 (n04067472), among its first five val images
-    grey_pixels = torch.from_numpy(np.array(grey))
-    position = [i for i, image in enumerate(data.test_images) if torch.equal(image[0], grey_pixels)]
-    assert len(position) == 1 and data.test_labels[position[0]] == 1
-    channels = data.test_images[position[0]]
+    grey = Image.open(io.BytesIO(grey_bytes))
+    assert grey.mode == "L"     # a greyscale JPEG of class n04067472
+    channels = torch.tensor(tin._decode_image(grey_bytes, "val_1379.JPEG"))
+    assert channels.shape == (3, 64, 64) and torch.equal(channels[0], torch.from_numpy(np.array(grey)))
     assert torch.equal(channels[0], channels[1]) and torch.equal(channels[1], channels[2])
 
 
@@ -126,17 +127,17 @@ def _trust(monkeypatch, archive):
 def _expected(files):
     """What the reader must return, decoded here with PIL in the documented order."""
     decode = lambda rel: np.asarray(Image.open(io.BytesIO(files[rel])).convert("RGB")).transpose(2, 0, 1)  # noqa: E731
-    train = sorted((k, rel) for rel in files for k, w in enumerate(FAKE_CLASSES)
+    train = sorted((k, rel) for rel in files for k, w in enumerate(LABELLED)
                    if rel.startswith(f"train/{w}/images/"))
     label = dict(line.split("\t")[:2] for line in files["val/val_annotations.txt"].decode().split("\n") if line)
     val = sorted(rel for rel in files if rel.startswith("val/images/"))
     return (np.stack([decode(rel) for _, rel in train]), [k for k, _ in train],
-            np.stack([decode(rel) for rel in val]), [FAKE_CLASSES.index(label[rel.split("/")[-1]]) for rel in val])
+            np.stack([decode(rel) for rel in val]), [LABELLED.index(label[rel.split("/")[-1]]) for rel in val])
 
 
 def _assert_matches(data, files):
     train_images, train_labels, test_images, test_labels = _expected(files)
-    assert data.classes == FAKE_CLASSES
+    assert data.classes == LABELLED
     np.testing.assert_array_equal(data.train_images.numpy(), train_images)
     np.testing.assert_array_equal(data.test_images.numpy(), test_images)
     assert data.train_labels.tolist() == train_labels and data.test_labels.tolist() == test_labels
@@ -153,7 +154,8 @@ def test_a_fake_set_loads_identically_from_its_folder_and_its_zip(tmp_path, monk
     files = _fake_files()
     from_folder = load_tinyimagenet(_write_folder(tmp_path / "folder", files), cache=False)
     _assert_matches(from_folder, files)
-    assert from_folder.train_labels.tolist()[:11] == [0] * 11     # n0002 is label 0: wnids.txt order
+    assert from_folder.train_labels.tolist()[:11] == [0] * 11     # n0001 is label 0: sorted, not wnids.txt order
+    assert from_folder.classes == ("n0001", "n0002", "n0003")
     archive = _write_zip(tmp_path / "zip" / tin.OFFICIAL_ZIP, files)
     _trust(monkeypatch, archive)
     from_zip = load_tinyimagenet(archive.parent, cache=False)
@@ -174,7 +176,7 @@ def test_the_limits_keep_the_first_classes_and_images(tmp_path):
     files = _fake_files()
     data = load_tinyimagenet(_write_folder(tmp_path, files), classes_limit=2, per_class_limit=2)
     train_images, train_labels, test_images, test_labels = _expected(files)
-    assert data.classes == FAKE_CLASSES[:2] and data.train_labels.tolist() == [0, 0, 1, 1]
+    assert data.classes == LABELLED[:2] and data.train_labels.tolist() == [0, 0, 1, 1]
     np.testing.assert_array_equal(data.train_images.numpy(), train_images[[0, 1, 11, 12]])
     assert sorted(data.test_labels.tolist()) == [0, 0, 1, 1]
     assert not (tmp_path / CACHE_NAME).exists()     # a subset is never cached
@@ -326,6 +328,17 @@ def test_the_real_archive_splits_into_40_tasks_of_2250_train_250_val_and_250_tes
     same, other = stream(0).tasks, stream(1).tasks
     assert [t.info["classes"] for t in same] == [t.info["classes"] for t in tasks]
     assert [t.info["classes"] for t in other] != [t.info["classes"] for t in tasks]
+    # The authors' loader: ImageFolder numbers the train/ class folders in sorted order, then
+    # random.seed(seed); random.shuffle(order); task t holds the classes order[5t:5t+5].
+    with zipfile.ZipFile(real_dir / REAL) as archive:
+        folders = sorted({name.split("/")[2] for name in archive.namelist()
+                          if name.startswith("tiny-imagenet-200/train/") and name.count("/") >= 3})
+    for seed in (0, 1):
+        order = list(range(200))
+        random.seed(seed)
+        random.shuffle(order)
+        assert [t.info["classes"] for t in stream(seed).tasks] == [[folders[c] for c in order[5 * t:5 * t + 5]]
+                                                                   for t in range(40)]
 
 
 @pytest.mark.parametrize("init, diverges", [("kaiming-normal", True), ("kaiming-normal-gain1", False)])

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lamaml.config import resolve_config
+from lamaml.config.schema import preset_note
 from lamaml.data.images import ImageSet
 from lamaml.data.vision import CIFAR_MEAN, CIFAR_STD, augment, class_order, split_image_stream, split_per_class
 from lamaml.engine import build_method
@@ -118,10 +119,14 @@ def test_settings_select_the_papers_presets_and_refuse_the_ones_it_never_ran():
     multi = resolve_config("tinyimagenet", "la-maml", setting="multi")
     assert (single.glances, single.epochs, multi.glances, multi.epochs) == (2, 1, 1, 10)
     assert single.params["opt_lr"] == 0.4 and single.params["inner_steps"] == 5
-    with pytest.raises(UserError, match="mer on cifar100 single-pass only"):
-        resolve_config("cifar100", "mer", setting="multi")
-    with pytest.raises(UserError, match="iid on tinyimagenet multi-pass only"):
-        resolve_config("tinyimagenet", "iid", setting="single")
+    # A setting the paper never ran a method in: its other setting's values under this protocol, named.
+    mer_multi, mer_single = resolve_config("cifar100", "mer", setting="multi"), resolve_config("cifar100", "mer")
+    assert (mer_multi.epochs, mer_multi.params) == (10, mer_single.params)
+    assert "the paper ran mer on cifar100 single-pass only" in preset_note("cifar100", "mer", "multi")
+    iid_single = resolve_config("tinyimagenet", "iid", setting="single")
+    assert (iid_single.epochs, iid_single.batch_size) == (1, 32)
+    assert "multi-pass only" in preset_note("tinyimagenet", "iid", "single")
+    assert preset_note("tinyimagenet", "iid", "multi") is None and preset_note("mnist-rotations", "mer", "multi") is None
     assert resolve_config("mnist-rotations", "la-maml", setting="multi").epochs == 10
 
 
@@ -133,7 +138,8 @@ def test_every_table2_method_runs_with_task_heads_on_images(method):
     torch.manual_seed(0)
     stream = split_image_stream("fake", fake_images(side=8), 2, 0, 20, CIFAR_MEAN, CIFAR_STD, 63 / 255)
     setting = "multi" if method == "iid" else "single"
-    cheap = {"glances": 1, "epochs": 1, "model": "mlp", **({"batches_per_example": 2} if method == "mer" else {})}
+    cheap = {"glances": 1, "epochs": 1, "model": "mlp", **({"batches_per_example": 2} if method == "mer" else {}),
+             **({"iterations": 5} if method == "iid" else {})}
     config = resolve_config("cifar100", method, cheap, tasks=2, setting=setting)
     model = build_model(config.model, stream.input_shape, stream.n_outputs)
     learner = build_method(method, model, config.method_params(), 0)

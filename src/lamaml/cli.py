@@ -34,6 +34,10 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 def _progress(stream, config, resume=None):
     from tqdm import tqdm
     per_task = [config.epochs * -(-task.n_train // config.batch_size) for task in stream]
+    from .methods import method_class
+    if method_class(config.method).joint:   # one pass over the union, or the method's own epoch length
+        per_task = [config.epochs * (config.params.get("iterations") or -(-sum(t.n_train for t in stream)
+                                                                          // config.batch_size))]
     done = 0
     if resume is not None:
         position = resume["progress"]
@@ -118,6 +122,7 @@ def cmd_run(args) -> int:
             raise UserError("--checkpoint-every needs --out DIR, where the checkpoints go")
     if out:
         _check_writable(out)
+    _note_preset(config)
     from .methods import method_class
     if every and method_class(config.method).joint:
         raise UserError(f"--checkpoint-every: {config.method} trains on all tasks at once; "
@@ -291,6 +296,23 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _note_preset(config) -> None:
+    from .config.schema import preset_note
+    note = preset_note(config.benchmark, config.method, config.setting, config.hparams)
+    if note:
+        print(f"lamaml: note: {note}", file=sys.stderr)
+
+
+def cmd_config(args) -> int:
+    """The fully resolved configuration of a run, as JSON: what ``lamaml run`` with the same options uses."""
+    from .config import resolve_config
+    config = resolve_config(args.benchmark, args.method, _parse_sets(args.set), seed=args.seed, tasks=args.tasks,
+                            setting=args.setting, hparams=args.hparams)
+    _note_preset(config)
+    print(json.dumps(config.model_dump(), indent=2))
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from .engine import write_json_atomic  # noqa: F401  (fail early on a broken install)
     from .errors import UserError
@@ -421,6 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",
                         help="filter, e.g. method=la-maml, ra>=75, config.glances=5 (repeatable)")
     runs_p.set_defaults(handler=cmd_runs)
+    config_p = commands.add_parser("config", help="print the fully resolved config of a run as JSON (no data needed)")
+    config_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help=f"default {DEFAULT_BENCHMARK}")
+    config_p.add_argument("--method", default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
+    config_p.add_argument("--setting", choices=["single", "multi"], default=None, help="default single")
+    config_p.add_argument("--hparams", choices=["scripts", "appendix"], default=None, help="default scripts")
+    config_p.add_argument("--seed", type=int, default=0)
+    config_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
+    config_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override any config field or hyperparameter (repeatable)")
+    config_p.set_defaults(handler=cmd_config)
     list_p = commands.add_parser("list", help="benchmarks, methods and their defaults")
     list_p.set_defaults(handler=cmd_list)
     return parser

@@ -70,6 +70,10 @@ class RunConfig(BaseModel):
         if inner_steps is not None and inner_steps > self.batch_size:
             raise ValueError(f"inner_steps={inner_steps} exceeds batch_size={self.batch_size}: "
                              f"each inner step needs at least one sample")
+        tasks_per_batch = self.params.get("tasks_per_batch")
+        if tasks_per_batch is not None and self.batch_size % tasks_per_batch:
+            raise ValueError(f"batch_size={self.batch_size} is not a multiple of tasks_per_batch={tasks_per_batch}: "
+                             f"each batch takes batch_size / tasks_per_batch samples of each task")
         if self.batch_size > samples:
             raise ValueError(f"batch_size={self.batch_size} exceeds the {samples} training samples per task")
         cls = method_class(self.method)
@@ -123,8 +127,7 @@ def preset(benchmark: str, method: str, setting: str = "single", hparams: str = 
     if any(key in entry for key in SETTINGS):
         if setting not in entry:
             other = next(key for key in SETTINGS if key in entry)
-            raise UserError(f"--setting {setting}: the paper ran {method} on {benchmark} {other}-pass only; "
-                            f"use --setting {other}, or give its hyperparameters with --set")
+            raise UserError(f"--setting {setting}: the paper ran {method} on {benchmark} {other}-pass only")
         merged.update(entry[setting])
     else:
         merged.update(entry)
@@ -134,6 +137,32 @@ def preset(benchmark: str, method: str, setting: str = "single", hparams: str = 
         overlay = (_appendix().get(benchmark) or {}).get(method, {})
         merged.update(overlay.get(setting, {}) if any(key in overlay for key in SETTINGS) else overlay)
     return merged
+
+
+SINGLE_PASS = {"epochs": 1}   # what the single-pass protocol changes of a multi-pass preset
+
+
+def preset_note(benchmark: str, method: str, setting: str, hparams: str = "scripts") -> str | None:
+    """Why a run's preset is not the paper's own for this setting (None when it is)."""
+    try:
+        preset(benchmark, method, setting, hparams)
+        return None
+    except UserError:
+        other = next(key for key in SETTINGS if key != setting)
+        protocol = MULTI_PASS if setting == "multi" else SINGLE_PASS
+        return (f"the paper ran {method} on {benchmark} {other}-pass only; this {setting}-pass run takes its "
+                f"{other}-pass hyperparameters with the {setting}-pass protocol "
+                f"({', '.join(f'{k} {v}' for k, v in protocol.items())})")
+
+
+def _preset_or_other_setting(benchmark: str, method: str, setting: str, hparams: str) -> dict[str, Any]:
+    """The paper's preset; for a setting the paper never ran this method in, its other setting's
+    hyperparameters under this setting's protocol (named by ``preset_note``), so every method can
+    be compared under one protocol."""
+    if preset_note(benchmark, method, setting, hparams) is None:
+        return preset(benchmark, method, setting, hparams)
+    other = next(key for key in SETTINGS if key != setting)
+    return {**preset(benchmark, method, other, hparams), **(MULTI_PASS if setting == "multi" else SINGLE_PASS)}
 
 
 def parse_value(text: str) -> Any:
@@ -167,7 +196,7 @@ def resolve_config(benchmark: str, method: str, overrides: dict[str, Any] | None
     if hparams not in HPARAMS:
         raise UserError(f"--hparams {hparams}: choose scripts (the authors' run_experiments.sh, the default) "
                         f"or appendix (the paper appendix's tables)")
-    settings = preset(benchmark, method, setting, hparams)
+    settings = _preset_or_other_setting(benchmark, method, setting, hparams)
     settings["setting"], settings["hparams"] = setting, hparams
     settings.update({k: v for k, v in explicit.items() if v is not None})
     raw = dict(overrides or {})

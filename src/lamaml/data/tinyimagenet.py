@@ -16,7 +16,9 @@ load writes the uint8 arrays to ``tiny-imagenet-200.lamaml-cache.npz`` beside th
 cache is built; the cache records the source's path, size and mtime and is rebuilt when they
 change or when it cannot be read.
 
-Order: label ``k`` is the k-th wnid of ``wnids.txt``; training images are grouped by label and
+Order: label ``k`` is the k-th wnid in sorted order (``wnids.txt`` lists the same 200 in another order):
+the order of torchvision's ImageFolder, which the authors' loader uses, so a seed's class order
+picks the same classes for each task as theirs; training images are grouped by label and
 sorted by file name within a class; the val images (our test split) are sorted by file name and
 labelled from ``val_annotations.txt``.
 """
@@ -59,7 +61,7 @@ KNOWN_ARCHIVES = {
                    "the shared train+val copy"),
 }
 CACHE_NAME = f"{ROOT}.lamaml-cache.npz"
-CACHE_VERSION = 1
+CACHE_VERSION = 2    # 2: labels in sorted-wnid order (1: wnids.txt order)
 SIZE = 64
 CHUNK = 500             # images per worker task: amortises the transfer, keeps the progress bar moving
 PARALLEL_FROM = 4000    # below this, starting worker processes costs more than it saves
@@ -149,10 +151,11 @@ def _read_text(reader: _Reader, names: set[str], rel: str) -> str:
 
 
 def _read_classes(reader: _Reader, names: set[str]) -> tuple[str, ...]:
-    classes = tuple(_read_text(reader, names, "wnids.txt").split())
-    if not classes or len(set(classes)) != len(classes):
+    """The wnids, sorted as ImageFolder sorts its class folders (the authors' label order)."""
+    listed = _read_text(reader, names, "wnids.txt").split()
+    if not listed or len(set(listed)) != len(listed):
         raise DataError(f"{reader.source.member('wnids.txt')} is empty or lists a class twice")
-    return classes
+    return tuple(sorted(listed))
 
 
 def _read_annotations(reader: _Reader, names: set[str], label: dict[str, int]) -> dict[str, int]:
@@ -399,7 +402,7 @@ def load_tinyimagenet(data_dir: Path, cache: bool = True, *, cache_dir: Path | N
 
     ``cache``: read/write the decoded arrays in ``cache_dir`` (default: ``default_cache_dir``).
     ``classes_limit`` / ``per_class_limit`` (for tests and smoke runs): keep only the first k
-    classes of wnids.txt and the first m images per class of each split; such a subset is never
+    classes in sorted-wnid order and the first m images per class of each split; such a subset is never
     cached. ``workers``: decoding processes (default: up to 4, one per available core).
     """
     if Image is None:

@@ -126,6 +126,7 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
                              generator=generator, device=device, eval_batch_size=eval_batch_size,
                              on_batch=on_batch, on_task=on_task)
     T = len(stream)
+    method.glances = glances
     if resume is not None:
         progress = Progress.from_state(resume["progress"])
         method.load_state_dict(resume["method"])
@@ -227,12 +228,15 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
 def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
                   generator: torch.Generator, device: torch.device, eval_batch_size: int,
                   on_batch=None, on_task=None) -> StreamResult:
-    """The IID oracle's protocol: all tasks' samples shuffled together, then one evaluation.
+    """The IID oracle's protocol: all tasks' samples together, then one evaluation.
 
+    Each epoch's batches come from the method's ``joint_batches(tasks, batch_size, generator)``
+    where it has one (row indices into the union), else from one random pass over the union.
     Only the last row of the accuracy matrix exists; the others stay NaN, and so do the metrics
     that need them (BTI, learning accuracy, FWT).
     """
     T = len(stream)
+    method.glances = glances
     split = "val" if stream.has_validation else "test"
     start = time.perf_counter()
     baseline = evaluate_all(method, stream, device, eval_batch_size, split=split)
@@ -244,12 +248,19 @@ def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, g
     parts = [task.train() for task in stream]
     x = torch.cat([p[0] for p in parts]).to(device)
     y = torch.cat([p[1] for p in parts]).to(device)
-    tasks = torch.cat([torch.full((len(p[1]),), task.index) for p, task in zip(parts, stream)]).to(device)
-    n_batches, loss_sum = math.ceil(len(x) / batch_size), 0.0
+    task_ids = torch.cat([torch.full((len(p[1]),), task.index) for p, task in zip(parts, stream)])
+    tasks = task_ids.to(device)
+
+    def one_pass():
+        order = torch.randperm(len(x), generator=generator)
+        return (order[b:b + batch_size] for b in range(0, len(x), batch_size))
+
+    loss_sum, n_updates, n_batches = 0.0, 0, 0
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(device)
-        for b in range(n_batches):
-            rows = order[b * batch_size:(b + 1) * batch_size]
+        batches = (method.joint_batches(task_ids, batch_size, generator) if hasattr(method, "joint_batches")
+                   else one_pass())
+        for b, rows in enumerate(batches):
+            rows = rows.to(device)
             xb = x[rows] if prepare is None else prepare(x[rows], generator)
             for glance in range(glances):
                 loss = method.observe(xb, y[rows], tasks[rows], epoch=epoch, glance=glance)
@@ -257,7 +268,7 @@ def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, g
             if not math.isfinite(value):
                 raise RunFailed(f"the loss became {value} at epoch {epoch}, batch {b}: training diverged; "
                                 f"lower the learning rate or clip harder")
-            loss_sum += value
+            loss_sum, n_updates, n_batches = loss_sum + value, n_updates + glances, n_batches + 1
             if on_batch:
                 on_batch(T - 1, value)
     _sync(device)
@@ -273,5 +284,5 @@ def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, g
     eval_time += time.perf_counter() - start
     if on_task:
         on_task(T - 1, matrix[-1])
-    return StreamResult(matrix, baseline, train_time, eval_time, epochs * n_batches * glances,
-                        [loss_sum / (epochs * n_batches)], test_matrix=test_matrix, test_baseline=test_baseline)
+    return StreamResult(matrix, baseline, train_time, eval_time, n_updates,
+                        [loss_sum / n_batches], test_matrix=test_matrix, test_baseline=test_baseline)

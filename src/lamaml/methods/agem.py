@@ -40,7 +40,8 @@ class AGEM(GEM):
         return flat(self.gradients(self.loss(self.model(x[pick]), y[pick], tasks[pick]), self.params.grad_clip_norm))
 
     def observe(self, x, y, task, *, epoch, glance):
-        self.memory.add(x, y, task)
+        if glance == 0:      # once per batch, as GEM
+            self.memory.add(x, y, task)
         reference = self.reference_gradient(task)
         loss = self.loss(self.model(x), y, task)
         grads = self.gradients(loss, self.params.grad_clip_norm)

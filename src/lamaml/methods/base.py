@@ -29,6 +29,8 @@ class Method:
     state_attributes: ClassVar[tuple[str, ...]] = ()   # what a checkpoint keeps besides the weights
 
     heads: torch.Tensor | None = None   # (tasks, outputs) bool: each task's slice of the shared head
+    glances: int = 1                    # updates per incoming batch in this run; the loop sets it before
+                                        # training, so a method knows its last glance at a batch
 
     def __init__(self, model: nn.Module, params: MethodParams, generator: torch.Generator):
         self.model = model

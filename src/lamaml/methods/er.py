@@ -1,7 +1,9 @@
 """ER: experience replay with a reservoir memory (Chaudhry et al. 2019; Riemer et al. 2019, Alg. 4).
 
 Each glance takes one SGD step on the incoming batch plus ``replay_batch_size`` samples drawn
-from memory (la-maml-reference 3.1). After the step, the batch enters the reservoir.
+from memory (la-maml-reference 3.1). After the last glance at a batch, the batch enters the
+reservoir, as in ``eralg4.py`` (its push follows the glance loop), so no glance replays the batch
+it is looking at.
 
 Differences from the authors' ``eralg4.py``: it slices logits by task even on single-head MNIST,
 which leaves an empty slice for every task after the first, so it cannot run there; we apply
@@ -40,7 +42,7 @@ class ER(SGDMethod):
             x, y, tasks = (torch.cat([r, c]) for r, c in zip(replay, (x, y, tasks)))
         loss = self.loss(self.model(x), y, tasks)
         self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
-        if glance == 0 and (epoch == 0 or self.params.push_every_epoch):
+        if glance == self.glances - 1 and (epoch == 0 or self.params.push_every_epoch):
             n = len(y) - (0 if replay is None else len(replay[1]))
             self.memory.add(x[-n:], y[-n:], task)
         return loss.detach()

@@ -73,7 +73,8 @@ class EWC(SGDMethod):
             if self.current_task is not None:
                 self.consolidate()
             self.current_task, self.task_x, self.task_y = task, None, None
-        self.remember(x, y)
+        if glance == 0:      # a batch counts once towards the Fisher's samples, however often it is seen
+            self.remember(x, y)
         loss = self.loss(self.model(x), y, task)
         total = loss + self.penalty() if self.anchors else loss
         self.sgd_step(self.gradients(total, self.params.grad_clip_norm))

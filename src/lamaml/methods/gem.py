@@ -6,9 +6,9 @@ product), it is replaced by its projection onto the cone where none conflicts (`
 with ``memory_strength`` as the dual margin. Then one SGD step.
 
 Differences from the authors' code (la-maml-reference 3.2): the QP is solved through its dual as
-NNLS (our own solver, not quadprog); each task's memory fills from its first slot (their ring
-counter runs on across tasks); a task with fewer samples than slots uses only those it has
-(theirs reads uninitialised slots).
+NNLS (scipy's nnls, not quadprog; the same projection to ~1e-14 in float64, bench/compare_mer.py);
+each task's memory fills from its first slot (their ring counter runs on across tasks); a task with
+fewer samples than slots uses only those it has (theirs reads uninitialised slots).
 """
 import torch
 from pydantic import Field
@@ -24,7 +24,9 @@ class GEMParams(SGDParams):
     n_memories: int = Field(10, ge=1, description="samples kept per task")
     memory_strength: float = Field(0.0, ge=0, allow_inf_nan=False, description="margin of the dual QP")
     qp_eps: float = Field(0.0, ge=0, allow_inf_nan=False,
-                          description="ridge added to G G^T (GEM code: 1e-3, needed by quadprog)")
+                          description="ridge added to G G^T: the La-MAML repository's gem.py adds 1e-3 "
+                                      "(project2cone2's default); the MER repository's copy, which made Table 1, "
+                                      "adds none")
 
 
 def flat(grads: list[torch.Tensor]) -> torch.Tensor:
@@ -73,7 +75,8 @@ class GEM(SGDMethod):
         return torch.cat([g.reshape(len(tasks), -1) for g in grads.values()], dim=1)
 
     def observe(self, x, y, task, *, epoch, glance):
-        self.memory.add(x, y, task)
+        if glance == 0:      # the authors push once per batch, not once per glance (`if pass_itr == 0`)
+            self.memory.add(x, y, task)
         G = self.past_gradients(task)
         loss = self.loss(self.model(x), y, task)
         grads = self.gradients(loss, self.params.grad_clip_norm)

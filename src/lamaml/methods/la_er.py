@@ -4,7 +4,8 @@ The per-parameter rates alpha are meta-learned exactly as in La-MAML's look-ahea
 the incoming batch, meta-loss on replay + batch), but the weights are not meta-learned: they take
 the plain replay gradient at the slow weights, scaled by relu(alpha) (la-maml-reference 2.7).
 Defaults follow the authors' ``eralg4.py --learn_lr``: 5 inner chunks, element-wise inner clamp at
-the clip value, raw alpha in the inner step, only the last step's meta-loss, first order.
+the clip value, raw alpha in the inner step, only the last step's meta-loss, first order; and, as
+ER there, the batch enters memory after its last glance, on every epoch.
 """
 from typing import Literal
 
@@ -28,4 +29,5 @@ class LaER(LookaheadMetaLearner):
     name = "la-er"
     summary = "La-ER: replay SGD whose per-parameter rates are meta-learned as in La-MAML"
     Params = LaERParams
-    options = LookaheadOptions(learn_lr=True, sync_update=False, replay_weight_gradient=True)
+    options = LookaheadOptions(learn_lr=True, sync_update=False, replay_weight_gradient=True,
+                               push_after_last_glance=True)

@@ -56,8 +56,10 @@ class LookaheadParams(MethodParams):
                                                              "(authors' code)")
     reservoir_off_by_one: bool = Field(False, description="reproduce the authors' reservoir, which "
                                        "keeps the n-th sample with probability M/(n+1), not M/n")
-    snapshot_memory: bool = Field(False, description="replay from a copy of memory frozen at the "
-                                  "task switch (--use_old_task_memory of the CIFAR code)")
+    snapshot_memory: bool = Field(False, description="from the second task on, replay from a copy of memory "
+                                  "frozen at the task switch; the first task replays the live memory "
+                                  "(--use_old_task_memory of the CIFAR code, whose getBatch reads live memory "
+                                  "while t == 0)")
     fast_path: bool = Field(True, description="first-order meta-gradients of the MLP in closed form on flat "
                             "buffers (fused.py); false: the autograd reference path. Used only where it "
                             "applies (MLP, first order, not La-ER); the same maths either way")
@@ -70,6 +72,10 @@ class LookaheadOptions:
     learn_lr: bool        # alpha is meta-learned with SGD(eta)
     sync_update: bool     # weights take an SGD step with scalar beta, not relu(alpha)
     replay_weight_gradient: bool = False   # La-ER: weights follow the plain replay loss, not the meta-loss
+    # When a batch enters memory. False: once, at first sight (epoch 0, glance 0), as lamaml.py and
+    # lamaml_cifar.py's push_to_mem. True: after the last glance of every call, on every epoch, as
+    # eralg4.py, whose La-ER shares ER's observe.
+    push_after_last_glance: bool = False
 
 
 def chunk_bounds(batch_size: int, inner_steps: int | None) -> list[tuple[int, int]]:
@@ -132,8 +138,9 @@ class LookaheadMetaLearner(Method):
 
     def begin_task_if_new(self, task: int) -> None:
         if task != self.current_task:
+            first_task = self.current_task is None
             self.current_task = task
-            if self.params.snapshot_memory:
+            if self.params.snapshot_memory and not first_task:   # a snapshot at the first task would be empty
                 self.replay_source = self.memory.snapshot()
 
     def meta_batch(self, x: torch.Tensor, y: torch.Tensor, task: int):
@@ -197,7 +204,10 @@ class LookaheadMetaLearner(Method):
             meta_loss = self.fused_meta_update(x, y, meta_x, meta_y)
         else:
             meta_loss = self.reference_meta_update(x, y, task, meta_x, meta_y, meta_tasks)
-        if epoch == 0 and glance == 0:         # each stream sample enters memory once
+        if self.options.push_after_last_glance:
+            if glance == self.glances - 1:
+                self.memory.add(x, y, task)
+        elif epoch == 0 and glance == 0:       # each stream sample enters memory once
             self.memory.add(x, y, task)
         return meta_loss.detach()
 

@@ -6,6 +6,11 @@ step theta <- theta_wb + beta (theta - theta_wb); after all batches an across-ba
 with gamma; finally the example enters the reservoir (la-maml-reference 3.5).
 
 Parameters move in place through foreach ops instead of the authors' state_dict deep copies.
+One deliberate difference, an option away: the MER code picks the reservoir slot with
+``random.randint(0, age)`` (both ends included), which keeps the n-th sample with probability
+M/(n+1) instead of M/n, a slight bias against recent samples; we default to the uniform rule, and
+``reservoir_off_by_one: true`` restores theirs. Otherwise equal to their ``meralg1.py`` in float64
+(bench/compare_mer.py).
 """
 import torch
 from pydantic import Field

@@ -7,8 +7,10 @@ GEM (Lopez-Paz & Ranzato 2017, eq. 10-13) replaces the gradient g by the closest
 
 and 1/2 v^T G G^T v + (G g)^T v = 1/2 ||G^T v + g||^2 - const, so with v = margin + u it is
 the non-negative least-squares problem  min_{u >= 0} ||G^T u + (g + margin G^T 1)||.
-We solve it in the t-dimensional space: with G G^T + eps I = L L^T it becomes
-min_{u >= 0} ||L^T u - b||, b = -L^{-1} G (g + margin G^T 1), using scipy's NNLS. The GEM
+We solve it in the t-dimensional space with the GEM code's ridge: for P = G G^T + eps I = L L^T,
+the dual 1/2 v^T P v + (G g)^T v with v = margin + u is, up to a constant,
+1/2 u^T P u + (G g + margin P 1)^T u = 1/2 ||L^T u - b||^2 with b = -L^{-1} (G g + margin P 1),
+solved with scipy's NNLS (the ridge enters the linear term too: margin * eps per row). The GEM
 code adds eps = 1e-3 for quadprog's sake, which lets constraints be violated by up to eps*v;
 our default eps only guards the factorisation, so the constraints hold to rounding.
 No GPL or non-commercial code is involved.
@@ -29,8 +31,9 @@ def project_to_cone(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, eps: 
     t = len(G)
     gram = (G @ G.T).double().cpu().numpy()
     jitter = max(eps, 1e-12 * max(np.trace(gram) / t, 1e-30))
-    rhs = (G @ g).double().cpu().numpy() + margin * gram.sum(1)   # G (g + margin G^T 1)
-    L = np.linalg.cholesky(gram + jitter * np.eye(t))
+    P = gram + jitter * np.eye(t)
+    rhs = (G @ g).double().cpu().numpy() + margin * P.sum(1)      # G g + margin P 1
+    L = np.linalg.cholesky(P)
     b = -np.linalg.solve(L, rhs)
     u, _ = nnls(L.T, b, maxiter=50 * t)
     v = torch.as_tensor(u + margin, dtype=G.dtype, device=G.device)
