@@ -94,8 +94,9 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
 
 
 def full_run_updates(config, n_tasks: int) -> int:
-    if config.method == "iid":      # every task's data at once, batches of 32, `epochs` passes
-        return config.epochs * math.ceil(n_tasks * TRAIN_PER_TASK / config.batch_size)
+    if config.method == "iid":      # every task's data at once: `iterations` batches an epoch (5000), or one pass
+        return config.epochs * (config.params.get("iterations")
+                                or math.ceil(n_tasks * TRAIN_PER_TASK / config.batch_size))
     return n_tasks * config.epochs * math.ceil(TRAIN_PER_TASK / config.batch_size) * config.glances
 
 

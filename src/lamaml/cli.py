@@ -316,7 +316,7 @@ def cmd_config(args) -> int:
 def cmd_reproduce(args) -> int:
     from .engine import write_json_atomic  # noqa: F401  (fail early on a broken install)
     from .errors import UserError
-    from .reproduce import collect, run_table1, table1_markdown, table1_spec
+    from .reproduce import collect, run_table1, runs_csv_path, table1_spec, write_table1
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
     out = Path(args.out)
@@ -331,15 +331,10 @@ def cmd_reproduce(args) -> int:
     if not args.table_only:
         run_table1(out, spec, args.jobs, args.data_dir)
     command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
-    table = table1_markdown(collect(out, spec), args.seeds, command, rebuilt=args.table_only)
     targets = [out / "table1.md"] + ([Path(args.table)] if args.table else [])
-    for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".md.tmp")
-        tmp.write_text(table)
-        os.replace(tmp, target)
+    table = write_table1(collect(out, spec), args.seeds, command, targets, rebuilt=args.table_only)
     print(table)
-    print("table: " + ", ".join(map(str, targets)))
+    print("table: " + ", ".join(map(str, targets)) + "; its runs: " + ", ".join(str(runs_csv_path(t)) for t in targets))
     return 0
 
 

@@ -39,9 +39,9 @@ class RunConfig(BaseModel):
                                             "benchmarks' conv net (their preset's default)")
     init: Literal["kaiming-normal", "kaiming-normal-gain1", "xavier-uniform", "xavier-normal"] = Field(
         "kaiming-normal", description="weight init (biases zero): La-MAML's Learner (kaiming-normal, gain sqrt 2), "
-                           "the gain 1 its comment names (kaiming-normal-gain1: Tiny ImageNet's preset, where "
-                           "sqrt 2 diverges), GEM/MER's MLP of the MNIST baselines (xavier-uniform), the "
-                           "authors' --xav_init (xavier-normal)")
+                           "the gain 1 its comment names (kaiming-normal-gain1: Tiny ImageNet's La-MAML-family "
+                           "presets, where sqrt 2 diverges), GEM/MER's MLP of the MNIST baselines "
+                           "(xavier-uniform), the authors' --xav_init (xavier-normal)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to compute")
     train_threads: int = Field(1, ge=1, description="CPU threads while training: one by default, since "
                                "single samples gain nothing from more and extra threads collapse when "

@@ -1,0 +1,161 @@
+"""Table 1's claims section and the runs written beside it, on hand-made metrics (no training)."""
+import csv
+import io
+
+import pytest
+
+import lamaml.reproduce as reproduce
+from lamaml.reproduce import (CLAIM_METRICS, NOT_SUPPORTED, SUPPORTED, TABLE1_BENCHMARKS, TABLE1_METHODS,
+                              WITHIN_NOISE, Stat, claim_problems, evaluate_claim, table1_claims)
+from lamaml.store import config_hash
+from lamaml.sweep import combinations
+
+RA_ABOVE = {"id": "a-above-b", "kind": "compare", "a": "la-maml", "metric": "ra", "op": ">", "b": "mer"}
+FASTER = {"id": "a-faster", "kind": "compare", "a": "la-maml", "metric": "train_time_s", "op": "<", "b": "mer"}
+SIX_TIMES = {"id": "six-times", "kind": "ratio", "a": "mer", "metric": "train_time_s", "op": ">", "b": "la-maml",
+             "value": 6}
+
+
+def run(ra, bti=-5.0, train=30.0, seed=0, commit="abc1234", config=None):
+    return {"ra": ra, "bti": bti, "train_time_s": train, "eval_time_s": 2.5, "learning_accuracy": ra - bti,
+            "seed": seed, "code_commit": commit, **({"config": config} if config else {})}
+
+
+# Two SE of a difference between two cells of 5 seeds with std 1 each: 2 * sqrt(1/5 + 1/5) = 1.265.
+@pytest.mark.parametrize("a_mean, verdict", [(78.3, SUPPORTED), (77.0, WITHIN_NOISE), (75.7, NOT_SUPPORTED)])
+def test_a_comparison_is_judged_by_its_margin_against_two_standard_errors(a_mean, verdict):
+    result = evaluate_claim(RA_ABOVE, Stat(a_mean, 1.0, 5), Stat(77.0, 1.0, 5))
+    assert result.verdict == verdict
+    assert "2 SE 1.26" in result.detail
+
+
+def test_the_margin_just_inside_two_standard_errors_is_noise_and_just_outside_is_not():
+    two_se = 2 * (1 / 5 + 1 / 5) ** 0.5
+    assert evaluate_claim(RA_ABOVE, Stat(77.0 + two_se - 0.01, 1.0, 5), Stat(77.0, 1.0, 5)).verdict == WITHIN_NOISE
+    assert evaluate_claim(RA_ABOVE, Stat(77.0 + two_se + 0.01, 1.0, 5), Stat(77.0, 1.0, 5)).verdict == SUPPORTED
+
+
+def test_a_less_than_claim_is_supported_by_a_smaller_mean():
+    assert evaluate_claim(FASTER, Stat(30.0, 1.0, 5), Stat(470.0, 20.0, 5)).verdict == SUPPORTED
+    assert evaluate_claim(FASTER, Stat(470.0, 20.0, 5), Stat(30.0, 1.0, 5)).verdict == NOT_SUPPORTED
+
+
+@pytest.mark.parametrize("mer_time, verdict", [(300.0, SUPPORTED), (180.0, WITHIN_NOISE), (90.0, NOT_SUPPORTED)])
+def test_a_ratio_is_judged_against_its_stated_value(mer_time, verdict):
+    # La-MAML 30 s; stds of 10% and 5 seeds put 2 SE of the ratio at about 0.9 when it is 6.
+    result = evaluate_claim(SIX_TIMES, Stat(mer_time, mer_time / 10, 5), Stat(30.0, 3.0, 5))
+    assert result.verdict == verdict
+    assert f"= {mer_time / 30:.2f}" in result.detail
+
+
+def test_one_seed_has_no_spread_to_judge_a_difference_against():
+    result = evaluate_claim(RA_ABOVE, Stat(90.0, 0.0, 1), Stat(50.0, 1.0, 5))
+    assert (result.verdict, result.detail) == ("too few seeds", "90.00 vs 50.00: +40.00; 1 and 5 seed(s)")
+
+
+def test_the_section_judges_each_claim_on_the_paper_and_on_ours_and_quotes_its_source(monkeypatch):
+    claims = {"paper_seeds": 5, "claims": [
+        {**RA_ABOVE, "benchmarks": ["mnist-rotations"], "quote": "better than MER", "source": "seeds/003"},
+        {**FASTER, "benchmarks": ["mnist-rotations"], "quote": "faster", "source": "seeds/003", "note": "time"},
+        {**RA_ABOVE, "id": "vs-c-maml", "b": "c-maml", "benchmarks": ["mnist-rotations"], "quote": "q",
+         "source": "s"}]}
+    monkeypatch.setattr(reproduce, "table1_claims", lambda: claims)
+    cells = {("mnist-rotations", "mer"): [run(77.0 + d, train=470.0 + d) for d in (-1, 0, 1)],
+             ("mnist-rotations", "la-maml"): [run(75.0 + d, train=30.0 + d) for d in (-1, 0, 1)],
+             ("mnist-rotations", "c-maml"): []}
+    rows = {line.split(" | ")[0][2:]: line for line in reproduce.claims_section(cells) if line.startswith("| `")}
+    # Paper: La-MAML 77.42 +/- 0.65, MER 77.42 +/- 0.78 over 5 seeds; ours: 75 vs 77, 2 SE 1.63.
+    assert "| La-MAML RA > MER RA | *within noise* (77.42 vs 77.42: +0.00, 2 SE 0.91) " \
+           "| **not supported** (75.00 vs 77.00: -2.00, 2 SE 1.63) |" in rows["`a-above-b`"]
+    assert "| n/a | supported (30 s vs 470 s: -440, 2 SE 2) |" in rows["`a-faster`"]
+    assert rows["`vs-c-maml`"].endswith("| not run |")
+    section = "\n".join(reproduce.claims_section(cells))
+    assert "Ours, of 3: 1 supported, 1 not supported, 1 not run." in section
+    assert '- `a-faster`: "faster" (seeds/003; time)' in section
+
+
+def test_the_table_names_its_runs_file_and_judges_the_claims(monkeypatch):
+    monkeypatch.setattr(reproduce, "table1_notes", lambda: {})
+    cells = {("mnist-rotations", m): [run(70.0 + i, seed=i) for i in range(2)] for m in TABLE1_METHODS}
+    table = reproduce.table1_markdown(cells, 2, "lamaml reproduce table1", runs_csv="table1-runs.csv")
+    assert "The runs behind it, one row each: `table1-runs.csv`, beside this file." in table
+    assert "All 14 runs ran clean commit abc1234." in table
+    claims = [c for c in table1_claims()["claims"] if "mnist-rotations" in c["benchmarks"]]
+    assert sum(line.startswith("| `") for line in table.splitlines()) == len(claims)
+
+
+def test_a_dirty_run_is_flagged_in_the_header():
+    cells = {("mnist-rotations", "online"): [run(50.0, commit="abc1234"), run(51.0, seed=1, commit="abc1234+dirty")],
+             ("mnist-rotations", "ewc"): [run(55.0, commit="def5678")]}
+    line = reproduce.commits_line(cells)
+    assert line.startswith("**Warning: 1 of 3 runs ran uncommitted code (+dirty)")
+    assert "abc1234 (1 run), abc1234+dirty (1 run), def5678 (1 run)" in line
+    assert reproduce.commits_line({("mnist-rotations", "ewc"): [run(55.0, commit=None)]}).startswith(
+        "**Warning: 1 of 1 runs recorded no commit")
+    assert reproduce.commits_line({("b", "m"): [run(1.0, commit="abc"), run(2.0, commit="def")]}) == \
+        "All 2 runs ran clean commits: abc (1 run), def (1 run)."
+
+
+def test_the_runs_file_has_one_row_per_run_in_the_tables_order_and_by_seed():
+    spec = reproduce.table1_spec(3, benchmarks=["mnist-rotations", "mnist-permutations"], methods=["online", "la-maml"])
+    configs = {(c.benchmark, c.method, c.seed): c.model_dump() for one in spec for c in combinations(one)}
+    order = [("mnist-rotations", "online"), ("mnist-rotations", "la-maml"), ("mnist-permutations", "online")]
+    cells = {key: [run(60.0 + seed / 3, seed=seed, config=configs[(*key, seed)]) for seed in (2, 0, 1)]
+             for key in order}
+    cells[("mnist-permutations", "la-maml")] = []
+    rows = list(csv.DictReader(io.StringIO(reproduce.runs_csv(cells))))
+    assert list(rows[0]) == reproduce.RUN_COLUMNS == [
+        "benchmark", "method", "seed", "ra", "bti", "learning_accuracy", "train_time_s", "eval_time_s",
+        "code_commit", "config_hash", "settings"]
+    assert [(r["benchmark"], r["method"], r["seed"]) for r in rows] == \
+        [(b, m, str(s)) for b, m in order for s in (0, 1, 2)]
+    first = rows[0]
+    assert (first["ra"], first["bti"], first["learning_accuracy"]) == ("60.0000", "-5.0000", "65.0000")
+    assert first["config_hash"] == config_hash(configs[("mnist-rotations", "online", 0)])
+    assert first["settings"] == "batch_size=1 evaluate=seen init=xavier-uniform params.lr=0.0003"
+    assert rows[3]["settings"] == "evaluate=seen glances=5"     # La-MAML's Rotations preset is its defaults
+
+
+def test_write_table1_puts_the_runs_beside_each_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "table1_notes", lambda: {})
+    cells = {("mnist-rotations", "online"): [run(50.0, seed=1), run(52.0, seed=0)]}
+    targets = [tmp_path / "out" / "table1.md", tmp_path / "docs" / "try.md"]
+    table = reproduce.write_table1(cells, 2, "lamaml reproduce table1", targets)
+    assert table == (tmp_path / "out" / "table1.md").read_text() and "`table1-runs.csv`" in table
+    assert "`try-runs.csv`" in (tmp_path / "docs" / "try.md").read_text()
+    lines = (tmp_path / "docs" / "try-runs.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("mnist-rotations,online,0,52.0000,")
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_every_packaged_claim_names_known_benchmarks_methods_and_metrics_and_cites_its_words():
+    data = table1_claims()
+    assert claim_problems(data) == []
+    for claim in data["claims"]:
+        assert set(claim["benchmarks"]) <= set(TABLE1_BENCHMARKS)
+        assert {claim["a"], claim["b"]} <= set(TABLE1_METHODS)
+        assert claim["metric"] in CLAIM_METRICS and claim["quote"] and claim["source"].startswith("seeds/")
+    assert len(data["claims"]) >= 10
+
+
+def test_claim_problems_names_each_bad_field():
+    bad = {"paper_seeds": 5, "claims": [
+        {"id": "x", "benchmarks": ["mnist-split"], "kind": "ratio", "a": "la-maml", "b": "nope", "metric": "fwt",
+         "op": ">=", "quote": "", "source": "s"},
+        {"id": "x", "benchmarks": [], "kind": "compare", "a": "mer", "b": "mer", "metric": "ra", "op": ">",
+         "quote": "q", "source": "s", "value": 2}]}
+    problems = "\n".join(claim_problems(bad))
+    for expected in ("id 'x' appears 2 times", "unknown benchmark 'mnist-split'", "unknown method 'nope' as b",
+                     "unknown metric 'fwt'", "op must be one of > <", "quote must be a non-empty string",
+                     "a ratio needs a positive number as value", "benchmarks must list at least one",
+                     "a and b are the same method", "a comparison takes no value"):
+        assert expected in problems
+
+
+def test_the_glance_names_the_cells_a_partial_store_has_not_run_yet():
+    cells = {("mnist-rotations", "la-maml"): [run(77.0)], ("mnist-rotations", "online"): [run(50.0)],
+             ("mnist-permutations", "mer"): [run(70.0)]}
+    assert reproduce._glance(cells) == [
+        "- mnist-rotations: La-MAML's RA 77.00 is NOT above all of Online, EWC, GEM (only online; ewc not run yet; "
+        "gem not run yet); MER not run yet.",
+        "- mnist-permutations: La-MAML not run yet."]
