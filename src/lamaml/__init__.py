@@ -1,9 +1,25 @@
 """lamaml: online continual learning with La-MAML (Gupta, Yadav & Paull, NeurIPS 2020)."""
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version as _version
 
-from .api import fit  # noqa: E402
-from .data import Task, TaskStream, stream_from_data  # noqa: E402
-from .errors import DataError, LamamlError, RunFailed, UserError  # noqa: E402
+from .errors import DataError, LamamlError, RunFailed, UserError
+
+try:
+    __version__ = _version("lamaml")
+except PackageNotFoundError:   # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
+
+# Imported on first use (PEP 562): `lamaml --help` and the errors above need no torch.
+_LAZY = {"fit": ".api", "Task": ".data", "TaskStream": ".data", "stream_from_data": ".data"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lamaml' has no attribute {name!r}")
+
 
 __all__ = ["DataError", "LamamlError", "RunFailed", "Task", "TaskStream", "UserError", "__version__",
            "fit", "stream_from_data"]

@@ -1,4 +1,4 @@
-"""The ``lamaml`` command line: ``lamaml run`` and ``lamaml list``.
+"""The ``lamaml`` command line: run, config, list, sweep, runs, report, plot, reproduce.
 
 User mistakes end with one line on stderr and exit status 2; a run that fails (a diverging loss)
 with one line and status 1; no metrics.json is written for a run that did not finish.
@@ -357,7 +357,10 @@ def _reproduce_figures(args, out: Path, overrides: dict) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lamaml", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lamaml", description="Online continual learning with La-MAML: "
+                                     "run a method on a benchmark, sweep, report and reproduce the paper.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"lamaml {__version__}")
     commands = parser.add_subparsers(dest="command")
     run_p = commands.add_parser("run", help="train and evaluate one method on one benchmark")
     run_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help=f"default {DEFAULT_BENCHMARK}")
@@ -456,8 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv or ["run"])
-    if args.command is None:
+    if not argv:        # a bare `lamaml` explains itself; it never starts a run
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if args.command is None:    # options without a command: those of `lamaml run`
         args = parser.parse_args(["run", *argv])
     args.argv = argv
     from .errors import LamamlError
@@ -469,6 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lamaml: interrupted; no results written", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # e.g. `lamaml list | head -1`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush cannot fail again
+        return 0
 
 
 if __name__ == "__main__":
