@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from lamaml.config.schema import SETTINGS
 from lamaml.data import BENCHMARKS
