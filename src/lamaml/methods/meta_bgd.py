@@ -17,6 +17,10 @@ Defaults follow the authors' ``meta-bgd.py`` on CIFAR-100: second order, 3 inner
 2 draws, each draw with its own shuffle of the incoming batch and its own replay samples, and only
 the weights' meta-gradient clipped (their clip reads the Learner's parameters, which exclude the
 alphas; ``clip_rates=true`` clips the rates' separately, as the rest of the family does).
+
+Known difference, not yet fixed (docs/results/authors-code-check.md): their code pushes a batch into
+memory during the first draw of its first glance, so the second draw's replay can already pick that
+batch; ours pushes after the whole update. The update's maths is equal (float64, 8e-17).
 """
 import torch
 from pydantic import Field
