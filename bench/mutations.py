@@ -139,10 +139,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              (LOOKAHEAD, 'mean_over_steps=p.meta_loss == "mean"', "mean_over_steps=True")),
     mutation("M9", "first-sight memory push removed",
              "La-MAML, C-MAML and Sync would never fill their replay memory",
-             (LOOKAHEAD, "        elif epoch == 0 and glance == 0:       # each stream sample enters memory once\n"
-                         "            self.memory.add(x, y, task)",
-              "        elif epoch == 0 and glance == 0:       # each stream sample enters memory once\n"
-              "            pass")),
+             (LOOKAHEAD, "   # each sample enters memory once\n            self.memory.add(x, y, task)",
+              "   # each sample enters memory once\n            pass")),
     mutation("M9b", "La-ER's push after the last glance removed",
              "La-ER (as the authors' ER) pushes after its last glance; without it La-ER never replays",
              (LOOKAHEAD, "            if glance == self.glances - 1:\n                self.memory.add(x, y, task)",

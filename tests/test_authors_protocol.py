@@ -141,3 +141,16 @@ def test_the_authors_vision_iid_runs_5000_batches_an_epoch():
 def test_a_batch_that_four_tasks_cannot_share_evenly_is_refused():
     with pytest.raises(UserError, match="batch_size=30 is not a multiple of tasks_per_batch=4"):
         resolve_config("cifar100", "iid", {"batch_size": 30, "tasks_per_batch": 4}, setting="multi")
+
+
+def test_meta_bgd_pushes_a_batch_during_its_first_draw_so_the_second_draw_may_replay_it():
+    """meta-bgd.py pushes inside draw 0 of glance 0 at epoch 0; the next draws sample from a pool holding it."""
+    method = make("meta-bgd", glances=2, memories=50, train_mc_iters=3, inner_steps=2, second_order=False)
+    pool_sizes, meta_batch = [], method.meta_batch
+    method.meta_batch = lambda *args: pool_sizes.append(method.memory.size) or meta_batch(*args)
+    x, y = batch()
+    for epoch in range(2):
+        for glance in range(2):
+            method.observe(x, y, 0, epoch=epoch, glance=glance)
+    assert pool_sizes[:3] == [0, 4, 4]               # first sight: draw 0 before the push, draws 1-2 after
+    assert method.memory.n_seen == 4                 # and only then: later glances and epochs push nothing

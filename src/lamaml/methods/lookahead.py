@@ -76,6 +76,8 @@ class LookaheadOptions:
     # lamaml_cifar.py's push_to_mem. True: after the last glance of every call, on every epoch, as
     # eralg4.py, whose La-ER shares ER's observe.
     push_after_last_glance: bool = False
+    # The method pushes inside its own update (Meta-BGD, after its first Monte-Carlo draw at first sight).
+    push_in_update: bool = False
 
 
 def chunk_bounds(batch_size: int, inner_steps: int | None) -> list[tuple[int, int]]:
@@ -197,6 +199,7 @@ class LookaheadMetaLearner(Method):
 
     def observe(self, x, y, task, *, epoch, glance):
         self.begin_task_if_new(task)
+        self.first_sight = epoch == 0 and glance == 0
         order = self.randperm(len(x), x.device)
         x, y = x[order], y[order]
         meta_x, meta_y, meta_tasks = self.meta_batch(x, y, task)
@@ -207,7 +210,7 @@ class LookaheadMetaLearner(Method):
         if self.options.push_after_last_glance:
             if glance == self.glances - 1:
                 self.memory.add(x, y, task)
-        elif epoch == 0 and glance == 0:       # each stream sample enters memory once
+        elif epoch == 0 and glance == 0 and not self.options.push_in_update:   # each sample enters memory once
             self.memory.add(x, y, task)
         return meta_loss.detach()
 

@@ -18,9 +18,8 @@ Defaults follow the authors' ``meta-bgd.py`` on CIFAR-100: second order, 3 inner
 the weights' meta-gradient clipped (their clip reads the Learner's parameters, which exclude the
 alphas; ``clip_rates=true`` clips the rates' separately, as the rest of the family does).
 
-Known difference, not yet fixed (docs/results/authors-code-check.md): their code pushes a batch into
-memory during the first draw of its first glance, so the second draw's replay can already pick that
-batch; ours pushes after the whole update. The update's maths is equal (float64, 8e-17).
+As theirs, a batch enters memory during the first draw at its first sight (epoch 0, glance 0), so
+the later draws' replay samples may already include it.
 """
 import torch
 from pydantic import Field
@@ -49,7 +48,8 @@ class MetaBGD(LookaheadMetaLearner):
     name = "meta-bgd"
     summary = "Meta-BGD: C-MAML's look-ahead meta-loss, weights (and rates) by Bayesian gradient descent"
     Params = MetaBGDParams
-    options = LookaheadOptions(learn_lr=True, sync_update=True)   # rates get gradients; BGD moves both
+    options = LookaheadOptions(learn_lr=True, sync_update=True,   # rates get gradients; BGD moves both
+                               push_in_update=True)
     state_attributes = ("alpha", "memory", "current_task", "mean", "std")
     fusable = False
 
@@ -100,6 +100,8 @@ class MetaBGD(LookaheadMetaLearner):
             torch._foreach_add_(grad_sum, grads)
             torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))
             losses.append(meta_loss.detach())
+            if draw == 0 and self.first_sight:   # as theirs: the next draws' replay may pick this batch
+                self.memory.add(incoming_x, incoming_y, task)
         self.bgd_step(grad_sum, grad_eps_sum)
         return torch.stack(losses).mean()
 
