@@ -468,7 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     from .errors import LamamlError
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()      # a closed pipe shows here, where it is caught, not at interpreter exit
+        return status
     except LamamlError as error:
         print(f"lamaml: {error}", file=sys.stderr)
         return error.exit_code
