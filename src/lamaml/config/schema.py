@@ -159,10 +159,11 @@ def _preset_or_other_setting(benchmark: str, method: str, setting: str, hparams:
     """The paper's preset; for a setting the paper never ran this method in, its other setting's
     hyperparameters under this setting's protocol (named by ``preset_note``), so every method can
     be compared under one protocol."""
-    if preset_note(benchmark, method, setting, hparams) is None:
+    try:
         return preset(benchmark, method, setting, hparams)
-    other = next(key for key in SETTINGS if key != setting)
-    return {**preset(benchmark, method, other, hparams), **(MULTI_PASS if setting == "multi" else SINGLE_PASS)}
+    except UserError:
+        other = next(key for key in SETTINGS if key != setting)
+        return {**preset(benchmark, method, other, hparams), **(MULTI_PASS if setting == "multi" else SINGLE_PASS)}
 
 
 def parse_value(text: str) -> Any:
