@@ -80,3 +80,14 @@ def test_a_setting_at_its_default_does_not_change_a_runs_identity():
     assert config_hash(older) == config_hash(full)
     assert config_hash({**full, "glances": 4}) != config_hash(full)
     assert config_hash({**full, "params": {**full["params"], "fast_path": False}}) != config_hash(full)
+
+
+def test_config_hashes_are_pinned_so_stores_written_earlier_keep_their_runs():
+    """Hashes computed by the code that wrote existing stores: a change here orphans their runs."""
+    from lamaml.config import resolve_config
+    assert config_hash(_config(0)) == "7ed116229c241ab7"         # alpha_init 0.15 and seed 0 are defaults
+    assert config_hash({"benchmark": "x", "method": "no-such-method", "seed": 1, "params": {"a": 1}}) == \
+        "734c44d378131cd9"
+    assert config_hash(resolve_config("mnist-rotations", "la-maml").model_dump()) == "7ed116229c241ab7"
+    assert config_hash(resolve_config("mnist-many-permutations", "mer", seed=3).model_dump()) == "d535541415c38ba8"
+    assert config_hash(resolve_config("cifar100", "la-maml", setting="multi").model_dump()) == "f91882052239abd2"
