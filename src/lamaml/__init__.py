@@ -1,12 +1,6 @@
 """lamaml: online continual learning with La-MAML (Gupta, Yadav & Paull, NeurIPS 2020)."""
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from .errors import DataError, LamamlError, RunFailed, UserError
-
-try:
-    __version__ = _version("lamaml")
-except PackageNotFoundError:   # a source tree on sys.path, not installed
-    __version__ = "0+unknown"
+from .version import __version__
 
 # Imported on first use (PEP 562): `lamaml --help` and the errors above need no torch.
 _LAZY = {"fit": ".api", "Task": ".data", "TaskStream": ".data", "stream_from_data": ".data"}

@@ -359,7 +359,7 @@ def _reproduce_figures(args, out: Path, overrides: dict) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamaml", description="Online continual learning with La-MAML: "
                                      "run a method on a benchmark, sweep, report and reproduce the paper.")
-    from . import __version__
+    from .version import __version__
     parser.add_argument("--version", action="version", version=f"lamaml {__version__}")
     commands = parser.add_subparsers(dest="command")
     run_p = commands.add_parser("run", help="train and evaluate one method on one benchmark")

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import __version__
+from .version import __version__
 from .errors import UserError
 
 SCHEMA = """

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..config import RunConfig
 from ..data import build_benchmark, resolve_data_dir
 from ..errors import UserError
