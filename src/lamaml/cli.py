@@ -234,10 +234,8 @@ def cmd_report(args) -> int:
         raise UserError(f"--store {args.store}: no results store there")
     text = render(summarize_runs(Store(args.store).query(args.where)), args.format)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(args.out) + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, args.out)
+        from .atomic import write_text_atomic
+        write_text_atomic(args.out, text)
     print(text, end="")
     return 0
 

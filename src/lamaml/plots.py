@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .atomic import atomic_path  # noqa: E402
 from .config import preset  # noqa: E402
 from .errors import UserError  # noqa: E402
 
@@ -37,13 +38,11 @@ COLORS = {"la-maml": "tab:blue", "c-maml": "tab:orange", "sync-la-maml": "tab:gr
 def save(figure, path: Path) -> list[Path]:
     """Write ``path`` with suffix .png and .pdf (atomically); return both paths."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".pdf"):
         target = path.with_suffix(suffix)
-        tmp = target.with_name(target.stem + ".tmp" + suffix)
-        figure.savefig(tmp, dpi=150, bbox_inches="tight")
-        tmp.replace(target)
+        with atomic_path(target, suffix=".tmp" + suffix) as tmp:   # savefig picks the format by the suffix
+            figure.savefig(tmp, dpi=150, bbox_inches="tight")
         written.append(target)
     plt.close(figure)
     return written

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .atomic import write_text_atomic
+
 TABLE1_BENCHMARKS = ["mnist-rotations", "mnist-permutations", "mnist-many-permutations"]
 TABLE1_METHODS = ["online", "ewc", "gem", "mer", "c-maml", "sync-la-maml", "la-maml"]
 
@@ -436,21 +438,14 @@ def runs_csv_path(table: Path) -> Path:
     return table.with_name(table.stem + "-runs.csv")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table1(cells: dict, seeds: int, command: str, targets: list[Path], rebuilt: bool = False) -> str:
     """Write the table to each target and its runs beside it (runs_csv_path); return the first table."""
     csv_text = runs_csv(cells)
     tables = []
     for target in targets:
         table = table1_markdown(cells, seeds, command, rebuilt=rebuilt, runs_csv=runs_csv_path(target).name)
-        _write_atomic(runs_csv_path(target), csv_text)
-        _write_atomic(target, table)
+        write_text_atomic(runs_csv_path(target), csv_text)
+        write_text_atomic(target, table)
         tables.append(table)
     return tables[0] if tables else table1_markdown(cells, seeds, command, rebuilt=rebuilt)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
+from ..atomic import atomic_open
 from ..errors import DataError
 
 # (module, name) pairs a CIFAR-format pickle may reference: numpy's array reconstruction.
@@ -61,7 +63,8 @@ def safe_member_path(root: Path, name: str) -> Path:
 
 
 def extract_tar(archive: Path, target: Path) -> None:
-    """Extract a tar(.gz) after checking every member; links and devices are refused."""
+    """Extract a tar(.gz) after checking every member; links and devices are refused. Each file is
+    written atomically, so an interrupted extraction leaves no truncated file under its name."""
     with tarfile.open(archive) as tar:
         members = tar.getmembers()
         for member in members:
@@ -73,6 +76,5 @@ def extract_tar(archive: Path, target: Path) -> None:
             if member.isdir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(member) as source, open(destination, "wb") as out:
-                out.write(source.read())
+            with tar.extractfile(member) as source, atomic_open(destination, "wb") as out:
+                shutil.copyfileobj(source, out)

@@ -29,7 +29,6 @@ import mmap
 import multiprocessing
 import os
 import sys
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_open
 from ..errors import DataError, UserError
 from .files import digest_of, sha256_of
 from .images import ImageSet
@@ -365,26 +365,16 @@ def _read_cache(path: Path, identity: tuple[str, int, int]) -> ImageSet | None:
 
 
 def _write_cache(path: Path, data: ImageSet, identity: tuple[str, int, int], digest: str) -> None:
-    """Write through a temporary file and os.replace, so a reader never sees half a cache."""
+    """Write atomically (lamaml.atomic), so a reader never sees half a cache."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        _warn_once(str(path.parent), f"cannot write the Tiny ImageNet cache in {path.parent} ({error}); going on "
-                                     f"without it, so every load decodes again (pass cache_dir=)")
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_open(path, "wb") as handle:
             np.savez(handle, version=np.int64(CACHE_VERSION), source_path=np.str_(identity[0]),
                      source_size=np.int64(identity[1]), source_mtime_ns=np.int64(identity[2]),
                      source_digest=np.str_(digest), classes=np.array(data.classes, dtype=np.str_),
                      **{key: getattr(data, key).numpy() for key in ARRAYS})
-        os.replace(tmp, path)
-    except OSError as error:    # e.g. the disk is full: the data set is fine, only the cache is lost
-        _warn_once(str(path.parent), f"cannot write the Tiny ImageNet cache {path} ({error}); going on without it")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except OSError as error:    # an unwritable folder, a full disk: the data set is fine, only the cache is lost
+        _warn_once(str(path.parent), f"cannot write the Tiny ImageNet cache {path} ({error}); going on without it, "
+                                     f"so every load decodes again (pass cache_dir=)")
 
 
 # ------------------------------------------------------------------------------------------- API

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_open
 from ..errors import UserError
 
 CURRENT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
@@ -87,22 +87,15 @@ class Checkpointer:
         buffer = io.BytesIO()
         torch.save({"format": FORMAT, **self.header, **state}, buffer)
         payload = buffer.getvalue()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".checkpoint.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(hashlib.sha256(payload).digest())
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
+
+        def keep_previous():    # the new file is complete and fsynced; the current one becomes the previous
             fault_point("checkpoint-written")
             if (self.folder / CURRENT).exists():
                 os.replace(self.folder / CURRENT, self.folder / PREVIOUS)
             fault_point("checkpoint-rotated")
-            os.replace(tmp, self.folder / CURRENT)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_open(self.folder / CURRENT, "wb", before_replace=keep_previous) as handle:
+            handle.write(hashlib.sha256(payload).digest())
+            handle.write(payload)
         self.last_save = time.monotonic()
 
 

@@ -1,32 +1,16 @@
-"""Writing results so that a crash never leaves a half-written file behind."""
+"""What a run records about itself besides its metrics: peak memory, the code's commit.
+
+``write_json_atomic`` (from ``lamaml.atomic``) is re-exported here for ``lamaml.engine``.
+"""
 from __future__ import annotations
 
 import functools
-import json
-import os
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+from ..atomic import write_json_atomic  # noqa: F401  (re-exported: lamaml.engine.write_json_atomic)
 
 
 def peak_rss_mb() -> float:
