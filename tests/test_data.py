@@ -122,8 +122,20 @@ def test_a_download_is_verified_and_only_then_moved_in_place(tmp_path):
     source.write_bytes(b"idx bytes")
     good = hashlib.sha256(b"idx bytes").hexdigest()
     target = tmp_path / "data" / "mnist" / "file.gz"
-    with pytest.raises(DataError, match="could not download file.gz"):
-        download([source.as_uri()], target, sha256="0" * 64)
+    with pytest.raises(DataError, match="could not download file.gz") as error:
+        download([source.as_uri()], target, "0" * 64)
+    assert f"its sha256 is {good}, the official file's is {'0' * 64}" in str(error.value)
     assert not target.exists() and list(target.parent.iterdir()) == []      # no partial file left
-    download([(tmp_path / "absent").as_uri(), source.as_uri()], target, sha256=good)   # falls back
+    download([(tmp_path / "absent").as_uri(), source.as_uri()], target, good)   # falls back
     assert target.read_bytes() == b"idx bytes"
+
+
+def test_a_download_checks_the_md5_its_publishers_give_when_asked(tmp_path):
+    from lamaml.data.files import download
+    source = tmp_path / "served.tar.gz"
+    source.write_bytes(b"archive bytes")
+    target = tmp_path / "data" / "archive.tar.gz"
+    with pytest.raises(DataError, match="its md5 is " + hashlib.md5(b"archive bytes").hexdigest()):
+        download([source.as_uri()], target, hashlib.sha256(b"archive bytes").hexdigest(), "md5")
+    download([source.as_uri()], target, hashlib.md5(b"archive bytes").hexdigest(), "md5")
+    assert target.read_bytes() == b"archive bytes"

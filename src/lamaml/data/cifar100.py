@@ -28,10 +28,7 @@ anything else before it is called. Archive members with absolute names or ``..``
 from __future__ import annotations
 
 import hashlib
-import os
 import tarfile
-import tempfile
-import urllib.request
 import zlib
 from pathlib import Path, PurePosixPath
 
@@ -39,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .files import digest_of, downloads_allowed
+from .files import check_digest, download, downloads_allowed, verify
 from .images import ImageSet
 from .safety import load_restricted_pickle
 
@@ -84,14 +81,14 @@ def _read_sources(data_dir: Path, allow_download: bool, verify_checksums: bool) 
     if not (allow_download and downloads_allowed()):
         raise DataError(f"CIFAR-100 not found: {looked}; {by_hand}")
     try:
-        _download(URL, archive)
-    except (OSError, DataError) as error:
+        download([URL], archive, MD5[ARCHIVE], "md5")
+    except DataError as error:
         raise DataError(f"CIFAR-100 not found ({looked}) and the download failed "
                         f"({' '.join(str(error).split())}); {by_hand}") from None
-    return _read_archive(archive, verify=False)   # _download has just checked its md5
+    return _read_archive(archive, check=False)   # download has just checked its md5
 
 
-def _read_folder(folder: Path, verify: bool) -> dict[str, tuple[bytes, str]]:
+def _read_folder(folder: Path, check: bool) -> dict[str, tuple[bytes, str]]:
     blobs = {}
     for name in MEMBERS:
         path = folder / name
@@ -99,17 +96,16 @@ def _read_folder(folder: Path, verify: bool) -> dict[str, tuple[bytes, str]]:
             data = path.read_bytes()
         except OSError as error:
             raise DataError(f"{path} cannot be read ({error.strerror or error})") from None
-        if verify:
-            _check_md5(str(path), hashlib.md5(data, usedforsecurity=False).hexdigest(), MD5[name],
-                       "the official file's", "replace it with the file from an intact official archive")
+        if check:
+            check_digest(str(path), hashlib.md5(data, usedforsecurity=False).hexdigest(), MD5[name], "md5",
+                         remedy="replace it with the file from an intact official archive")
         blobs[name] = (data, str(path))
     return blobs
 
 
-def _read_archive(archive: Path, verify: bool) -> dict[str, tuple[bytes, str]]:
-    if verify:
-        _check_md5(str(archive), digest_of(archive, "md5"), MD5[ARCHIVE], "the official archive's",
-                   "delete it and download it again")
+def _read_archive(archive: Path, check: bool) -> dict[str, tuple[bytes, str]]:
+    if check:
+        verify(archive, MD5[ARCHIVE], "md5", whose="the official archive's")
     wanted = {f"{ROOT}/{name}": name for name in MEMBERS}
     blobs = {}
     try:
@@ -140,33 +136,6 @@ def _checked_name(archive: Path, member: tarfile.TarInfo) -> str:
         raise DataError(f"{archive} holds a member named {member.name!r} (absolute or with '..'), which the "
                         f"official archive never does; refusing to read it")
     return name[2:] if name.startswith("./") else name
-
-
-def _check_md5(source: str, actual: str, expected: str, whose: str, remedy: str) -> None:
-    if actual != expected:
-        raise DataError(f"{source} is corrupt or not the official file: its md5 is {actual}, {whose} is "
-                        f"{expected}; {remedy}")
-
-
-
-def _download(url: str, target: Path, timeout: float = 30.0) -> None:
-    """Fetch into a temporary file, check its md5, then move it in place: an interrupted or
-    corrupt download never leaves a file under the final name (files.download checks sha256,
-    which the CIFAR authors do not publish)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as source:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
-        _check_md5(f"the file downloaded from {url}", digest.hexdigest(), MD5[ARCHIVE],
-                   "the official archive's", "try again later")
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 # ----------------------------------------------------------------------------------------- content

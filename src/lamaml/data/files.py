@@ -1,17 +1,18 @@
 """Finding, verifying and downloading data files.
 
-Every file we know is checked against its published sha256 before it is trusted, so a truncated
-download or a flipped byte is caught as a clear error rather than a silently wrong number.
+Every file we know is checked against its published digest (sha256, or md5 where that is all its
+publishers give) before it is trusted, so a truncated download or a flipped byte is caught as a
+clear error naming the file and both digests rather than a silently wrong number. ``download`` is
+the one way a data file arrives: mirrors in order, a timeout, the digest checked, atomic placement.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
+from ..atomic import atomic_open
 from ..errors import DataError
 
 DATA_ENV = "LAMAML_DATA"
@@ -24,51 +25,57 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return Path(chosen).expanduser()
 
 
+def _hasher(algorithm: str):
+    # md5 only to match checksums its publishers give (CIFAR, Tiny ImageNet), not for security
+    return hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
+
+
 def digest_of(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file read in 1 MiB blocks (md5 only to match published checksums)."""
-    digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
+    """Hex digest of a file read in 1 MiB blocks."""
+    digest = _hasher(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def sha256_of(path: Path) -> str:
-    return digest_of(path, "sha256")
+def check_digest(source: str, actual: str, expected: str, algorithm: str = "sha256",
+                 whose: str = "the official file's", remedy: str = "delete it and download it again") -> None:
+    """A DataError naming ``source``, the digest it has and the digest it should have, unless they match."""
+    if actual != expected:
+        raise DataError(f"{source} is corrupt: its {algorithm} is {actual}, {whose} is {expected}; {remedy}")
 
 
-def verify(path: Path, sha256: str) -> None:
-    actual = sha256_of(path)
-    if actual != sha256:
-        raise DataError(
-            f"{path} is corrupt: its sha256 is {actual[:16]}..., the official file's is "
-            f"{sha256[:16]}...; delete it and download it again"
-        )
+def verify(path: Path, expected: str, algorithm: str = "sha256", whose: str = "the official file's",
+           remedy: str = "delete it and download it again") -> str:
+    """Check a file against its published digest (see check_digest); returns the digest."""
+    actual = digest_of(path, algorithm)
+    check_digest(str(path), actual, expected, algorithm, whose, remedy)
+    return actual
 
 
 def downloads_allowed() -> bool:
     return os.environ.get(NO_DOWNLOAD_ENV, "").lower() not in {"1", "true", "yes"}
 
 
-def download(urls: list[str], target: Path, sha256: str, timeout: float = 30.0) -> None:
-    """Fetch ``target`` from the first URL that answers, verify it, then move it in place.
+def download(urls: list[str], target: Path, digest: str, algorithm: str = "sha256", timeout: float = 30.0) -> None:
+    """Fetch ``target`` from the first of ``urls`` that answers with the right file, hashing it as it arrives.
 
-    The file only appears under its final name once its checksum holds, so an interrupted
-    download never leaves a half-written file that looks complete.
+    The file only appears under its final name once its digest holds (lamaml.atomic), so an
+    interrupted or corrupt download never leaves a file that looks complete. When every URL fails,
+    one DataError names the file and what went wrong at each.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as src:
-                shutil.copyfileobj(src, out)
-            verify(Path(tmp_name), sha256)
-            os.replace(tmp_name, target)
+            with atomic_open(target, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as source:
+                received = _hasher(algorithm)
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    received.update(block)
+                    out.write(block)
+                check_digest(f"the file downloaded from {url}", received.hexdigest(), digest, algorithm,
+                             remedy="try again later")
             return
         except (OSError, DataError) as error:
             errors.append(f"{url}: {error}")
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
     raise DataError(f"could not download {target.name} ({'; '.join(errors)})")

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_open
 from ..errors import DataError, UserError
-from .files import digest_of, sha256_of
+from .files import verify
 from .images import ImageSet
 from .safety import safe_member_path
 
@@ -307,12 +307,8 @@ def _verify(source: _Source) -> str:
     if actual_size != size:
         raise DataError(f"{source.path} is {actual_size:,} bytes, {what} is {size:,}: it is truncated or another "
                         f"file; replace it with an intact copy")
-    actual = sha256_of(source.path) if algorithm == "sha256" else digest_of(source.path, "md5")
-    if actual != expected:
-        raise DataError(f"{source.path} is corrupt: its {algorithm} is {actual[:16]}..., {what}'s is "
-                        f"{expected[:16]}...; replace it with an intact copy")
+    actual = verify(source.path, expected, algorithm, whose=f"{what}'s", remedy="replace it with an intact copy")
     return f"{algorithm}:{actual}"
-
 
 
 def _identity(source: _Source) -> tuple[str, int, int]:
