@@ -20,8 +20,9 @@ AUTHORS_SEED0_ANGLES = [7.5998, 15.8216, 21.7851, 29.3303, 40.6015, 48.6444, 61.
 
 
 def test_mnist_has_the_official_shapes_label_counts_and_mean(mnist):
-    assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == torch.uint8
-    assert mnist.test_images.shape == (10000, 28, 28)
+    assert mnist.train_images.shape == (60000, 1, 28, 28) and mnist.train_images.dtype == torch.uint8
+    assert mnist.test_images.shape == (10000, 1, 28, 28) and mnist.train_labels.dtype == torch.int64
+    assert mnist.classes == tuple("0123456789")
     assert torch.bincount(mnist.train_labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert torch.bincount(mnist.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert mnist.train_images.float().mean().item() / 255 == pytest.approx(0.1307, abs=1e-4)
@@ -73,7 +74,7 @@ def test_rotation_angles_for_seed_0_are_the_authors_measured_ones():
 
 def test_rotation_index_map_equals_pil_rotate_on_the_benchmark_angles(mnist):
     Image = pytest.importorskip("PIL.Image")
-    images = mnist.test_images[:300]
+    images = mnist.test_images[:300, 0]
     pixels = with_zero_pixel(images)
     for angle in rotation_angles(20, seed=0) + rotation_angles(20, seed=7)[::4] + [45.0, 135.0, 270.0]:
         ours = (apply_index_map(pixels, rotation_index_map(angle)) * 255).round().to(torch.uint8).numpy()

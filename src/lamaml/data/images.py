@@ -10,9 +10,10 @@ import torch
 class ImageSet:
     """uint8 images (N, C, H, W) and int64 labels, for the official train and test splits.
 
-    ``classes`` names each label (CIFAR-100 fine label names, Tiny ImageNet wnids sorted, as
-    ImageFolder sorts class folders); label ``k`` is ``classes[k]``. For Tiny ImageNet, ``test`` is the official
-    labelled ``val/`` folder (the official test images have no labels).
+    ``classes`` names each label (MNIST: the digits "0".."9"; CIFAR-100: its fine label names;
+    Tiny ImageNet: the wnids sorted, as ImageFolder sorts class folders); label ``k`` is
+    ``classes[k]``. For Tiny ImageNet, ``test`` is the official labelled ``val/`` folder (the
+    official test images have no labels).
     """
 
     train_images: torch.Tensor

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,14 @@ import torch
 
 from ..errors import DataError
 from .files import download, downloads_allowed, verify
+from .images import ImageSet
 
 MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 ]
 
+CLASSES = tuple(str(digit) for digit in range(10))
 # name -> (sha256 of the .gz file, IDX magic number, number of items)
 FILES = {
     "train-images-idx3-ubyte": ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 2051, 60000),
@@ -24,16 +25,6 @@ FILES = {
     "t10k-images-idx3-ubyte": ("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 2051, 10000),
     "t10k-labels-idx1-ubyte": ("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 2049, 10000),
 }
-
-
-@dataclass(frozen=True)
-class MNIST:
-    """Raw MNIST: uint8 images (N, 28, 28) and int64 labels (N,)."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
 
 
 def _candidates(root: Path, name: str) -> list[Path]:
@@ -75,7 +66,8 @@ def read_idx(path: Path, magic: int, count: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def load_mnist(root: Path, allow_download: bool = True) -> MNIST:
+def load_mnist(root: Path, allow_download: bool = True) -> ImageSet:
+    """The official train and test splits as uint8 (N, 1, 28, 28) images and int64 labels 0..9."""
     arrays = {}
     for name, (sha256, magic, count) in FILES.items():
         path = _locate(root, name, allow_download)
@@ -84,10 +76,7 @@ def load_mnist(root: Path, allow_download: bool = True) -> MNIST:
         arrays[name] = read_idx(path, magic, count)
     if arrays["train-labels-idx1-ubyte"].max() > 9 or arrays["t10k-labels-idx1-ubyte"].max() > 9:
         raise DataError(f"MNIST labels in {root} are outside 0..9")
-    as_tensor = lambda key, dtype: torch.from_numpy(arrays[key].copy()).to(dtype)  # noqa: E731
-    return MNIST(
-        train_images=as_tensor("train-images-idx3-ubyte", torch.uint8),
-        train_labels=as_tensor("train-labels-idx1-ubyte", torch.long),
-        test_images=as_tensor("t10k-images-idx3-ubyte", torch.uint8),
-        test_labels=as_tensor("t10k-labels-idx1-ubyte", torch.long),
-    )
+    images = lambda key: torch.from_numpy(arrays[key].copy()).unsqueeze(1)  # noqa: E731  (one channel)
+    labels = lambda key: torch.from_numpy(arrays[key].astype(np.int64))  # noqa: E731
+    return ImageSet(images("train-images-idx3-ubyte"), labels("train-labels-idx1-ubyte"),
+                    images("t10k-images-idx3-ubyte"), labels("t10k-labels-idx1-ubyte"), CLASSES)
