@@ -270,7 +270,6 @@ def cmd_plot(args) -> int:
 
 def cmd_list(args) -> int:
     from .config import preset
-    from .data.vision import VISION
     from .errors import UserError
     from .data import BENCHMARKS
     from .methods import METHODS
@@ -280,13 +279,13 @@ def cmd_list(args) -> int:
     print("\nmethods (paper defaults per benchmark; change any with --set key=value):")
     for name, cls in sorted(METHODS.items()):
         print(f"  {name:<14} {cls.summary}")
-        for bench in BENCHMARKS:
-            for setting in ("single", "multi") if bench in VISION else ("single",):
+        for bench, info in BENCHMARKS.items():
+            for setting in info.settings:
                 try:
                     values = preset(bench, name, setting)
                 except UserError:     # the paper ran this method in the other setting only
                     continue
-                label = f"{bench} ({setting})" if bench in VISION else bench
+                label = f"{bench} ({setting})" if len(info.settings) > 1 else bench
                 if values:
                     print(f"      {label:<26} " + " ".join(f"{k}={v}" for k, v in values.items()))
         defaults = cls.Params().model_dump()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -118,8 +117,3 @@ def tinyimagenet_stream(data_dir: Path, seed: int, samples_per_task: int | None,
     return split_image_stream("tinyimagenet", load_tinyimagenet(data_dir), 40, seed, samples_per_task,
                               IMAGENET_MEAN, IMAGENET_STD, brightness=None)
 
-
-VISION: dict[str, tuple[int, int, str, Callable[..., TaskStream]]] = {
-    "cifar100": (20, 2250, "CIFAR-100, 20 tasks x 5 classes, task-aware heads", cifar100_stream),
-    "tinyimagenet": (40, 2250, "Tiny ImageNet-200, 40 tasks x 5 classes, task-aware heads", tinyimagenet_stream),
-}
