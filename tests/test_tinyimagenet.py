@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import lamaml.data.tinyimagenet as tin
+import lamaml.data.tinyimagenet_archive as tin_archive
 from lamaml.data.tinyimagenet import CACHE_NAME, load_tinyimagenet, tinyimagenet_inventory
 from lamaml.errors import DataError
 
@@ -121,7 +122,8 @@ def _write_zip(path, files):
 def _trust(monkeypatch, archive):
     """Make ``archive`` the known official zip, so its md5 check passes."""
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    monkeypatch.setitem(tin.KNOWN_ARCHIVES, tin.OFFICIAL_ZIP, ("md5", md5, archive.stat().st_size, "the official zip"))
+    monkeypatch.setitem(tin_archive.KNOWN_ARCHIVES, tin_archive.OFFICIAL_ZIP,
+                        ("md5", md5, archive.stat().st_size, "the official zip"))
 
 
 def _expected(files):
@@ -156,7 +158,7 @@ def test_a_fake_set_loads_identically_from_its_folder_and_its_zip(tmp_path, monk
     _assert_matches(from_folder, files)
     assert from_folder.train_labels.tolist()[:11] == [0] * 11     # n0001 is label 0: sorted, not wnids.txt order
     assert from_folder.classes == ("n0001", "n0002", "n0003")
-    archive = _write_zip(tmp_path / "zip" / tin.OFFICIAL_ZIP, files)
+    archive = _write_zip(tmp_path / "zip" / tin_archive.OFFICIAL_ZIP, files)
     _trust(monkeypatch, archive)
     from_zip = load_tinyimagenet(archive.parent, cache=False)
     for key in ("train_images", "train_labels", "test_images", "test_labels"):
@@ -167,7 +169,7 @@ def test_a_fake_set_loads_identically_from_its_folder_and_its_zip(tmp_path, monk
 
 def test_the_folder_is_preferred_to_the_zips(tmp_path):
     _write_folder(tmp_path, _fake_files(seed=1))
-    (tmp_path / tin.OFFICIAL_ZIP).write_bytes(b"not even a zip")   # never opened: the folder comes first
+    (tmp_path / tin_archive.OFFICIAL_ZIP).write_bytes(b"not even a zip")   # never opened: the folder comes first
     assert tinyimagenet_inventory(tmp_path)["source"] == str(tmp_path / "tiny-imagenet-200")
     assert len(load_tinyimagenet(tmp_path, cache=False).train_labels) == 33
 
@@ -197,13 +199,13 @@ def test_worker_processes_give_the_same_arrays_and_pass_errors_on(tmp_path, monk
 
 def test_the_cache_is_written_then_reused_without_decoding(tmp_path, monkeypatch):
     files = _fake_files()
-    archive = _write_zip(tmp_path / tin.OFFICIAL_ZIP, files)
+    archive = _write_zip(tmp_path / tin_archive.OFFICIAL_ZIP, files)
     _trust(monkeypatch, archive)
     first = load_tinyimagenet(tmp_path)
     with np.load(tmp_path / CACHE_NAME, allow_pickle=False) as stored:   # no pickles inside
         assert stored["classes"].dtype.kind == "U" and str(stored["source_digest"]).startswith("md5:")
     monkeypatch.setattr(tin, "_decode_chunk", lambda *_: pytest.fail("decoded although the cache is valid"))
-    monkeypatch.setattr(tin, "_verify", lambda *_: pytest.fail("hashed although the cache is valid"))
+    monkeypatch.setattr(tin_archive, "verify_archive", lambda *_: pytest.fail("hashed although the cache is valid"))
     again = load_tinyimagenet(tmp_path)
     _assert_matches(again, files)
     assert again.classes == first.classes and torch.equal(again.train_images, first.train_images)
@@ -269,7 +271,8 @@ def test_a_trainval_zip_that_fails_its_checks_is_refused(tmp_path, monkeypatch):
         load_tinyimagenet(tmp_path)
     assert str(archive) in _one_line(error) and "bytes" in str(error.value) and "replace it" in str(error.value)
     # with the right size, the sha256 is what fails
-    monkeypatch.setitem(tin.KNOWN_ARCHIVES, REAL, (*tin.KNOWN_ARCHIVES[REAL][:2], archive.stat().st_size, "the copy"))
+    monkeypatch.setitem(tin_archive.KNOWN_ARCHIVES, REAL,
+                        (*tin_archive.KNOWN_ARCHIVES[REAL][:2], archive.stat().st_size, "the copy"))
     with pytest.raises(DataError, match=r"tiny-imagenet-200-trainval\.zip is corrupt: its sha256 is") as error:
         load_tinyimagenet(tmp_path)
     _one_line(error)
@@ -278,7 +281,7 @@ def test_a_trainval_zip_that_fails_its_checks_is_refused(tmp_path, monkeypatch):
 def test_an_image_that_is_not_64x64_is_named(tmp_path, monkeypatch):
     files = _fake_files()
     files["val/images/val_4.JPEG"] = _jpeg(np.random.default_rng(0), size=63)
-    archive = _write_zip(tmp_path / tin.OFFICIAL_ZIP, files)
+    archive = _write_zip(tmp_path / tin_archive.OFFICIAL_ZIP, files)
     _trust(monkeypatch, archive)
     with pytest.raises(DataError, match=r"tiny-imagenet-200\.zip:tiny-imagenet-200/val/images/val_4\.JPEG is 63x63"):
         load_tinyimagenet(tmp_path)
@@ -311,8 +314,8 @@ def test_the_real_archive_splits_into_40_tasks_of_2250_train_250_val_and_250_tes
     """The protocol's split on the real labels (read from the archive's listing; pixels are not needed)."""
     from lamaml.data.images import ImageSet
     from lamaml.data.vision import IMAGENET_MEAN, IMAGENET_STD, split_image_stream
-    with tin._Reader(tin._locate(real_dir)) as reader:
-        index = tin._index(reader)
+    with tin_archive.Reader(tin_archive.locate(real_dir)) as reader:
+        index = tin_archive.read_index(reader)
     labels = {split: torch.tensor([y for _, y in getattr(index, split)]) for split in ("train", "test")}
     blank = lambda n: torch.zeros(1, 3, 1, 1, dtype=torch.uint8).expand(n, 3, 1, 1)  # noqa: E731
     data = ImageSet(blank(len(labels["train"])), labels["train"], blank(len(labels["test"])), labels["test"],

@@ -1,4 +1,4 @@
-"""Data: files, benchmarks and task streams. Imports nothing else of lamaml."""
+"""Data: files, benchmarks and task streams. Imports only lamaml's bottom modules (errors, atomic)."""
 from .benchmarks import BENCHMARKS, benchmark_info, build_benchmark
 from .files import resolve_data_dir
 from .stream import Task, TaskStream, stream_from_data

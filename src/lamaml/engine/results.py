@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..atomic import write_json_atomic  # noqa: F401  (re-exported: lamaml.engine.write_json_atomic)
+from ..atomic import write_json_atomic
+
+__all__ = ["code_commit", "peak_rss_mb", "write_json_atomic"]   # write_json_atomic: for lamaml.engine
 
 
 def peak_rss_mb() -> float:
