@@ -139,7 +139,7 @@ def test_tensorboard_logs_the_losses_accuracies_and_series(data_dir, tmp_path):
 
 
 def test_every_plot_is_written_as_png_and_pdf(measured, tmp_path):
-    from lamaml.plots import KINDS, plot, save
+    from lamaml.experiments.plots import KINDS, plot, save
     other = dict(measured, method="c-maml", seed=1)
     for kind in KINDS:
         runs = [measured] if kind in ("matrix", "fast-weights", "lr-stats") else [measured, other]
@@ -152,6 +152,6 @@ def test_every_plot_is_written_as_png_and_pdf(measured, tmp_path):
 
 
 def test_ra_after_each_task_reads_the_lower_triangle():
-    from lamaml.plots import ra_after_each_task
+    from lamaml.experiments.plots import ra_after_each_task
     run_ = {"acc_matrix": [[50, None, None], [40, 80, 10], [30, 60, 90]]}
     assert np.allclose(ra_after_each_task(run_), [50, 60, 60])

@@ -4,7 +4,7 @@ import sqlite3
 import pytest
 
 from lamaml.errors import UserError
-from lamaml.store import Store, config_hash, parse_filter
+from lamaml.experiments.store import Store, config_hash, parse_filter
 
 
 def _config(seed, method="la-maml", glances=5):

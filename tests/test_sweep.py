@@ -9,9 +9,9 @@ import pytest
 
 from conftest import REPO
 from lamaml.errors import UserError
-from lamaml.report import render, summarize_runs
-from lamaml.store import Store, config_hash
-from lamaml.sweep import SweepSpec, combinations, load_spec
+from lamaml.experiments.report import render, summarize_runs
+from lamaml.experiments.store import Store, config_hash
+from lamaml.experiments.sweep import SweepSpec, combinations, load_spec
 
 SWEEP = ["--benchmarks", "mnist-rotations", "--methods", "la-maml,c-maml", "--seeds", "0-1",
          "--grid", "opt_lr=0.1,0.3", "--tasks", "2", "--set", "samples_per_task=30", "--jobs", "2"]
@@ -112,15 +112,15 @@ def test_a_sweep_file_is_validated_before_anything_runs(tmp_path):
 
 
 def test_table1_marks_cells_by_the_rule_and_explains_the_ones_that_miss(monkeypatch):
-    import lamaml.reproduce as reproduce
-    monkeypatch.setattr(reproduce, "table1_notes", lambda: {"mnist-rotations": {"online": "a  documented\n reason"}})
+    import lamaml.experiments.reproduce.table1 as table1
+    monkeypatch.setattr(table1, "table1_notes", lambda: {"mnist-rotations": {"online": "a  documented\n reason"}})
     run = lambda ra, bti, t: {"ra": ra, "bti": bti, "train_time_s": t, "code_commit": "abc"}  # noqa: E731
     cells = {("mnist-rotations", "online"): [run(49.0, -5.0, 3.0), run(50.0, -6.0, 3.0)],     # 3.88 off, > 2 stds
              ("mnist-rotations", "ewc"): [run(58.0, -20.0, 5.0)],
              ("mnist-rotations", "gem"): [run(67.0, -18.0, 9.0)],
              ("mnist-rotations", "mer"): [run(77.0, -9.0, 180.0)],                             # BTI 3.4 off
              ("mnist-rotations", "la-maml"): [run(77.5, -8.5, 30.0), run(77.3, -8.7, 30.0)]}
-    table = reproduce.table1_markdown(cells, 2, "lamaml reproduce table1")
+    table = table1.table1_markdown(cells, 2, "lamaml reproduce table1")
     rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| mnist-rotations")}
     assert "| 49.50 +/- 0.71 | 53.38 +/- 1.53 | **no** |" in rows["online"]
     assert "| 77.40 +/- 0.14 | 77.42 +/- 0.65 | yes |" in rows["la-maml"] and rows["la-maml"].endswith("| 1.0 |")

@@ -4,11 +4,13 @@ import io
 
 import pytest
 
-import lamaml.reproduce as reproduce
-from lamaml.reproduce import (CLAIM_METRICS, NOT_SUPPORTED, SUPPORTED, TABLE1_BENCHMARKS, TABLE1_METHODS,
-                              WITHIN_NOISE, Stat, claim_problems, evaluate_claim, table1_claims)
-from lamaml.store import config_hash
-from lamaml.sweep import combinations
+import lamaml.experiments.reproduce.claims as claims_module
+import lamaml.experiments.reproduce.table1 as table1
+from lamaml.experiments.reproduce.claims import (CLAIM_METRICS, NOT_SUPPORTED, SUPPORTED, WITHIN_NOISE, Stat,
+                                                 claim_problems, evaluate_claim, table1_claims)
+from lamaml.experiments.reproduce.paper import TABLE1_BENCHMARKS, TABLE1_METHODS
+from lamaml.experiments.store import config_hash
+from lamaml.experiments.sweep import combinations
 
 RA_ABOVE = {"id": "a-above-b", "kind": "compare", "a": "la-maml", "metric": "ra", "op": ">", "b": "mer"}
 FASTER = {"id": "a-faster", "kind": "compare", "a": "la-maml", "metric": "train_time_s", "op": "<", "b": "mer"}
@@ -59,25 +61,25 @@ def test_the_section_judges_each_claim_on_the_paper_and_on_ours_and_quotes_its_s
         {**FASTER, "benchmarks": ["mnist-rotations"], "quote": "faster", "source": "seeds/003", "note": "time"},
         {**RA_ABOVE, "id": "vs-c-maml", "b": "c-maml", "benchmarks": ["mnist-rotations"], "quote": "q",
          "source": "s"}]}
-    monkeypatch.setattr(reproduce, "table1_claims", lambda: claims)
+    monkeypatch.setattr(claims_module, "table1_claims", lambda: claims)
     cells = {("mnist-rotations", "mer"): [run(77.0 + d, train=470.0 + d) for d in (-1, 0, 1)],
              ("mnist-rotations", "la-maml"): [run(75.0 + d, train=30.0 + d) for d in (-1, 0, 1)],
              ("mnist-rotations", "c-maml"): []}
-    rows = {line.split(" | ")[0][2:]: line for line in reproduce.claims_section(cells) if line.startswith("| `")}
+    rows = {line.split(" | ")[0][2:]: line for line in claims_module.claims_section(cells) if line.startswith("| `")}
     # Paper: La-MAML 77.42 +/- 0.65, MER 77.42 +/- 0.78 over 5 seeds; ours: 75 vs 77, 2 SE 1.63.
     assert "| La-MAML RA > MER RA | *within noise* (77.42 vs 77.42: +0.00, 2 SE 0.91) " \
            "| **not supported** (75.00 vs 77.00: -2.00, 2 SE 1.63) |" in rows["`a-above-b`"]
     assert "| n/a | supported (30 s vs 470 s: -440, 2 SE 2) |" in rows["`a-faster`"]
     assert rows["`vs-c-maml`"].endswith("| not run |")
-    section = "\n".join(reproduce.claims_section(cells))
+    section = "\n".join(claims_module.claims_section(cells))
     assert "Ours, of 3: 1 supported, 1 not supported, 1 not run." in section
     assert '- `a-faster`: "faster" (seeds/003; time)' in section
 
 
 def test_the_table_names_its_runs_file_and_judges_the_claims(monkeypatch):
-    monkeypatch.setattr(reproduce, "table1_notes", lambda: {})
+    monkeypatch.setattr(table1, "table1_notes", lambda: {})
     cells = {("mnist-rotations", m): [run(70.0 + i, seed=i) for i in range(2)] for m in TABLE1_METHODS}
-    table = reproduce.table1_markdown(cells, 2, "lamaml reproduce table1", runs_csv="table1-runs.csv")
+    table = table1.table1_markdown(cells, 2, "lamaml reproduce table1", runs_csv="table1-runs.csv")
     assert "The runs behind it, one row each: `table1-runs.csv`, beside this file." in table
     assert "All 14 runs ran clean commit abc1234." in table
     claims = [c for c in table1_claims()["claims"] if "mnist-rotations" in c["benchmarks"]]
@@ -87,24 +89,24 @@ def test_the_table_names_its_runs_file_and_judges_the_claims(monkeypatch):
 def test_a_dirty_run_is_flagged_in_the_header():
     cells = {("mnist-rotations", "online"): [run(50.0, commit="abc1234"), run(51.0, seed=1, commit="abc1234+dirty")],
              ("mnist-rotations", "ewc"): [run(55.0, commit="def5678")]}
-    line = reproduce.commits_line(cells)
+    line = table1.commits_line(cells)
     assert line.startswith("**Warning: 1 of 3 runs ran uncommitted code (+dirty)")
     assert "abc1234 (1 run), abc1234+dirty (1 run), def5678 (1 run)" in line
-    assert reproduce.commits_line({("mnist-rotations", "ewc"): [run(55.0, commit=None)]}).startswith(
+    assert table1.commits_line({("mnist-rotations", "ewc"): [run(55.0, commit=None)]}).startswith(
         "**Warning: 1 of 1 runs recorded no commit")
-    assert reproduce.commits_line({("b", "m"): [run(1.0, commit="abc"), run(2.0, commit="def")]}) == \
+    assert table1.commits_line({("b", "m"): [run(1.0, commit="abc"), run(2.0, commit="def")]}) == \
         "All 2 runs ran clean commits: abc (1 run), def (1 run)."
 
 
 def test_the_runs_file_has_one_row_per_run_in_the_tables_order_and_by_seed():
-    spec = reproduce.table1_spec(3, benchmarks=["mnist-rotations", "mnist-permutations"], methods=["online", "la-maml"])
+    spec = table1.table1_spec(3, benchmarks=["mnist-rotations", "mnist-permutations"], methods=["online", "la-maml"])
     configs = {(c.benchmark, c.method, c.seed): c.model_dump() for one in spec for c in combinations(one)}
     order = [("mnist-rotations", "online"), ("mnist-rotations", "la-maml"), ("mnist-permutations", "online")]
     cells = {key: [run(60.0 + seed / 3, seed=seed, config=configs[(*key, seed)]) for seed in (2, 0, 1)]
              for key in order}
     cells[("mnist-permutations", "la-maml")] = []
-    rows = list(csv.DictReader(io.StringIO(reproduce.runs_csv(cells))))
-    assert list(rows[0]) == reproduce.RUN_COLUMNS == [
+    rows = list(csv.DictReader(io.StringIO(table1.runs_csv(cells))))
+    assert list(rows[0]) == table1.RUN_COLUMNS == [
         "benchmark", "method", "seed", "ra", "bti", "learning_accuracy", "train_time_s", "eval_time_s",
         "code_commit", "config_hash", "settings"]
     assert [(r["benchmark"], r["method"], r["seed"]) for r in rows] == \
@@ -117,10 +119,10 @@ def test_the_runs_file_has_one_row_per_run_in_the_tables_order_and_by_seed():
 
 
 def test_write_table1_puts_the_runs_beside_each_table(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "table1_notes", lambda: {})
+    monkeypatch.setattr(table1, "table1_notes", lambda: {})
     cells = {("mnist-rotations", "online"): [run(50.0, seed=1), run(52.0, seed=0)]}
     targets = [tmp_path / "out" / "table1.md", tmp_path / "docs" / "try.md"]
-    table = reproduce.write_table1(cells, 2, "lamaml reproduce table1", targets)
+    table = table1.write_table1(cells, 2, "lamaml reproduce table1", targets)
     assert table == (tmp_path / "out" / "table1.md").read_text() and "`table1-runs.csv`" in table
     assert "`try-runs.csv`" in (tmp_path / "docs" / "try.md").read_text()
     lines = (tmp_path / "docs" / "try-runs.csv").read_text().splitlines()
@@ -155,7 +157,7 @@ def test_claim_problems_names_each_bad_field():
 def test_the_glance_names_the_cells_a_partial_store_has_not_run_yet():
     cells = {("mnist-rotations", "la-maml"): [run(77.0)], ("mnist-rotations", "online"): [run(50.0)],
              ("mnist-permutations", "mer"): [run(70.0)]}
-    assert reproduce._glance(cells) == [
+    assert claims_module._glance(cells) == [
         "- mnist-rotations: La-MAML's RA 77.00 is NOT above all of Online, EWC, GEM (only online; ewc not run yet; "
         "gem not run yet); MER not run yet.",
         "- mnist-permutations: La-MAML not run yet."]

@@ -1,7 +1,10 @@
 """The ``lamaml`` command line: run, config, list, sweep, runs, report, plot, reproduce.
 
-User mistakes end with one line on stderr and exit status 2; a run that fails (a diverging loss)
-with one line and status 1; no metrics.json is written for a run that did not finish.
+Argument parsing and one thin handler per command; the work is done by the library
+(``lamaml.experiments`` and the layers below), imported inside each handler so that
+``lamaml --help`` stays fast and never imports torch. User mistakes end with one line on stderr
+and exit status 2; a run that fails (a diverging loss) with one line and status 1; no
+metrics.json is written for a run that did not finish.
 """
 from __future__ import annotations
 
@@ -31,72 +34,12 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def _progress(stream, config, resume=None):
-    from tqdm import tqdm
-    per_task = [config.epochs * -(-task.n_train // config.batch_size) for task in stream]
-    from .methods import method_class
-    if method_class(config.method).joint:   # one pass over the union, or the method's own epoch length
-        per_task = [config.epochs * (config.params.get("iterations") or -(-sum(t.n_train for t in stream)
-                                                                          // config.batch_size))]
-    done = 0
-    if resume is not None:
-        position = resume["progress"]
-        done = sum(per_task[:position["task"]]) + (
-            position["epoch"] * per_task[min(position["task"], len(per_task) - 1)] // config.epochs + position["batch"]
-            if position["task"] < len(per_task) else 0)
-    bar = tqdm(total=sum(per_task), initial=done, unit="batch", dynamic_ncols=True,
-               desc=f"{config.method} on {config.benchmark}", file=sys.stderr, disable=None)
-
-    def on_batch(task, loss):
-        bar.update(1)
-
-    def on_task(task, row):
-        bar.set_postfix(task=f"{task + 1}/{len(stream)}", ra=f"{row[:task + 1].mean():.1f}")
-        if task == len(stream) - 1:
-            bar.close()
-    return {"on_batch": on_batch, "on_task": on_task}
-
-
-def _both(first, second):
-    """One hook that calls two (either may be None)."""
-    if first is None:
-        return second
-
-    def both(*args):
-        first(*args)
-        second(*args)
-    return both
-
-
-def _percent(value: float | None, sign: str = "") -> str:
-    return "n/a (not measured by this protocol)" if value is None else f"{value:{sign}.2f} %"
-
-
-def summary_table(metrics: dict) -> str:
-    rows = [
-        ("retained accuracy (RA)", _percent(metrics["ra"])),
-        ("backward transfer (BTI)", _percent(metrics["bti"], "+")),
-        ("BWT (first T-1 tasks)", _percent(metrics["bwt"], "+")),
-        ("learning accuracy", _percent(metrics["learning_accuracy"])),
-        ("forward transfer (FWT)", _percent(metrics["fwt"], "+")),
-        ("training time", f"{metrics['train_time_s']:.1f} s ({metrics['ms_per_update']:.2f} ms/update, "
-                          f"{metrics['updates']} updates)"),
-        ("evaluation time", f"{metrics['eval_time_s']:.1f} s"),
-        ("wall time", f"{metrics['wall_time_s']:.1f} s"),
-        ("peak memory", f"{metrics['peak_rss_mb']:.0f} MB"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    title = f"{metrics['method']} on {metrics['benchmark']}, seed {metrics['seed']}, {len(metrics['acc_matrix'])} tasks"
-    final = " ".join(f"{v:.0f}" for v in metrics["acc_matrix"][-1] if v is not None)
-    lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
-    return "\n".join(lines + [f"{'final accuracy per task':<{width}}  {final}"])
-
-
 def cmd_run(args) -> int:
     from .config import RunConfig, resolve_config
-    from .engine import run, write_json_atomic
     from .engine.checkpoint import Every, load_latest
-    from .errors import RunFailed, UserError
+    from .errors import UserError
+    from .experiments.report import summary_table
+    from .experiments.runs import run_recorded
     resume = None
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
@@ -133,40 +76,10 @@ def cmd_run(args) -> int:
                                  config.samples_per_task, not args.no_download).first(config.tasks)
         print(json.dumps({"config": config.model_dump(), "tasks": len(stream)}, indent=2))
         return 0
-    store = run_id = None
-    if args.store:
-        from .store import Store
-        store = Store(args.store)
-        run_id = store.start(config.model_dump())
-    finish_tracker = None
-
-    def hooks(stream, config, resume):
-        nonlocal finish_tracker
-        merged = {} if args.quiet else _progress(stream, config, resume)
-        if args.tensorboard:
-            from .trackers import tensorboard_hooks
-            tracker, finish_tracker = tensorboard_hooks(Path(args.tensorboard), len(stream))
-            merged = {name: _both(merged.get(name), tracker[name]) for name in tracker}
-        return merged
-
-    try:
-        metrics = run(config, data_dir=args.data_dir, download=not args.no_download, progress=hooks,
-                      checkpoint_dir=out, checkpoint_every=every, resume=resume)
-    except (RunFailed, UserError, KeyboardInterrupt) as error:
-        message = str(error) or "interrupted"
-        if out:
-            write_json_atomic(out / "status.json", {"status": "failed", "error": message,
-                                                    "checkpoint_kept": (out / "checkpoint.pt").exists()})
-        if store:
-            store.fail(run_id, message)
-        raise
-    if finish_tracker:
-        finish_tracker(metrics)
-    if store:
-        store.finish(run_id, metrics)
-    if out:
-        write_json_atomic(out / "metrics.json", metrics)
-        write_json_atomic(out / "status.json", {"status": "done"})
+    metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,
+                           store=args.store, quiet=args.quiet,
+                           tensorboard=Path(args.tensorboard) if args.tensorboard else None,
+                           checkpoint_every=every, resume=resume)
     print(summary_table(metrics))
     if out:
         print(f"results: {out / 'metrics.json'}")
@@ -185,25 +98,15 @@ def _check_writable(folder: Path) -> None:
 
 
 def cmd_runs(args) -> int:
-    from .store import Store
-    if not Path(args.store).exists():
-        from .errors import UserError
-        raise UserError(f"--store {args.store}: no results store there")
-    rows = Store(args.store).query(args.where)
-    header = ["id", "benchmark", "method", "seed", "status", "ra", "bti", "train_time_s", "started_at"]
-    table = [[("" if row[k] is None else f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]))
-              for k in header] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for r in table:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
-    print(f"{len(rows)} run(s)")
+    from .experiments.report import runs_table
+    from .experiments.store import open_store
+    print(runs_table(open_store(args.store).query(args.where)))
     return 0
 
 
 def cmd_sweep(args) -> int:
     from .errors import UserError
-    from .sweep import load_spec, parse_seeds, run_sweep, validate_spec
+    from .experiments.sweep import load_spec, parse_seeds, run_sweep, validate_spec
     if args.file:
         spec = load_spec(Path(args.file))
     else:
@@ -227,41 +130,14 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .errors import UserError
-    from .report import render, summarize_runs
-    from .store import Store
-    if not Path(args.store).exists():
-        raise UserError(f"--store {args.store}: no results store there")
-    text = render(summarize_runs(Store(args.store).query(args.where)), args.format)
-    if args.out:
-        from .atomic import write_text_atomic
-        write_text_atomic(args.out, text)
-    print(text, end="")
+    from .experiments.report import report_store
+    print(report_store(args.store, args.where, args.format, args.out), end="")
     return 0
 
 
-def load_runs(run_dirs: Sequence[str], store: str | None, where: Sequence[str]) -> list[dict]:
-    """Finished runs' metrics from run folders (metrics.json) and/or a results store."""
-    from .errors import UserError
-    runs = []
-    for folder in run_dirs:
-        path = Path(folder) / "metrics.json" if Path(folder).is_dir() else Path(folder)
-        try:
-            runs.append(json.loads(path.read_text()))
-        except (OSError, ValueError) as error:
-            raise UserError(f"--runs {folder}: no readable metrics.json there ({error.__class__.__name__})") from None
-    if store:
-        from .store import Store
-        if not Path(store).exists():
-            raise UserError(f"--store {store}: no results store there")
-        runs += [json.loads(row["metrics"]) for row in Store(store).query([*where, "status=done"])]
-    if not runs:
-        raise UserError("no finished runs selected: give --runs DIR... or --store FILE (and check --where)")
-    return runs
-
-
 def cmd_plot(args) -> int:
-    from .plots import plot, save
+    from .experiments.plots import plot, save
+    from .experiments.runs import load_runs
     figure = plot(args.kind, load_runs(args.runs, args.store, args.where))
     for path in save(figure, Path(args.out)):
         print(f"wrote {path}")
@@ -269,27 +145,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .config import preset
-    from .errors import UserError
-    from .data import BENCHMARKS
-    from .methods import METHODS
-    print("benchmarks:")
-    for info in BENCHMARKS.values():
-        print(f"  {info.name:<26} {info.n_tasks:>3} tasks x {info.samples_per_task:>4} samples   {info.description}")
-    print("\nmethods (paper defaults per benchmark; change any with --set key=value):")
-    for name, cls in sorted(METHODS.items()):
-        print(f"  {name:<14} {cls.summary}")
-        for bench, info in BENCHMARKS.items():
-            for setting in info.settings:
-                try:
-                    values = preset(bench, name, setting)
-                except UserError:     # the paper ran this method in the other setting only
-                    continue
-                label = f"{bench} ({setting})" if len(info.settings) > 1 else bench
-                if values:
-                    print(f"      {label:<26} " + " ".join(f"{k}={v}" for k, v in values.items()))
-        defaults = cls.Params().model_dump()
-        print("      other defaults: " + " ".join(f"{k}={v}" for k, v in defaults.items()))
+    from .experiments.catalog import catalog
+    print(catalog())
     return 0
 
 
@@ -311,9 +168,8 @@ def cmd_config(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .engine import write_json_atomic  # noqa: F401  (fail early on a broken install)
     from .errors import UserError
-    from .reproduce import collect, run_table1, runs_csv_path, table1_spec, write_table1
+    from .experiments.reproduce.table1 import collect, run_table1, runs_csv_path, table1_spec, write_table1
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
     out = Path(args.out)
@@ -337,7 +193,7 @@ def cmd_reproduce(args) -> int:
 
 def _reproduce_figures(args, out: Path, overrides: dict) -> int:
     from .errors import UserError
-    from .figures import LR_VALUES, figure_specs, make_figures
+    from .experiments.reproduce.figures import LR_VALUES, figure_specs, make_figures
     try:
         values = [float(v) for v in args.lr_values.split(",")] if args.lr_values else LR_VALUES
     except ValueError:

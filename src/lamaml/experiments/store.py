@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .version import __version__
-from .errors import UserError
+from ..errors import UserError
+from ..version import __version__
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,9 +67,8 @@ def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
     So a field added to RunConfig or to a method later (at a default that keeps the old
     behaviour) leaves the identity of earlier runs unchanged: their stores stay usable.
     """
-    from .config import RunConfig
-    from .errors import UserError
-    from .methods import method_class
+    from ..config import RunConfig
+    from ..methods import method_class
     defaults = {name: f.get_default(call_default_factory=True) for name, f in RunConfig.model_fields.items()
                 if not f.is_required() and name != "params"}
     canonical = {k: v for k, v in config.items() if k == "params" or k not in defaults or v != defaults[k]}
@@ -112,6 +111,13 @@ def parse_filter(text: str) -> tuple[str, list[Any]]:
     if key.startswith("config.") and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in key.split(".")[1:]):
         return f"json_extract(config, ?) {op} ?", ["$." + key[len("config."):], value]
     raise UserError(f"--where {text!r}: unknown key {key!r}; use one of {', '.join(COLUMNS)} or config.<field>")
+
+
+def open_store(path: str | Path) -> "Store":
+    """The results store at ``path``, which must exist already (reading never creates one)."""
+    if not Path(path).exists():
+        raise UserError(f"--store {path}: no results store there")
+    return Store(path)
 
 
 class Store:

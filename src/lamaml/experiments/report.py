@@ -1,19 +1,23 @@
-"""``lamaml report``: runs of a store grouped by setting, mean +/- std over seeds, beside the paper.
+"""Results as text: one run's summary (``lamaml run``), a store's runs (``lamaml runs``), and the
+store grouped by setting, mean +/- std over seeds, beside the paper (``lamaml report``).
 
-Runs are grouped by benchmark, method and every other setting except the seed; the settings that
-differ between groups of one (benchmark, method) are shown, so a grid sweep reads as a table.
-Standard deviations are sample standard deviations (ddof = 1) over the seeds of a group.
+The report groups runs by benchmark, method and every other setting except the seed; the
+settings that differ between groups of one (benchmark, method) are shown, so a grid sweep reads
+as a table. Standard deviations are sample standard deviations (ddof = 1) over the seeds of a group.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
 
-from .reproduce import paper_table1
+from ..atomic import write_text_atomic
+from .reproduce.paper import paper_table1
+from .store import open_store
 
 FORMATS = ("table", "markdown", "csv", "latex")
 
@@ -108,3 +112,52 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
     table = [HEADER] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in table) + "\n"
+
+
+def report_store(store_path: str | Path, where: Iterable[str] = (), fmt: str = "table",
+                 out: str | Path | None = None) -> str:
+    """The report of the runs of an existing store that match ``where``; also written to ``out`` (atomically)."""
+    text = render(summarize_runs(open_store(store_path).query(where)), fmt)
+    if out:
+        write_text_atomic(out, text)
+    return text
+
+
+# ---- one run, and a store's list of runs ----
+
+def _percent(value: float | None, sign: str = "") -> str:
+    return "n/a (not measured by this protocol)" if value is None else f"{value:{sign}.2f} %"
+
+
+def summary_table(metrics: dict) -> str:
+    """What ``lamaml run`` prints at the end: one run's metrics, times and final accuracies."""
+    rows = [
+        ("retained accuracy (RA)", _percent(metrics["ra"])),
+        ("backward transfer (BTI)", _percent(metrics["bti"], "+")),
+        ("BWT (first T-1 tasks)", _percent(metrics["bwt"], "+")),
+        ("learning accuracy", _percent(metrics["learning_accuracy"])),
+        ("forward transfer (FWT)", _percent(metrics["fwt"], "+")),
+        ("training time", f"{metrics['train_time_s']:.1f} s ({metrics['ms_per_update']:.2f} ms/update, "
+                          f"{metrics['updates']} updates)"),
+        ("evaluation time", f"{metrics['eval_time_s']:.1f} s"),
+        ("wall time", f"{metrics['wall_time_s']:.1f} s"),
+        ("peak memory", f"{metrics['peak_rss_mb']:.0f} MB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    title = f"{metrics['method']} on {metrics['benchmark']}, seed {metrics['seed']}, {len(metrics['acc_matrix'])} tasks"
+    final = " ".join(f"{v:.0f}" for v in metrics["acc_matrix"][-1] if v is not None)
+    lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines + [f"{'final accuracy per task':<{width}}  {final}"])
+
+
+RUNS_HEADER = ["id", "benchmark", "method", "seed", "status", "ra", "bti", "train_time_s", "started_at"]
+
+
+def runs_table(rows: list[dict[str, Any]]) -> str:
+    """What ``lamaml runs`` prints: one line per store row, then the count."""
+    table = [[("" if row[k] is None else f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]))
+              for k in RUNS_HEADER] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(RUNS_HEADER)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(RUNS_HEADER, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in table]
+    return "\n".join(lines + [f"{len(rows)} run(s)"])

@@ -3,7 +3,8 @@
 Every combination is resolved to a full config and identified by its hash; combinations already
 ``done`` in the store are skipped, so a killed sweep resumes where it stopped and never runs a
 combination twice. A grid key that a method does not have is left out for that method (sweeping
-``opt_lr`` over La-MAML and C-MAML runs C-MAML once per remaining combination).
+``opt_lr`` over La-MAML and C-MAML runs C-MAML once per remaining combination). The runs
+themselves go to an engine (engines.py): a local process pool or Ray.
 """
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ import itertools
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import RunConfig, resolve_config
-from .errors import UserError
-from .methods import method_class
+from ..config import RunConfig, resolve_config
+from ..errors import UserError
+from ..methods import method_class
+from .engines import run_local, run_on_ray
 from .store import Store, config_hash
 
 
@@ -100,27 +101,6 @@ def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec]) -> list[di
     return [by_hash[h] for h in (config_hash(c.model_dump()) for c in wanted) if h in by_hash]
 
 
-def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
-    """One combination in a worker: record it as running, run it, record the outcome."""
-    import torch
-    torch.set_num_threads(threads)
-    from .engine import run
-    from .errors import LamamlError
-    store = Store(store_path)
-    run_id = store.start(config_dict)
-    try:
-        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False)
-    except LamamlError as error:
-        store.fail(run_id, str(error))
-        return {"status": "failed", "error": str(error), "config": config_dict}
-    store.finish(run_id, metrics)
-    return {"status": "done", "ra": metrics["ra"], "config": config_dict}
-
-
-def _label(config: dict[str, Any]) -> str:
-    return f"{config['benchmark']} {config['method']} seed {config['seed']}"
-
-
 def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
               engine: str = "local", address: str | None = None, order=None) -> list[dict[str, Any]]:
     """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first.
@@ -142,14 +122,5 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     if engine == "ray":
-        from .sweep_ray import run_on_ray
         return run_on_ray(pending, str(store_path), data_dir, threads, address, jobs)
-    results = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_one, c, str(store_path), data_dir, threads) for c in pending]
-        for future in as_completed(futures):
-            outcome = future.result()
-            results.append(outcome)
-            detail = f"RA {outcome['ra']:.2f}" if outcome["status"] == "done" else outcome["error"]
-            print(f"  [{len(results)}/{len(pending)}] {_label(outcome['config'])}: {detail}", file=sys.stderr)
-    return results
+    return run_local(pending, str(store_path), data_dir, threads, jobs)

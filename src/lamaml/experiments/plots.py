@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .atomic import atomic_path  # noqa: E402
-from .config import preset  # noqa: E402
-from .errors import UserError  # noqa: E402
+from ..atomic import atomic_path  # noqa: E402
+from ..config import preset  # noqa: E402
+from ..errors import UserError  # noqa: E402
 
 Metrics = dict[str, Any]
 KINDS = ("matrix", "ra-curve", "ra-vs-time", "lr-robustness", "lr-grid", "alignment", "fast-weights", "lr-stats")

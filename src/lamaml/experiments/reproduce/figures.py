@@ -1,8 +1,8 @@
 """``lamaml reproduce figures``: the paper's appendix analyses on MNIST Rotations, as sweeps + plots.
 
-The paper ran these on CIFAR-100 and never published the code; here they run on MNIST Rotations
-(the issue's scope), with every run recorded in the results store ``OUT/results.sqlite``, so a
-killed reproduction resumes and runs shared with ``reproduce table1`` (same ``--out``) are reused.
+The paper ran these on CIFAR-100 and never published the code; here they run on MNIST Rotations,
+with every run recorded in the results store ``OUT/results.sqlite``, so a killed reproduction
+resumes and runs shared with ``reproduce table1`` (same ``--out``) are reused.
 
 * appendix D: gradient alignment among old tasks, C-MAML and La-MAML, seeds 0..S-1;
 * appendix E: RA against each learning-rate hyperparameter, the others at their presets (figure 5),
@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .plots import LR_GRIDS, LR_KEYS, plot, save
-from .reproduce import STORE_NAME, TABLE1_METHODS, table1_spec
-from .sweep import SweepSpec, done_metrics, run_sweep
+from ..plots import LR_GRIDS, LR_KEYS, plot, save
+from ..sweep import SweepSpec, done_metrics, run_sweep
+from .paper import TABLE1_METHODS
+from .table1 import STORE_NAME, table1_spec
 
 BENCHMARK = "mnist-rotations"
 LR_VALUES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]

@@ -1,0 +1,15 @@
+"""Experiments: what the command line does, as a library a Python user can import.
+
+store.py     the results store (SQLite): every run as a row, its config hash as its identity
+sweep.py     benchmarks x methods x seeds x a grid, each combination run once; engines.py runs them
+             (a local process pool or Ray)
+runs.py      one run recorded as ``lamaml run`` records it (store row, metrics.json, status.json),
+             and finished runs' metrics read back from run folders or a store
+progress.py  the progress bar (and TensorBoard log) hooks of a run
+report.py    results as text: one run's summary, a store's runs, mean +/- std over seeds
+plots.py     figures from runs' metrics
+catalog.py   what ``lamaml list`` prints: benchmarks, methods and their presets
+reproduce/   the paper's Table 1 and its claims, and the appendix figures
+
+Nothing here is imported by the layers below (data, models, methods, config, engine).
+"""

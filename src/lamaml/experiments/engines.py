@@ -1,0 +1,79 @@
+"""Where the runs of a sweep run: a local process pool, or a Ray cluster (``pip install lamaml[ray]``).
+
+Both run each combination with the same ``run_one``, so results are identical whichever engine
+ran them; both print one line per finished run on stderr. With no ``address`` the Ray engine
+starts a local Ray instance (and stops it at the end); with one, it joins that cluster. Workers
+must see the same data folder and store path (a shared file system), as with any Ray job.
+"""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from ..errors import UserError
+from .store import Store
+
+
+def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
+    """One combination in a worker: record it as running, run it, record the outcome."""
+    import torch
+    torch.set_num_threads(threads)
+    from ..config import RunConfig
+    from ..engine import run
+    from ..errors import LamamlError
+    store = Store(store_path)
+    run_id = store.start(config_dict)
+    try:
+        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False)
+    except LamamlError as error:
+        store.fail(run_id, str(error))
+        return {"status": "failed", "error": str(error), "config": config_dict}
+    store.finish(run_id, metrics)
+    return {"status": "done", "ra": metrics["ra"], "config": config_dict}
+
+
+def _report(outcome: dict[str, Any], done: int, total: int) -> None:
+    config = outcome["config"]
+    detail = f"RA {outcome['ra']:.2f}" if outcome["status"] == "done" else outcome["error"]
+    print(f"  [{done}/{total}] {config['benchmark']} {config['method']} seed {config['seed']}: {detail}",
+          file=sys.stderr)
+
+
+def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
+              jobs: int) -> list[dict[str, Any]]:
+    results = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_one, c, store_path, data_dir, threads) for c in pending]
+        for future in as_completed(futures):
+            results.append(future.result())
+            _report(results[-1], len(results), len(pending))
+    return results
+
+
+def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
+               address: str | None, jobs: int) -> list[dict[str, Any]]:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'lamaml[ray]'") from None
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        options = {"address": address} if address else {"num_cpus": jobs, "include_dashboard": False}
+        try:
+            ray.init(log_to_driver=False, configure_logging=False, **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise UserError(f"--address {address}: cannot reach a Ray cluster there ({error})") from None
+    try:
+        remote = ray.remote(num_cpus=1)(run_one)
+        refs = [remote.remote(config, store_path, data_dir, threads) for config in pending]
+        results, waiting = [], list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            results.append(ray.get(ready[0]))
+            _report(results[-1], len(results), len(pending))
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()

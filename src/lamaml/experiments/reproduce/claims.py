@@ -1,0 +1,237 @@
+"""The paper's claims on its Table 1 benchmarks, judged on the paper's table and on our runs.
+
+Every comparison the sources state in words on these benchmarks is data
+(config/paper/table1_claims.yaml, checked on load); each is judged on means over seeds against
+CLAIM_SE standard errors of its margin (see evaluate_claim). ``claims_section`` is the part of
+``table1.md`` that shows them, after a glance at the means alone.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
+
+CLAIM_METRICS = {"ra": "RA", "bti": "BTI", "train_time_s": "train time"}
+METHOD_NAMES = {"online": "Online", "ewc": "EWC", "gem": "GEM", "mer": "MER", "c-maml": "C-MAML",
+                "sync-la-maml": "Sync La-MAML", "la-maml": "La-MAML"}
+CLAIM_KINDS = ("compare", "ratio")
+CLAIM_OPS = (">", "<")
+SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
+# What a claim's row can say: the three verdicts, then why a claim could not be judged.
+VERDICT_ORDER = (SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE, "too few seeds", "not run", "n/a")
+# How many standard errors of the difference a claim's margin must clear, either way.
+CLAIM_SE = 2.0
+
+
+@lru_cache(maxsize=None)
+def table1_claims() -> dict[str, Any]:
+    """``{"paper_seeds": n, "claims": [...]}`` from config/paper/table1_claims.yaml, checked on load."""
+    data = yaml.safe_load(resources.files("lamaml.config").joinpath("paper/table1_claims.yaml").read_text())
+    problems = claim_problems(data)
+    if problems:    # packaged data: a bad entry is a bug in the file, not a user mistake
+        raise ValueError("config/paper/table1_claims.yaml: " + "; ".join(problems))
+    return data
+
+
+def claim_problems(data: dict[str, Any]) -> list[str]:
+    """What is wrong with a claims file: unknown benchmarks, methods, metrics, kinds or operators, a
+    repeated id, a missing quote or source, a ratio without its value."""
+    problems = []
+    if not isinstance(data.get("paper_seeds"), int) or data["paper_seeds"] < 2:
+        problems.append("paper_seeds must be an integer >= 2")
+    ids = Counter(c.get("id") for c in data.get("claims") or [])
+    problems += [f"id {i!r} appears {n} times" for i, n in ids.items() if n > 1]
+    for claim in data.get("claims") or []:
+        where = f"claim {claim.get('id')!r}"
+        for key in ("id", "quote", "source"):
+            if not isinstance(claim.get(key), str) or not claim[key].strip():
+                problems.append(f"{where}: {key} must be a non-empty string")
+        if "note" in claim and not isinstance(claim["note"], str):
+            problems.append(f"{where}: note must be a string")
+        if not claim.get("benchmarks"):
+            problems.append(f"{where}: benchmarks must list at least one benchmark")
+        problems += [f"{where}: unknown benchmark {b!r}" for b in claim.get("benchmarks") or []
+                     if b not in TABLE1_BENCHMARKS]
+        problems += [f"{where}: unknown method {claim.get(side)!r} as {side}" for side in ("a", "b")
+                     if claim.get(side) not in TABLE1_METHODS]
+        if claim.get("a") == claim.get("b"):
+            problems.append(f"{where}: a and b are the same method")
+        if claim.get("metric") not in CLAIM_METRICS:
+            problems.append(f"{where}: unknown metric {claim.get('metric')!r}")
+        if claim.get("op") not in CLAIM_OPS:
+            problems.append(f"{where}: op must be one of {' '.join(CLAIM_OPS)}")
+        if claim.get("kind") not in CLAIM_KINDS:
+            problems.append(f"{where}: kind must be one of {', '.join(CLAIM_KINDS)}")
+        value = claim.get("value")
+        if claim.get("kind") == "ratio" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                             or value <= 0):
+            problems.append(f"{where}: a ratio needs a positive number as value")
+        if claim.get("kind") == "compare" and "value" in claim:
+            problems.append(f"{where}: a comparison takes no value")
+    return problems
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A cell's metric over seeds: mean, sample std and the number of seeds behind them."""
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str    # supported, not supported, within noise; or why it could not be judged
+    detail: str     # the numbers it was judged on
+
+
+def claim_text(claim: dict[str, Any]) -> str:
+    """The claim in one line, e.g. "La-MAML RA > MER RA" or "MER train time / La-MAML train time > 6"."""
+    metric = CLAIM_METRICS[claim["metric"]]
+    a, b = METHOD_NAMES[claim["a"]], METHOD_NAMES[claim["b"]]
+    if claim["kind"] == "ratio":
+        return f"{a} {metric} / {b} {metric} {claim['op']} {claim['value']:g}"
+    return f"{a} {metric} {claim['op']} {b} {metric}"
+
+
+def judge(margin: float, se: float) -> str:
+    """``margin``: how far the means go the claim's way (negative: the other way); ``se``: its standard
+    error. Supported beyond CLAIM_SE standard errors the claim's way, not supported beyond them the
+    other way, within noise between."""
+    if margin > CLAIM_SE * se:
+        return SUPPORTED
+    if margin < -CLAIM_SE * se:
+        return NOT_SUPPORTED
+    return WITHIN_NOISE
+
+
+def evaluate_claim(claim: dict[str, Any], a: Stat | None, b: Stat | None) -> Verdict:
+    """One claim on one benchmark, from the two methods' statistics of the claim's metric.
+
+    A comparison's margin is the difference of means (A - B for >, B - A for <), its standard error
+    sqrt(s_A^2/n_A + s_B^2/n_B). A ratio's margin is A/B minus the stated value (the value minus A/B
+    for <), its standard error the delta method's r * sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2)).
+    """
+    if a is None or b is None:
+        return Verdict("no number", "")
+    unit = " s" if claim["metric"] == "train_time_s" else ""
+    digits = 0 if unit else 2
+    sign = 1.0 if claim["op"] == ">" else -1.0
+    if claim["kind"] == "ratio":
+        if a.mean == 0 or b.mean == 0:
+            return Verdict("n/a", "a mean of zero")
+        ratio = a.mean / b.mean
+        margin = sign * (ratio - claim["value"])
+        se = abs(ratio) * math.sqrt(a.std ** 2 / (a.n * a.mean ** 2) + b.std ** 2 / (b.n * b.mean ** 2))
+        means, se_text = f"{a.mean:.{digits}f}{unit} / {b.mean:.{digits}f}{unit} = {ratio:.2f}", f"{CLAIM_SE * se:.2f}"
+    else:
+        diff = a.mean - b.mean
+        margin = sign * diff
+        se = math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
+        means = f"{a.mean:.{digits}f}{unit} vs {b.mean:.{digits}f}{unit}: {diff:+.{digits}f}"
+        se_text = f"{CLAIM_SE * se:.{digits}f}"
+    if min(a.n, b.n) < 2:   # one seed has no spread, so no noise to judge a difference against
+        return Verdict("too few seeds", f"{means}; {a.n} and {b.n} seed(s)")
+    return Verdict(judge(margin, se), f"{means}, {CLAIM_SE:g} SE {se_text}")
+
+
+def ours_stat(cells: dict, benchmark: str, method: str, metric: str) -> Stat | None:
+    values = [float(r[metric]) for r in cells.get((benchmark, method)) or [] if r.get(metric) is not None]
+    if not values:
+        return None
+    mean, std = mean_std(values)
+    return Stat(mean, std, len(values))
+
+
+def paper_stat(benchmark: str, method: str, metric: str) -> Stat | None:
+    cell = paper_table1().get(benchmark, {}).get(method, {}).get(metric)
+    return Stat(float(cell[0]), float(cell[1]), table1_claims()["paper_seeds"]) if cell else None
+
+
+def claim_rows(cells: dict) -> list[tuple[dict[str, Any], str, Verdict, Verdict]]:
+    """(claim, benchmark, verdict on the paper's table, verdict on ours) for every claim on every one
+    of its benchmarks that the table covers."""
+    covered = {b for b, _ in cells}
+    rows = []
+    for claim in table1_claims()["claims"]:
+        for benchmark in claim["benchmarks"]:
+            if benchmark not in covered:
+                continue
+            side = lambda stat: [stat(benchmark, claim[s], claim["metric"]) for s in ("a", "b")]  # noqa: E731
+            paper = evaluate_claim(claim, *side(paper_stat))
+            ours = evaluate_claim(claim, *side(lambda b, m, k: ours_stat(cells, b, m, k)))
+            # No number: the paper's table has no times; our store has no finished run of a cell.
+            rows.append((claim, benchmark, Verdict("n/a", "") if paper.verdict == "no number" else paper,
+                         Verdict("not run", "") if ours.verdict == "no number" else ours))
+    return rows
+
+
+def _verdict_cell(verdict: Verdict) -> str:
+    mark = {SUPPORTED: "supported", NOT_SUPPORTED: "**not supported**", WITHIN_NOISE: "*within noise*"}
+    text = mark.get(verdict.verdict, verdict.verdict)
+    return f"{text} ({verdict.detail})" if verdict.detail else text
+
+
+def claims_section(cells: dict) -> list[str]:
+    """Every comparison the paper states in words on these benchmarks, judged on its table and on ours,
+    with the rule, a count per verdict and the words each claim rests on."""
+    data = table1_claims()
+    rows = claim_rows(cells)
+    counts = Counter(ours.verdict for _, _, _, ours in rows)
+    lines = ["", "## The paper's claims on these numbers", "",
+             "Means alone, at a glance:", "", *_glance(cells), "",
+             "Every comparison the sources at hand state in words on these benchmarks "
+             "(config/paper/table1_claims.yaml, which lists what was read and left out; the paper's body is not "
+             "among them), judged on means over seeds.",
+             f"Rule: the margin by which the means go the claim's way (for a ratio, the ratio minus the stated "
+             f"value) against {CLAIM_SE:g} standard errors (SE) of it, SE = sqrt(s_A^2/n_A + s_B^2/n_B) "
+             "(a ratio r = A/B: r sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2))): **supported** beyond "
+             f"{CLAIM_SE:g} SE the claim's way, **not supported** beyond {CLAIM_SE:g} SE the other way, "
+             f"**within noise** between. At 5 seeds a side, {CLAIM_SE:g} SE is about 1.3 pooled stds.",
+             f"The paper's column applies the same rule to its Table 1, taking each std as over "
+             f"{data['paper_seeds']} seeds (an assumption); its table has no times. Numbers: A vs B: A - B.",
+             f"Ours, of {len(rows)}: " + (", ".join(f"{n} {v}" for v, n in sorted(
+                 counts.items(), key=lambda item: VERDICT_ORDER.index(item[0]))) or "nothing to judge") + ".",
+             "",
+             "| claim | benchmark | comparison | paper's table | ours |",
+             "|---|---|---|---|---|"]
+    for claim, benchmark, paper, ours in rows:
+        lines.append(f"| `{claim['id']}` | {benchmark} | {claim_text(claim)} | {_verdict_cell(paper)} "
+                     f"| {_verdict_cell(ours)} |")
+    lines += ["", "What each claim rests on:", ""]
+    for claim in dict.fromkeys(c["id"] for c, *_ in rows):
+        entry = next(c for c in data["claims"] if c["id"] == claim)
+        where = "; ".join(" ".join(entry[k].split()) for k in ("source", "note") if entry.get(k))
+        lines.append(f"- `{claim}`: \"{' '.join(entry['quote'].split())}\" ({where})")
+    return lines
+
+
+def _glance(cells: dict) -> list[str]:
+    """Per benchmark, on means alone: La-MAML's RA against Online, EWC and GEM, and MER's training time
+    against La-MAML's (on a partial store, only the cells that have runs)."""
+    mean = lambda b, m, key: float(np.mean([r[key] for r in cells[(b, m)]]))  # noqa: E731
+    lines = []
+    for benchmark in dict.fromkeys(b for b, _ in cells):
+        ran = lambda m: bool(cells.get((benchmark, m)))  # noqa: E731
+        if not ran("la-maml"):
+            lines.append(f"- {benchmark}: La-MAML not run yet.")
+            continue
+        ours = mean(benchmark, "la-maml", "ra")
+        baselines = [m for m in ("online", "ewc", "gem") if ran(m)]
+        beaten = [m for m in baselines if mean(benchmark, m, "ra") < ours]
+        above = "above Online's, EWC's and GEM's" if len(beaten) == 3 else \
+            f"NOT above all of Online, EWC, GEM (only {', '.join(beaten) or 'none'}" + \
+            "".join(f"; {m} not run yet" for m in ("online", "ewc", "gem") if m not in baselines) + ")"
+        speed = "MER not run yet" if not ran("mer") else \
+            f"MER trains {mean(benchmark, 'mer', 'train_time_s') / mean(benchmark, 'la-maml', 'train_time_s'):.1f}x " \
+            "as long as La-MAML"
+        lines.append(f"- {benchmark}: La-MAML's RA {ours:.2f} is {above}; {speed}.")
+    return lines

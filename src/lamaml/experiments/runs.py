@@ -1,0 +1,70 @@
+"""One run recorded as ``lamaml run`` records it, and finished runs' metrics read back.
+
+``run_recorded`` runs a config and keeps its records: a row in a results store (``running``,
+then ``done`` with the metrics or ``failed`` with the error) and, in a run folder,
+``metrics.json`` and ``status.json`` (``done``, or ``failed`` with the error and whether a
+checkpoint was kept). No ``metrics.json`` is written for a run that did not finish.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..atomic import write_json_atomic
+from ..errors import RunFailed, UserError
+from .progress import RunHooks
+from .store import Store, open_store
+
+
+def run_recorded(config, *, data_dir: str | Path | None = None, download: bool = True, out: Path | None = None,
+                 store: str | Path | None = None, quiet: bool = True, tensorboard: Path | None = None,
+                 checkpoint_every=None, resume: dict | None = None) -> dict[str, Any]:
+    """Run ``config`` (a RunConfig) and return its metrics, recorded in ``store`` and ``out`` when given.
+
+    ``quiet=False`` shows a progress bar; ``tensorboard`` also logs there; ``checkpoint_every``
+    (an ``engine.checkpoint.Every``) checkpoints into ``out``; ``resume`` (a loaded checkpoint of
+    this config) continues a run.
+    """
+    from ..engine import run
+    results = run_id = None
+    if store:
+        results = Store(store)
+        run_id = results.start(config.model_dump())
+    hooks = RunHooks(quiet, tensorboard)
+    try:
+        metrics = run(config, data_dir=data_dir, download=download, progress=hooks, checkpoint_dir=out,
+                      checkpoint_every=checkpoint_every, resume=resume)
+    except (RunFailed, UserError, KeyboardInterrupt) as error:
+        message = str(error) or "interrupted"
+        if out:
+            write_json_atomic(out / "status.json", {"status": "failed", "error": message,
+                                                    "checkpoint_kept": (out / "checkpoint.pt").exists()})
+        if results:
+            results.fail(run_id, message)
+        raise
+    hooks.finish(metrics)
+    if results:
+        results.finish(run_id, metrics)
+    if out:
+        write_json_atomic(out / "metrics.json", metrics)
+        write_json_atomic(out / "status.json", {"status": "done"})
+    return metrics
+
+
+def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,
+              where: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Finished runs' metrics from run folders (their metrics.json, or the file itself) and/or a results
+    store (its ``done`` runs matching ``where``)."""
+    runs = []
+    for folder in run_dirs:
+        path = Path(folder) / "metrics.json" if Path(folder).is_dir() else Path(folder)
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:
+            raise UserError(f"--runs {folder}: no readable metrics.json there ({error.__class__.__name__})") from None
+    if store:
+        runs += [json.loads(row["metrics"]) for row in open_store(store).query([*where, "status=done"])]
+    if not runs:
+        raise UserError("no finished runs selected: give --runs DIR... or --store FILE (and check --where)")
+    return runs
