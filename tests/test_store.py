@@ -91,3 +91,20 @@ def test_config_hashes_are_pinned_so_stores_written_earlier_keep_their_runs():
     assert config_hash(resolve_config("mnist-rotations", "la-maml").model_dump()) == "7ed116229c241ab7"
     assert config_hash(resolve_config("mnist-many-permutations", "mer", seed=3).model_dump()) == "d535541415c38ba8"
     assert config_hash(resolve_config("cifar100", "la-maml", setting="multi").model_dump()) == "f91882052239abd2"
+
+
+def test_what_the_cli_reads_from_a_store_is_a_library_call(tmp_path):
+    """report_store and load_runs, as `lamaml report --out` and `lamaml plot --store` use them."""
+    from lamaml.experiments.report import report_store
+    from lamaml.experiments.runs import load_runs
+    path = tmp_path / "s.sqlite"
+    store = Store(path)
+    for seed, ra in [(0, 70.0), (1, 74.0)]:
+        store.finish(store.start(_config(seed)), {"ra": ra, "bti": -2.0, "train_time_s": 1.0, "seed": seed})
+    store.fail(store.start(_config(2)), "diverged")
+    text = report_store(path, ["method=la-maml"], "csv", out=tmp_path / "out" / "report.csv")
+    assert (tmp_path / "out" / "report.csv").read_bytes().decode() == text and ",2,72.0,2.828427" in text
+    assert [run["seed"] for run in load_runs([], path, ["ra>71"])] == [1]
+    with pytest.raises(UserError, match="--store .*nope.sqlite: no results store there"):
+        report_store(tmp_path / "nope.sqlite")
+    assert not (tmp_path / "nope.sqlite").exists()

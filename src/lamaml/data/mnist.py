@@ -1,4 +1,4 @@
-"""MNIST from the four official IDX files (gzipped or not), verified by checksum."""
+"""MNIST from the four official IDX files (gzipped or not), verified by checksum, as an ImageSet."""
 from __future__ import annotations
 
 import gzip
