@@ -1,4 +1,4 @@
-"""What a run records about itself besides its metrics: peak memory, the code's commit.
+"""Facts about the running process that go into a run's metrics: peak memory, the code's commit.
 
 ``write_json_atomic`` (from ``lamaml.atomic``) is re-exported here for ``lamaml.engine``.
 """
