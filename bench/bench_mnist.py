@@ -1,7 +1,7 @@
 """Speed of La-MAML on the MNIST protocol: ms per meta-update and a full run, on this machine.
 
-Both implementations are measured in the same invocation: the fused fast path (the default) and
-the autograd reference path (``fast_path=false``), so the ratio compares like with like.
+Both backends are measured in the same invocation: the closed form (the default for the MLP) and
+autograd (``fast_path=false``), so the ratio compares like with like.
 
     python bench/bench_mnist.py --data-dir ../shared/data            # both paths, both measurements
     python bench/bench_mnist.py --updates 300 --skip-full             # only the micro-benchmark
@@ -43,7 +43,9 @@ def time_meta_updates(config, data_dir, n_updates: int, warmup: int = 50) -> dic
         b = (step // config.glances) % (len(x) // config.batch_size)
         xb, yb = x[b * config.batch_size:(b + 1) * config.batch_size], y[b * config.batch_size:(b + 1) * config.batch_size]
         start = time.perf_counter()
-        method.observe(xb, yb, 0, epoch=0, glance=step % config.glances)
+        method.observe(xb, yb, 0, first_sight=step % config.glances == 0)
+        if step % config.glances == config.glances - 1:
+            method.end_batch(xb, yb, 0, first_sight=True)
         elapsed = time.perf_counter() - start
         if step >= warmup:
             times.append(elapsed)

@@ -27,6 +27,7 @@ import torch
 
 from lamaml.config import preset, resolve_config
 from lamaml.engine import build_method
+from lamaml.engine.loop import learn_batch
 from lamaml.engine.run import resolve_device
 from lamaml.errors import UserError
 from lamaml.models import build_model
@@ -62,17 +63,22 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
         return x, y
     if learner.joint:   # IID: batches mix tasks
         task_of = lambda: torch.randint(0, n_tasks, (batch,), generator=g).to(device)  # noqa: E731
+    learner.begin_task(None if learner.joint else 0)
     for _ in range(max(warmup // 2, 1)):                 # task 0, then its end: memories filled
         x, y = incoming(0)
-        learner.observe(x, y, task_of() if learner.joint else 0, epoch=0, glance=0)
-    if hasattr(learner, "end_task") and not learner.joint:
+        learn_batch(learner, x, y, task_of() if learner.joint else 0, glances=1, first_epoch=True)
+    if not learner.joint:
         learner.end_task(0)
+        learner.begin_task(1)
     times = []
     for step in range(warmup // 2 + updates):
         x, y = incoming(1)
         _sync(device)
         start = time.perf_counter()
-        learner.observe(x, y, task_of() if learner.joint else 1, epoch=0, glance=step % config.glances)
+        task = task_of() if learner.joint else 1
+        learner.observe(x, y, task, first_sight=step % config.glances == 0)
+        if step % config.glances == config.glances - 1:    # the batch's last glance: memories take it in
+            learner.end_batch(x, y, task, first_sight=True)
         _sync(device)
         if step >= warmup // 2:
             times.append(time.perf_counter() - start)

@@ -45,6 +45,7 @@ from authors.tapes import identity_randperm                    # noqa: E402  (re
 from lamaml.config import resolve_config                       # noqa: E402
 from lamaml.data import build_benchmark, resolve_data_dir      # noqa: E402
 from lamaml.engine import build_method                         # noqa: E402
+from lamaml.engine.loop import learn_batch                      # noqa: E402
 from lamaml.errors import UserError                            # noqa: E402
 from lamaml.models import build_model                          # noqa: E402
 
@@ -100,7 +101,7 @@ def tiny_real_rows(authors_dir: str, data_dir) -> list[cases.Row]:
         cases.start_alike(theirs, ours, "la-maml")
         with identity_randperm(), authors.running_theirs():
             theirs_loss = theirs.observe(x, y, 0)
-        ours_loss = float(ours.observe(x, y, 0, epoch=0, glance=0))
+        ours_loss = float(ours.observe(x, y, 0, first_sight=True))
         rows.append(cases.Row(f"Tiny real images la-maml, init {init}, 1 glance", ours_loss, theirs_loss,
                               cases.largest_gap(list(ours.model.parameters()), list(theirs.net.parameters())),
                               _rates_gap(ours, theirs)))
@@ -122,14 +123,12 @@ def mnist_real_rows(authors_dir: str, data_dir) -> list[cases.Row]:
         model = build_model("mlp", (784,), 10)
         theirs = authors.build_net(module, (784,), 10, 20, authors_args(config, "mnist_rotations", "linear"))
         ours = build_method(method, model, config.method_params(), 0)
-        ours.glances = config.glances
         cases.start_alike(theirs, ours, method)
         theirs.getBatch = lambda *args, **kwargs: meta_batch
         ours.meta_batch = lambda *args: meta_batch
         with identity_randperm(), authors.running_theirs():
             theirs_loss = theirs.observe(*batch, 0)
-        for glance in range(config.glances):
-            ours_loss = float(ours.observe(*batch, 0, epoch=0, glance=glance))
+        ours_loss = float(learn_batch(ours, *batch, 0, glances=config.glances, first_epoch=True))
         rates = _rates_gap(ours, theirs) if method != "c-maml" else None
         rows.append(cases.Row(f"MNIST real images {method}, {config.glances} glances", ours_loss, theirs_loss,
                               cases.largest_gap(list(ours.model.parameters()), list(theirs.net.parameters())), rates))

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from lamaml.config import resolve_config
 from lamaml.data import build_benchmark, resolve_data_dir
 from lamaml.engine import build_method
+from lamaml.engine.loop import learn_batch
 from lamaml.errors import UserError
 from lamaml.models import build_model
 
@@ -248,9 +249,11 @@ def run_case(modules, stream, method: str, n_tasks: int, updates: int, changes: 
         for task in range(n_tasks):
             x, y = stream[task].train()
             x = x.to(torch.get_default_dtype())
+            ours.begin_task(task)
             for i in range(updates):
-                ours.observe(x[i:i + 1].clone(), y[i:i + 1].clone(), task, epoch=0, glance=0)
+                learn_batch(ours, x[i:i + 1].clone(), y[i:i + 1].clone(), task, glances=1, first_epoch=True)
                 theirs.observe(x[i:i + 1].clone(), task, y[i:i + 1].clone())
+            ours.end_task(task)
             tx, ty = stream[task].test()
             eval_x.append(tx[:EVAL_PER_TASK].to(torch.get_default_dtype()))
             eval_y.append(ty[:EVAL_PER_TASK])

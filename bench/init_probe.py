@@ -42,7 +42,7 @@ def main() -> None:
                 model = build_model("pc-cnn", stream.input_shape, stream.n_outputs, init)
                 learner = build_method(method, model, config.method_params(), seed)
                 learner.use_task_heads(stream.head_mask())
-                losses.append(float(learner.observe(x, y, 0, epoch=0, glance=0)))
+                losses.append(float(learner.observe(x, y, 0, first_sight=True)))
             print(f"| {method} ({args.setting}) | {init} | {', '.join(f'{v:.3g}' for v in losses)} |", flush=True)
 
 

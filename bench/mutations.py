@@ -1,7 +1,7 @@
 """Hand mutations of the La-MAML look-ahead core: does the test suite catch each one?
 
 Each mutation below is one plausible bug in the core shared by La-MAML, C-MAML, Sync La-MAML and
-La-ER (``src/lamaml/methods/lookahead.py``, ``fused.py``, ``la_er.py``), written as textual
+La-ER (``src/lamaml/methods/lookahead/`` and ``la_er.py``), written as textual
 substitutions with a one-line reason why it matters. For every mutation the script applies the
 substitutions, runs pytest on the chosen test files, records whether any test failed (and which),
 and reverts. A mutation no test notices is a bug the suite would let through.
@@ -51,8 +51,11 @@ DEFAULT_TESTS = ("tests/test_lookahead_pins.py", "tests/test_lookahead.py", "tes
 SHOWN_FAILURES = 3
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info", ".hypothesis")
 
-LOOKAHEAD = "src/lamaml/methods/lookahead.py"
-FUSED = "src/lamaml/methods/fused.py"
+CORE = "src/lamaml/methods/lookahead/"
+LEARNER = CORE + "learner.py"
+UPDATE = CORE + "update.py"
+AUTOGRAD = CORE + "autograd.py"
+CLOSED_FORM = CORE + "closed_form.py"
 LA_ER = "src/lamaml/methods/la_er.py"
 
 
@@ -82,111 +85,89 @@ def mutation(id: str, title: str, why: str, *edits: tuple[str, str, str]) -> Mut
 MUTATIONS: tuple[Mutation, ...] = (
     mutation("M1", "meta_loss default mean->last",
              "the authors' code averages the meta-loss over every inner step; the paper's equation uses the last",
-             (LOOKAHEAD, 'meta_loss: Literal["mean", "last"] = Field("mean"',
+             (LEARNER, 'meta_loss: Literal["mean", "last"] = Field("mean"',
               'meta_loss: Literal["mean", "last"] = Field("last"')),
     mutation("M2", "replay dropped from the meta-batch",
              "without replayed samples in the meta-loss there is no protection against forgetting",
-             (LOOKAHEAD, "        if replay is None:\n            return x, y, tasks",
+             (LEARNER, "        if replay is None:\n            return x, y, tasks",
               "        if True:\n            return x, y, tasks")),
-    mutation("M3a", "rates after weights (autograd)",
+    mutation("M3", "rates after weights",
              "Algorithm 1 updates alpha first and steps the weights with the new rates",
-             (LOOKAHEAD, "        if self.options.learn_lr:\n"
-                         "            self.update_rates(rate_grads)      # rates first: the weights step uses the new rates\n",
+             (UPDATE, "        state.rates.add_(rate_grad, alpha=-rate_lr)     # rates first: the weights step uses the new rates\n",
               ""),
-             (LOOKAHEAD, "        self.update_weights(weight_grads)\n        return meta_loss",
-              "        self.update_weights(weight_grads)\n        if self.options.learn_lr:\n"
-              "            self.update_rates(rate_grads)\n        return meta_loss")),
-    mutation("M3b", "rates after weights (fast)",
-             "the fast path must order the two updates as Algorithm 1 does, like the autograd path",
-             (LOOKAHEAD, "            alpha.add_(rate_grad, alpha=-p.opt_lr)   # rates first: the weights step uses the new rates\n",
-              ""),
-             (LOOKAHEAD, "            weights.addcmul_(torch.relu(alpha), weight_grad, value=-1.0)\n",
-              "            weights.addcmul_(torch.relu(alpha), weight_grad, value=-1.0)\n"
-              "        if self.options.learn_lr:\n            alpha.add_(rate_grad, alpha=-p.opt_lr)\n")),
-    mutation("M4a", "relu dropped from the weight step (autograd)",
+             (UPDATE, "        state.weights.add_(weight_grad, alpha=-weight_lr)\n",
+              "        state.weights.add_(weight_grad, alpha=-weight_lr)\n"
+              "    if rate_grad is not None:\n        state.rates.add_(rate_grad, alpha=-rate_lr)\n")),
+    mutation("M4", "relu dropped from the weight step",
              "a negative rate would step the weights uphill; the paper clips rates at zero for the weight update",
-             (LOOKAHEAD, "rates = [torch.relu(a) for a in self.alpha.values()]",
-              "rates = [a for a in self.alpha.values()]")),
-    mutation("M4b", "relu dropped from the weight step (fast)",
-             "same as M4a on the closed-form path every MLP run takes",
-             (LOOKAHEAD, "weights.addcmul_(torch.relu(alpha), weight_grad", "weights.addcmul_(alpha, weight_grad")),
-    mutation("M5a", "rate clipping removed (autograd)",
+             (UPDATE, "state.weights.addcmul_(torch.relu(state.rates), weight_grad",
+              "state.weights.addcmul_(state.rates, weight_grad")),
+    mutation("M5", "rate clipping removed",
              "unclipped rate gradients let alpha jump by orders of magnitude in one step",
-             (LOOKAHEAD, "        clip_global_norm_(rate_grads, self.params.grad_clip_norm)\n", "")),
-    mutation("M5b", "rate clipping removed (fast)",
-             "same as M5a on the fast path",
-             (LOOKAHEAD, "            clip_global_norm_([rate_grad], p.grad_clip_norm)\n", "")),
-    mutation("M6a", "weights and rates clipped jointly (autograd)",
+             (UPDATE, "        clip_(rate_grad, clip)\n", "")),
+    mutation("M6", "weights and rates clipped jointly",
              "the authors clip the two gradients separately; a joint norm shrinks both differently",
-             (LOOKAHEAD, "        clip_global_norm_(weight_grads, self.params.grad_clip_norm)\n"
-                         "        clip_global_norm_(rate_grads, self.params.grad_clip_norm)\n",
-              "        clip_global_norm_(weight_grads + rate_grads, self.params.grad_clip_norm)\n")),
-    mutation("M6b", "weights and rates clipped jointly (fast)",
-             "same as M6a on the fast path",
-             (LOOKAHEAD, "        clip_global_norm_([weight_grad], p.grad_clip_norm)\n"
-                         "        if self.options.learn_lr:\n"
-                         "            clip_global_norm_([rate_grad], p.grad_clip_norm)\n",
-              "        clip_global_norm_([weight_grad] + ([rate_grad] if self.options.learn_lr else []), p.grad_clip_norm)\n"
-              "        if self.options.learn_lr:\n")),
+             (UPDATE, "    clip_(weight_grad, clip)\n    if rate_grad is not None:\n        clip_(rate_grad, clip)\n",
+              "    if rate_grad is not None:\n        joint = torch.cat([weight_grad, rate_grad])\n"
+              "        clip_(joint, clip)\n"
+              "        weight_grad, rate_grad = joint[:len(weight_grad)], joint[len(weight_grad):]\n"
+              "    else:\n        clip_(weight_grad, clip)\n    if rate_grad is not None:\n")),
     mutation("M7a", "inner clamp removed (autograd)",
              "the authors' CIFAR and La-ER code clamp inner gradients element-wise; without it big gradients blow up",
-             (LOOKAHEAD, "                grads = [g.clamp(-c, c) for g in grads]", "                pass")),
-    mutation("M7b", "inner clamp removed (fast)",
-             "same as M7a on the fast path",
-             (FUSED, "                    self.inner_grad.clamp_(-inner_clamp, inner_clamp)", "                    pass")),
-    mutation("M8", "fast path ignores mean_over_steps",
+             (AUTOGRAD, "                grads = [g.clamp(-plan.inner_clamp, plan.inner_clamp) for g in grads]",
+              "                pass")),
+    mutation("M7b", "inner clamp removed (closed form)",
+             "same as M7a in the closed form every MLP run takes",
+             (CLOSED_FORM, "                    self.inner_grad.clamp_(-plan.inner_clamp, plan.inner_clamp)",
+              "                    pass")),
+    mutation("M8a", "closed form ignores mean_over_steps",
              "meta_loss='last' would silently run as 'mean' on every MLP run",
-             (LOOKAHEAD, 'mean_over_steps=p.meta_loss == "mean"', "mean_over_steps=True")),
+             (CLOSED_FORM, "plan.chunks, plan.mean_over_steps)", "plan.chunks, True)")),
+    mutation("M8b", "autograd ignores mean_over_steps",
+             "same as M8a on the autograd backend (La-ER, every conv net)",
+             (AUTOGRAD, "if plan.mean_over_steps or stop == len(x):", "if True:")),
     mutation("M9", "first-sight memory push removed",
              "La-MAML, C-MAML and Sync would never fill their replay memory",
-             (LOOKAHEAD, "   # each sample enters memory once\n            self.memory.add(x, y, task)",
+             (LEARNER, "   # each sample enters memory once\n            self.memory.add(x, y, task)",
               "   # each sample enters memory once\n            pass")),
     mutation("M9b", "La-ER's push after the last glance removed",
              "La-ER (as the authors' ER) pushes after its last glance; without it La-ER never replays",
-             (LOOKAHEAD, "            if glance == self.glances - 1:\n                self.memory.add(x, y, task)",
-              "            if glance == self.glances - 1:\n                pass")),
-    mutation("M10a", "rate update sign flipped (autograd)",
+             (LEARNER, "            self.memory.add(*self.last_batch, task)", "            pass")),
+    mutation("M10", "rate update sign flipped",
              "alpha would ascend the meta-loss",
-             (LOOKAHEAD, "grads, alpha=-self.params.opt_lr)", "grads, alpha=self.params.opt_lr)")),
-    mutation("M10b", "rate update sign flipped (fast)",
-             "same as M10a on the fast path",
-             (LOOKAHEAD, "alpha.add_(rate_grad, alpha=-p.opt_lr)", "alpha.add_(rate_grad, alpha=p.opt_lr)")),
+             (UPDATE, "state.rates.add_(rate_grad, alpha=-rate_lr)", "state.rates.add_(rate_grad, alpha=rate_lr)")),
     mutation("M11", "meta-loss at the weights before each inner step (autograd)",
              "the meta-loss must be taken after the look-ahead step, or there is no look-ahead",
-             (LOOKAHEAD, "            fast = {name: w - rates[name] * g\n"
-                         "                    for (name, w), g in zip(fast.items(), grads)}\n"
-                         "            if self.params.meta_loss == \"mean\" or stop == len(x):\n"
-                         "                meta_losses.append(self.loss(self.forward(fast, meta_x), meta_y, meta_tasks))\n",
-              "            if self.params.meta_loss == \"mean\" or stop == len(x):\n"
-              "                meta_losses.append(self.loss(self.forward(fast, meta_x), meta_y, meta_tasks))\n"
-              "            fast = {name: w - rates[name] * g\n"
-              "                    for (name, w), g in zip(fast.items(), grads)}\n")),
-    mutation("M12", "fast path sums meta-gradients over steps instead of averaging",
+             (AUTOGRAD, "            fast = {name: w - rates[name] * g for (name, w), g in zip(fast.items(), grads)}\n"
+                        "            if plan.mean_over_steps or stop == len(x):\n"
+                        "                losses.append(self.loss(self.forward(fast, meta_x), meta_y, meta_tasks))\n",
+              "            if plan.mean_over_steps or stop == len(x):\n"
+              "                losses.append(self.loss(self.forward(fast, meta_x), meta_y, meta_tasks))\n"
+              "            fast = {name: w - rates[name] * g for (name, w), g in zip(fast.items(), grads)}\n")),
+    mutation("M12", "closed form sums meta-gradients over steps instead of averaging",
              "the step size would grow with the batch size (number of inner steps)",
-             (FUSED, "weight_grad = self.meta_sum.div_(n)", "weight_grad = self.meta_sum")),
-    mutation("M13", "fast path drops relu'(alpha) from the rate gradient",
+             (CLOSED_FORM, "weight_grad = self.meta_sum.div_(n)", "weight_grad = self.meta_sum")),
+    mutation("M13", "closed form drops relu'(alpha) from the rate gradient",
              "with relu in the inner step, rates at or below zero get no gradient; without the mask they do",
-             (LOOKAHEAD, "rate_mask=torch.sign(rates) if p.relu_in_inner else None", "rate_mask=None")),
+             (CLOSED_FORM, "                self.rate_sum.mul_(torch.sign(rates))\n", "                pass\n")),
     mutation("M14", "La-ER weight gradient from the incoming batch only",
              "La-ER's weights follow the replay loss on the meta-batch (replay + batch), not the batch alone",
-             (LOOKAHEAD, "replay_loss = self.loss(self.model(meta_x), meta_y, meta_tasks)",
-              "replay_loss = self.loss(self.model(x), y, task)")),
-    mutation("M15", "fast path always uses relu(alpha) in the inner step",
+             (LEARNER, "self.loss(self.model(meta_x), meta_y, meta_tasks)", "self.loss(self.model(x), y, task)")),
+    mutation("M15", "closed form always uses relu(alpha) in the inner step",
              "the CIFAR and La-ER code step with raw alpha inside; relu_in_inner=False would be ignored",
-             (LOOKAHEAD, "rates = torch.relu(alpha) if p.relu_in_inner else alpha", "rates = torch.relu(alpha)")),
+             (CLOSED_FORM, "rates = torch.relu(state.rates) if plan.relu_in_inner else state.rates",
+              "rates = torch.relu(state.rates)")),
     mutation("M16", "second order silently first order",
              "second_order=True would run first order without saying so",
-             (LOOKAHEAD, "create_graph=self.params.second_order)", "create_graph=False)")),
+             (AUTOGRAD, "create_graph=plan.second_order)", "create_graph=False)")),
     mutation("M17", "incoming batch dropped from the meta-batch",
              "the meta-loss must include the current batch, or the current task is not learned by the meta step",
-             (LOOKAHEAD, "return torch.cat([replay[0], x]), torch.cat([replay[1], y]), torch.cat([replay[2], tasks])",
+             (LEARNER, "return torch.cat([replay[0], x]), torch.cat([replay[1], y]), torch.cat([replay[2], tasks])",
               "return replay[0], replay[1], replay[2]")),
-    mutation("M18", "autograd path always uses relu(alpha) in the inner step",
-             "same as M15 on the autograd path (La-ER and every conv net)",
-             (LOOKAHEAD, "        if self.params.relu_in_inner:\n"
-                         "            return {name: torch.relu(a) for name, a in self.alpha.items()}\n"
-                         "        return self.alpha",
-              "        return {name: torch.relu(a) for name, a in self.alpha.items()}")),
+    mutation("M18", "autograd always uses relu(alpha) in the inner step",
+             "same as M15 on the autograd backend (La-ER and every conv net)",
+             (AUTOGRAD, "        if plan.relu_in_inner:\n            rates = {name: torch.relu(a) for name, a in rates.items()}\n",
+              "        rates = {name: torch.relu(a) for name, a in rates.items()}\n")),
     mutation("M19", "La-ER default meta_loss last->mean",
              "La-ER's defaults are the authors' eralg4.py, which counts only the last inner step",
              (LA_ER, 'Field("last", description="only the last inner step counts")',
@@ -197,14 +178,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation("M21", "La-ER default inner_clamp 2.0->None",
              "eralg4.py clamps inner gradients at the clip value",
              (LA_ER, "inner_clamp: float | None = Field(2.0", "inner_clamp: float | None = Field(None")),
-    mutation("M22a", "sync weight step by opt_lr instead of opt_wt (autograd)",
+    mutation("M22", "sync weight step by opt_lr instead of opt_wt",
              "Sync La-MAML and C-MAML step the weights by the scalar beta (opt_wt), not the rates' eta",
-             (LOOKAHEAD, "torch._foreach_add_(weights, grads, alpha=-self.params.opt_wt)",
-              "torch._foreach_add_(weights, grads, alpha=-self.params.opt_lr)")),
-    mutation("M22b", "sync weight step by opt_lr instead of opt_wt (fast)",
-             "same as M22a on the fast path",
-             (LOOKAHEAD, "weights.add_(weight_grad, alpha=-p.opt_wt)",
-              "weights.add_(weight_grad, alpha=-getattr(p, 'opt_lr', p.opt_wt))")),
+             (LEARNER, "weight_lr=p.opt_wt if self.options.sync_update else None",
+              "weight_lr=getattr(p, 'opt_lr', p.opt_wt) if self.options.sync_update else None")),
+    mutation("M23", "closed form taken with task heads",
+             "the closed form has one shared softmax; with task heads it would learn the wrong loss",
+             (LEARNER, "plain_loss = self.heads is None and type(self).loss is Method.loss",
+              "plain_loss = type(self).loss is Method.loss")),
 )
 
 

@@ -8,6 +8,8 @@ import torch
 
 from lamaml.config import resolve_config
 from lamaml.engine import run
+from lamaml.engine.loop import Progress
+from lamaml.engine.plugins import RunState
 from lamaml.engine.probes import Probes, cosine_matrix, mean_off_diagonal
 from lamaml.errors import UserError
 from lamaml.methods.online import Online
@@ -53,6 +55,14 @@ class _Task:
         return self._test
 
 
+def _run(method, series=None):
+    """What the loop hands its plugins: the method and a fresh progress record."""
+    progress = Progress(np.full((2, 2), np.nan))
+    if series is not None:
+        progress.series = series
+    return RunState(method, progress, torch.Generator())
+
+
 def _tiny_method(cls, **params):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
@@ -63,7 +73,7 @@ def test_alignment_is_one_for_identical_old_tasks_and_minus_one_for_opposed_ones
     method = _tiny_method(Online)
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
     probes = Probes(["alignment"], [_Task(x, y), _Task(x, y)], torch.device("cpu"), 1, 8)
-    probes.start(method, {})
+    probes.run_starts(_run(method))
     assert math.isclose(probes.alignment(method, 2), 1.0, rel_tol=1e-5)
     # the last layer's bias alone: the gradient of class c's CE is softmax - onehot(c)
     method.model = torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False))
@@ -72,7 +82,7 @@ def test_alignment_is_one_for_identical_old_tasks_and_minus_one_for_opposed_ones
     method.model[0].weight.requires_grad_(True)
     probes = Probes(["alignment"], [_Task(x[:1], torch.tensor([0])), _Task(x[:1], torch.tensor([1]))],
                     torch.device("cpu"), 1, 1)
-    probes.start(method, {})
+    probes.run_starts(_run(method))
     assert math.isclose(probes.alignment(method, 2), -1.0, rel_tol=1e-5)
 
 
@@ -84,7 +94,7 @@ def test_fast_weights_are_the_end_point_of_the_inner_loop():
     params = {name: w.clone().requires_grad_(True) for name, w in before.items()}
     loss = method.loss(torch.func.functional_call(method.model, params, (x,)), y)
     grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
-    method.observe(x, y, 0, epoch=0, glance=0)
+    method.observe(x, y, 0, first_sight=True)
     for name in before:   # one sample: one inner step of rate relu(0.2) from the weights before
         assert torch.allclose(method.fast_weights[name], before[name] - 0.2 * grads[name], atol=1e-6)
     assert not torch.equal(method.weights["0.weight"], before["0.weight"])
@@ -95,11 +105,12 @@ def test_lr_stats_report_the_mean_and_the_share_of_rates_at_or_below_zero():
     with torch.no_grad():
         method.alpha["0.bias"].copy_(torch.tensor([-0.1, 0.0, 0.1, 0.2, 0.3]))
     series = {}
+    run = _run(method, series)
     probes = Probes(["lr-stats"], [], torch.device("cpu"), 5, 1)
-    probes.start(method, series)
-    probes.update_done(method, 0, 4)
+    probes.run_starts(run)
+    probes.update_done(run, 0, 4)
     assert series["lr-stats"] == []                      # only every 5 updates
-    probes.update_done(method, 0, 5)
+    probes.update_done(run, 0, 5)
     row = next(p for p in series["lr-stats"] if p["parameter"] == "0.bias")
     assert math.isclose(row["mean"], 0.1, rel_tol=1e-6) and math.isclose(row["fraction_nonpositive"], 0.4, rel_tol=1e-6)
 

@@ -10,7 +10,7 @@ from scipy.optimize import minimize
 
 from lamaml.config import resolve_config
 from lamaml.engine import build_method
-from lamaml.engine.loop import train_jointly
+from lamaml.engine.loop import learn_batch, train
 from lamaml.errors import UserError
 from lamaml.methods.qp import project_to_cone
 
@@ -29,68 +29,64 @@ def batch(n=4, seed=0, inputs=4):
     return torch.randn(n, inputs, generator=g), torch.randint(0, 3, (n,), generator=g)
 
 
-def make(name, glances, **params):
-    method = build_method(name, tiny_net(), params, 0)
-    method.glances = glances
-    return method
+def make(name, **params):
+    return build_method(name, tiny_net(), params, 0)
+
+
+def memory_after_each_glance(method, x, y, glances, epochs=1, attribute="size"):
+    """The memory's size (or samples offered) after each glance of the loop's protocol, and after each batch."""
+    seen = []
+    for epoch in range(epochs):
+        learn_batch(method, x, y, 0, glances=glances, first_epoch=epoch == 0,
+                    after_update=lambda glance: seen.append(getattr(method.memory, attribute)))
+        seen.append(("batch done", getattr(method.memory, attribute)))
+    return seen
 
 
 def test_er_pushes_a_batch_only_after_its_last_glance_so_no_glance_replays_it():
-    er = make("er", glances=3, memories=50, replay_batch_size=10)
-    x, y = batch()
-    sizes = []
-    for glance in range(3):
-        er.observe(x, y, 0, epoch=0, glance=glance)
-        sizes.append(er.memory.size)
-    assert sizes == [0, 0, 4]
+    er = make("er", memories=50, replay_batch_size=10)
+    assert memory_after_each_glance(er, *batch(), glances=3) == [0, 0, 0, ("batch done", 4)]
 
 
 def test_er_offers_every_epochs_batches_to_memory_as_eralg4():
-    er = make("er", glances=2, memories=50)
-    x, y = batch()
-    for epoch in range(2):
-        for glance in range(2):
-            er.observe(x, y, 0, epoch=epoch, glance=glance)
-    assert er.memory.n_seen == 8
+    er = make("er", memories=50)
+    assert memory_after_each_glance(er, *batch(), glances=2, epochs=2, attribute="n_seen")[-1] == ("batch done", 8)
+    once = make("er", memories=50, push_every_epoch=False)
+    assert memory_after_each_glance(once, *batch(), glances=2, epochs=2, attribute="n_seen")[-1] == ("batch done", 4)
 
 
 def test_la_er_pushes_after_the_last_glance_on_every_epoch_while_la_maml_pushes_once_at_first_sight():
-    la_er = make("la-er", glances=2, memories=50, inner_steps=2)
-    la_maml = make("la-maml", glances=2, memories=50)
+    la_er = make("la-er", memories=50, inner_steps=2)
+    la_maml = make("la-maml", memories=50)
     x, y = batch()
-    seen = {"la-er": [], "la-maml": []}
-    for epoch in range(2):
-        for glance in range(2):
-            for name, method in (("la-er", la_er), ("la-maml", la_maml)):
-                method.observe(x, y, 0, epoch=epoch, glance=glance)
-                seen[name].append(method.memory.n_seen)
-    assert seen["la-er"] == [0, 4, 4, 8]
-    assert seen["la-maml"] == [4, 4, 4, 4]
+    assert memory_after_each_glance(la_er, x, y, glances=2, epochs=2, attribute="n_seen") == \
+        [0, 0, ("batch done", 4), 4, 4, ("batch done", 8)]
+    assert memory_after_each_glance(la_maml, x, y, glances=2, epochs=2, attribute="n_seen") == \
+        [4, 4, ("batch done", 4), 4, 4, ("batch done", 4)]
 
 
 @pytest.mark.parametrize("name", ["gem", "a-gem"])
 def test_gem_and_a_gem_add_a_batch_to_memory_once_however_many_glances(name):
-    method = make(name, glances=3, n_memories=10)
-    x, y = batch()
-    for glance in range(3):
-        method.observe(x, y, 0, epoch=0, glance=glance)
+    method = make(name, n_memories=10)
+    learn_batch(method, *batch(), 0, glances=3, first_epoch=True)
     assert method.memory.filled[0] == 4 and method.memory.cursor[0] == 4
 
 
 def test_ewc_counts_a_batch_once_towards_its_fisher_samples_however_many_glances():
-    ewc = make("ewc", glances=3, n_memories=10)
-    x, y = batch()
-    for glance in range(3):
-        ewc.observe(x, y, 0, epoch=0, glance=glance)
+    ewc = make("ewc", n_memories=10)
+    ewc.begin_task(0)
+    learn_batch(ewc, *batch(), 0, glances=3, first_epoch=True)
     assert len(ewc.task_x) == 4
 
 
 def test_snapshot_memory_replays_the_live_memory_on_the_first_task_and_a_frozen_copy_after():
-    method = make("la-maml", glances=1, memories=50, snapshot_memory=True)
+    method = make("la-maml", memories=50, snapshot_memory=True)
+    method.begin_task(0)
     for b in range(2):
-        method.observe(*batch(seed=b), 0, epoch=0, glance=0)
+        method.observe(*batch(seed=b), 0, first_sight=True)
     assert method.replay_source is method.memory and method.memory.size == 8   # task 0 replays what it saw
-    method.observe(*batch(seed=2), 1, epoch=0, glance=0)
+    method.begin_task(1)
+    method.observe(*batch(seed=2), 1, first_sight=True)
     assert method.replay_source is not method.memory
     assert method.replay_source.size == 8 and method.memory.size == 12     # frozen at the switch
 
@@ -127,8 +123,8 @@ def test_the_iid_preset_trains_iterations_batches_per_epoch_through_the_engine()
     assert (config.batch_size, config.params["tasks_per_batch"]) == (32, 4)   # the authors' sampler
     iid = build_method("iid", build_model("mlp", stream.input_shape, stream.n_outputs), config.method_params(), 0)
     iid.use_task_heads(stream.head_mask())
-    result = train_jointly(iid, stream, epochs=2, batch_size=32, glances=1, generator=torch.Generator().manual_seed(0),
-                           device=torch.device("cpu"), eval_batch_size=1000)
+    result = train(iid, stream, epochs=2, batch_size=32, glances=1, generator=torch.Generator().manual_seed(0),
+                   device=torch.device("cpu"), eval_batch_size=1000)
     assert result.updates == 12
 
 
@@ -145,12 +141,11 @@ def test_a_batch_that_four_tasks_cannot_share_evenly_is_refused():
 
 def test_meta_bgd_pushes_a_batch_during_its_first_draw_so_the_second_draw_may_replay_it():
     """meta-bgd.py pushes inside draw 0 of glance 0 at epoch 0; the next draws sample from a pool holding it."""
-    method = make("meta-bgd", glances=2, memories=50, train_mc_iters=3, inner_steps=2, second_order=False)
+    method = make("meta-bgd", memories=50, train_mc_iters=3, inner_steps=2, second_order=False)
     pool_sizes, meta_batch = [], method.meta_batch
     method.meta_batch = lambda *args: pool_sizes.append(method.memory.size) or meta_batch(*args)
     x, y = batch()
     for epoch in range(2):
-        for glance in range(2):
-            method.observe(x, y, 0, epoch=epoch, glance=glance)
+        learn_batch(method, x, y, 0, glances=2, first_epoch=epoch == 0)
     assert pool_sizes[:3] == [0, 4, 4]               # first sight: draw 0 before the push, draws 1-2 after
     assert method.memory.n_seen == 4                 # and only then: later glances and epochs push nothing

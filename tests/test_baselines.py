@@ -9,12 +9,18 @@ from torch import nn
 
 import lamaml
 from lamaml.methods import METHODS, method_class
+from lamaml.engine.loop import learn_batch
 from lamaml.methods.qp import project_to_cone
 
 
 def make(name, model, seed=0, **params):
     cls = method_class(name)
     return cls(model, cls.Params(**params), torch.Generator().manual_seed(seed))
+
+
+def feed(learner, x, y, task):
+    """One incoming batch, one glance, as the run loop hands it over."""
+    learn_batch(learner, x, y, task, glances=1, first_epoch=True)
 
 
 def tiny_net(seed=0):
@@ -65,8 +71,9 @@ def test_gem_leaves_a_gradient_without_conflict_unchanged():
 def test_ewc_penalty_is_zero_at_the_anchor_and_grows_quadratically():
     learner = make("ewc", tiny_net(), n_memories=5, memory_strength=3.0)
     x, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
-    learner.observe(x, y, 0, epoch=0, glance=0)
-    learner.observe(x, y, 1, epoch=0, glance=0)         # the switch anchors task 0...
+    learner.begin_task(0)
+    feed(learner, x, y, 0)
+    learner.end_task(0)                                # the end of task 0 anchors it...
     anchor = [a.clone() for a in learner.anchors[0][1]]
     direction = [torch.randn_like(a) for a in anchor]
 
@@ -84,10 +91,11 @@ def test_ewc_penalty_is_zero_at_the_anchor_and_grows_quadratically():
 def test_ewc_fisher_is_the_squared_gradient_on_the_tasks_first_samples():
     learner = make("ewc", tiny_net(1), n_memories=3, lr=1e-9)
     x, y = torch.randn(4, 4), torch.randint(0, 3, (4,))
-    learner.observe(x[:2], y[:2], 0, epoch=0, glance=0)
-    learner.observe(x[2:], y[2:], 0, epoch=0, glance=0)
+    learner.begin_task(0)
+    feed(learner, x[:2], y[:2], 0)
+    feed(learner, x[2:], y[2:], 0)
     model = copy.deepcopy(learner.model)
-    learner.observe(x, y, 1, epoch=0, glance=0)
+    learner.end_task(0)
     expected = torch.autograd.grad(F.cross_entropy(model(x[:3]), y[:3]), list(model.parameters()))
     for fisher, g in zip(learner.anchors[0][0], expected):
         torch.testing.assert_close(fisher, g.pow(2), rtol=1e-4, atol=1e-10)
@@ -110,11 +118,11 @@ def test_mer_with_one_batch_and_unit_reptile_rates_is_plain_replay_sgd():
         optimizer.zero_grad()
         F.cross_entropy(reference(bx), by).backward()
         optimizer.step()
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     for ours, theirs in zip(learner.model.parameters(), reference.parameters()):
         torch.testing.assert_close(ours, theirs)
     shrunk, _ = _mer_with_one_stored_sample(beta=0.5, gamma=1.0)
-    shrunk.observe(x, y, 0, epoch=0, glance=0)
+    shrunk.observe(x, y, 0, first_sight=True)
     start = list(_mer_with_one_stored_sample(1.0, 1.0)[0].model.parameters())
     for half, full, before in zip(shrunk.model.parameters(), learner.model.parameters(), start):
         torch.testing.assert_close(half, before + 0.5 * (full - before))   # within-batch Reptile step
@@ -124,12 +132,12 @@ def test_a_gem_projected_step_never_opposes_the_reference_and_task_0_counts():
     learner = make("a-gem", tiny_net(3), n_memories=8, lr=0.5)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
-        learner.observe(torch.randn(8, 4, generator=g), torch.randint(0, 3, (8,), generator=g), 0, epoch=0, glance=0)
+        feed(learner, torch.randn(8, 4, generator=g), torch.randint(0, 3, (8,), generator=g), 0)
     x, y = torch.randn(8, 4, generator=g), torch.randint(0, 3, (8,), generator=g)
     reference = learner.reference_gradient(1)
     assert reference is not None                          # the authors' code would ignore task 0 here
     before = torch.cat([p.detach().reshape(-1) for p in learner.model.parameters()])
-    learner.observe(x, y, 1, epoch=0, glance=0)
+    learner.observe(x, y, 1, first_sight=True)
     step = torch.cat([p.detach().reshape(-1) for p in learner.model.parameters()]) - before
     assert (-step / 0.5) @ reference >= -1e-6             # the gradient used has g . g_ref >= 0
 
@@ -140,7 +148,7 @@ def test_la_er_moves_weights_along_the_replay_gradient_scaled_by_the_new_rates(d
     model = copy.deepcopy(learner.model)
     expected = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
     learner.randperm = lambda n, device: torch.arange(n)     # keep the batch order for the check
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     for w, w0, a, g in zip(learner.model.parameters(), model.parameters(), learner.alpha.values(), expected):
         assert not torch.all(a == 0.1)                     # the rates were meta-learned
         torch.testing.assert_close(w.detach(), w0.detach() - torch.relu(a.detach()) * g)
@@ -175,11 +183,13 @@ def test_ewc_penalty_equals_the_sum_of_per_task_quadratics(double):
     learner = make("ewc", tiny_net(6), n_memories=4, memory_strength=2.0, lr=0.3)
     g = torch.Generator().manual_seed(1)
     for task in range(4):
+        learner.begin_task(task)
         for _ in range(3):
-            learner.observe(torch.randn(4, 4, generator=g), torch.randint(0, 3, (4,), generator=g), task, epoch=0, glance=0)
+            feed(learner, torch.randn(4, 4, generator=g), torch.randint(0, 3, (4,), generator=g), task)
+        learner.end_task(task)
     direct = sum((f * (p - a).pow(2)).sum() for fisher, anchor in learner.anchors
                  for p, f, a in zip(learner.model.parameters(), fisher, anchor))
-    assert len(learner.anchors) == 3
+    assert len(learner.anchors) == 4
     assert learner.penalty().item() == pytest.approx(2.0 * direct.item(), rel=1e-9)
 
 

@@ -10,6 +10,7 @@ import torch
 from conftest import REPO
 from lamaml.engine.checkpoint import CURRENT, PREVIOUS, Checkpointer, Every, load_latest, read_checkpoint
 from lamaml.errors import UserError
+from lamaml.methods.base import Method
 
 SMALL = ["--tasks", "3", "--set", "samples_per_task=40", "--set", "glances=2", "--quiet"]
 COMPARED = ("ra", "bti", "bwt", "fwt", "learning_accuracy", "acc_matrix", "baseline_accuracy", "task_losses",
@@ -107,7 +108,7 @@ def test_a_bad_checkpoint_frequency_is_refused(text):
         Every.parse(text)
 
 
-class _Diverging:
+class _Diverging(Method):
     """A stand-in method: finite losses until call ``at``, then NaN (or an infinite weight)."""
 
     joint = False
@@ -116,7 +117,7 @@ class _Diverging:
         self.model = torch.nn.Linear(2, 2)
         self.calls, self.at, self.weight = 0, at, weight
 
-    def observe(self, x, y, task, *, epoch, glance):
+    def observe(self, x, y, task, *, first_sight):
         self.calls += 1
         if self.calls >= self.at:
             if not self.weight:
@@ -143,23 +144,23 @@ def _stream(tasks=2, n=20):
 
 
 def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_good_checkpoint(tmp_path):
-    from lamaml.engine import train_on_stream
+    from lamaml.engine import Checkpoints, train
     from lamaml.errors import RunFailed
     checkpointer = Checkpointer(tmp_path, Every(1, "batches"), {"config": {}})
     with pytest.raises(RunFailed, match="the loss became nan at task 1, epoch 0, batch 2"):
-        train_on_stream(_Diverging(at=7), _stream(), epochs=1, batch_size=5, glances=1,
-                        generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
-                        checkpointer=checkpointer)
+        train(_Diverging(at=7), _stream(), epochs=1, batch_size=5, glances=1,
+              generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
+              plugins=[Checkpoints(checkpointer)])
     state, _ = load_latest(tmp_path)
     assert state["method"]["calls"] == 6 and state["progress"]["task"] == 1 and state["progress"]["batch"] == 2
 
 
 def test_an_infinite_weight_stops_the_run_at_the_end_of_its_task():
-    from lamaml.engine import train_on_stream
+    from lamaml.engine import train
     from lamaml.errors import RunFailed
     with pytest.raises(RunFailed, match=r"parameter weight became inf during task 0"):
-        train_on_stream(_Diverging(at=2, weight=True), _stream(), epochs=1, batch_size=5, glances=1,
-                        generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+        train(_Diverging(at=2, weight=True), _stream(), epochs=1, batch_size=5, glances=1,
+              generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
 
 
 @pytest.mark.parametrize("method", ["icarl", "meta-bgd"])

@@ -1,4 +1,4 @@
-"""The fused fast path is a drop-in for the autograd reference path of the La-MAML family."""
+"""The closed-form backend is a drop-in for the autograd backend of the La-MAML family."""
 import pytest
 import torch
 
@@ -36,15 +36,15 @@ def _relative(a, b):
 @pytest.mark.parametrize("params", VARIANTS, ids=[",".join(v) or "defaults" for v in VARIANTS])
 def test_fast_and_reference_paths_agree_in_float64_over_many_steps(name, params, double):
     fast, reference = _pair(name, **params)
-    assert fast.fused is not None and reference.fused is None
+    assert fast.backend.name == "closed-form" and reference.backend.name == "autograd"
     fast.record_fast_weights = reference.record_fast_weights = True
     initial_weights = {k: w.detach().clone() for k, w in reference.weights.items()}
     initial_alpha = {k: a.detach().clone() for k, a in reference.alpha.items()}
     data = torch.Generator().manual_seed(5)
     for step in range(80):
         x, y = torch.randn(10, 20, generator=data), torch.randint(0, 5, (10,), generator=data)
-        loss_fast = fast.observe(x, y, step // 20, epoch=0, glance=step % 2)
-        loss_reference = reference.observe(x, y, step // 20, epoch=0, glance=step % 2)
+        loss_fast = fast.observe(x, y, step // 20, first_sight=step % 2 == 0)
+        loss_reference = reference.observe(x, y, step // 20, first_sight=step % 2 == 0)
         assert torch.allclose(loss_fast, loss_reference, rtol=1e-10)
     assert _relative(fast.weights, reference.weights) < 1e-5
     assert _relative(fast.alpha, reference.alpha) < 1e-5
@@ -58,15 +58,28 @@ def test_fast_and_reference_paths_agree_in_float64_over_many_steps(name, params,
         assert _moved(fast.alpha, initial_alpha) == 0.0
 
 
-def test_the_fast_path_applies_only_where_its_closed_form_holds():
-    def build(name, model=None, **params):
+def test_the_closed_form_applies_only_where_it_holds_whatever_the_model_is_called():
+    def backend(name, model=None, **params):
         cls = method_class(name)
-        return cls(model or MLP(20, (8,), 5), cls.Params(**params), torch.Generator().manual_seed(0))
-    assert build("la-maml").fused is not None                               # the default
-    assert build("la-maml", fast_path=False).fused is None                  # one option away
-    assert build("la-maml", second_order=True).fused is None                # needs autograd through steps
-    assert build("la-er").fused is None                                     # weights follow the replay loss
-    assert build("la-maml", torch.nn.Sequential(torch.nn.Linear(20, 5))).fused is None   # any other model
+        return cls(model or MLP(20, (8,), 5), cls.Params(**params), torch.Generator().manual_seed(0)).backend.name
+    nn = torch.nn
+    assert backend("la-maml") == "closed-form"                              # the default
+    assert backend("la-maml", fast_path=False) == "autograd"                # one option away
+    assert backend("la-maml", second_order=True) == "autograd"              # needs autograd through steps
+    assert backend("la-er") == "autograd"                                   # weights follow the replay loss
+    assert backend("la-maml", nn.Sequential(nn.Linear(20, 8), nn.ReLU(), nn.Linear(8, 5))) == "closed-form"
+    assert backend("la-maml", nn.Sequential(nn.Linear(20, 5))) == "closed-form"          # one layer is an MLP too
+    assert backend("la-maml", nn.Sequential(nn.Linear(20, 8), nn.Tanh(), nn.Linear(8, 5))) == "autograd"
+    assert backend("la-maml", nn.Sequential(nn.Linear(20, 8, bias=False), nn.ReLU(), nn.Linear(8, 5))) == "autograd"
+    assert backend("la-maml", nn.Sequential(nn.Linear(20, 20), nn.ReLU(), nn.Dropout(0.0), nn.Linear(20, 5),
+                                           nn.Softmax(dim=1))) == "autograd"         # computes something else
+
+
+def test_task_heads_move_a_learner_to_autograd():
+    cls = method_class("la-maml")
+    learner = cls(MLP(20, (8,), 4), cls.Params(), torch.Generator().manual_seed(0))
+    learner.use_task_heads(torch.tensor([[True, True, False, False], [False, False, True, True]]))
+    assert learner.backend.name == "autograd"
 
 
 def test_the_model_parameters_are_views_of_one_flat_buffer():
@@ -76,7 +89,7 @@ def test_the_model_parameters_are_views_of_one_flat_buffer():
     method = cls(model, cls.Params(), torch.Generator().manual_seed(0))
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name])
-        assert value.untyped_storage().data_ptr() == method.fused.theta0.untyped_storage().data_ptr()
+        assert value.untyped_storage().data_ptr() == method.state.weights.untyped_storage().data_ptr()
 
 
 def test_a_short_run_gives_the_same_accuracy_matrix_on_both_paths(data_dir, double):

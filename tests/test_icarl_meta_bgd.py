@@ -53,10 +53,11 @@ def _icarl_on_two_tasks(n_memories=20):
     icarl = make("icarl", model, n_memories=n_memories, lr=0.1)
     icarl.use_task_heads(heads(2, 2))
     for task in range(2):
+        icarl.begin_task(task)
         for _ in range(5):
             y = torch.randint(2 * task, 2 * task + 2, (10,))
             x = torch.randn(10, 4) + 3 * nn.functional.one_hot(y, 4).float()
-            icarl.observe(x, y, task, epoch=0, glance=0)
+            icarl.observe(x, y, task, first_sight=True)
         icarl.end_task(task)
     return icarl
 
@@ -86,14 +87,16 @@ def test_icarl_distillation_is_the_authors_kldivloss_mean_per_task_times_strengt
     icarl = make("icarl", model, n_memories=10, memory_strength=2.0)     # 10 classes seen: one exemplar each
     icarl.use_task_heads(heads(2, 5))
     for task in range(2):
+        icarl.begin_task(task)
         y = torch.arange(5 * task, 5 * task + 5).repeat(4)
-        icarl.observe(torch.randn(20, 4), y, task, epoch=0, glance=0)
+        icarl.observe(torch.randn(20, 4), y, task, first_sight=True)
         icarl.end_task(task)
     with torch.no_grad():
         model[2].weight.mul_(1.7)
     ex = icarl.exemplars
     expected = 0.0
     for task in range(2):
+        icarl.begin_task(task)
         rows = ex["task"] == task
         cols = torch.arange(5 * task, 5 * task + 5)
         log_p = torch.log_softmax(model(ex["x"][rows])[:, cols], 1)
@@ -118,19 +121,21 @@ def test_icarl_with_fewer_exemplars_than_classes_drops_the_oldest_and_scores_the
     icarl = make("icarl", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6)), n_memories=5)
     icarl.use_task_heads(heads(3, 2))
     for task in range(3):
+        icarl.begin_task(task)
         y = torch.arange(2 * task, 2 * task + 2).repeat(5)
-        icarl.observe(torch.randn(10, 4), y, task, epoch=0, glance=0)
+        icarl.observe(torch.randn(10, 4), y, task, first_sight=True)
         icarl.end_task(task)
     assert icarl.classes_seen == 6 and len(icarl.exemplars["x"]) == 0       # 5 // 6 = 0 per class
     assert torch.equal(icarl.predict(torch.randn(3, 4), 0)[:, :2], torch.zeros(3, 2))
-    icarl.observe(torch.randn(10, 4), torch.arange(4, 6).repeat(5), 2, epoch=0, glance=1)   # no distillation term
+    icarl.observe(torch.randn(10, 4), torch.arange(4, 6).repeat(5), 2, first_sight=False)   # no distillation term
 
 
 def test_icarl_without_task_heads_keeps_exemplars_per_task_and_class():
     torch.manual_seed(0)
     icarl = make("icarl", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), n_memories=12)
     for task in range(2):
-        icarl.observe(torch.randn(30, 4), torch.arange(3).repeat(10), task, epoch=0, glance=0)
+        icarl.begin_task(task)
+        icarl.observe(torch.randn(30, 4), torch.arange(3).repeat(10), task, first_sight=True)
         icarl.end_task(task)
     ex = icarl.exemplars
     assert len(ex["x"]) == 12 and {(t, c) for t, c in zip(ex["task"].tolist(), ex["cls"].tolist())} == \
@@ -164,11 +169,10 @@ def test_meta_bgd_moves_the_rates_only_when_they_are_random_variables(on_rates):
     bgd = make("meta-bgd", nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)), bgd_on_rates=on_rates,
                alpha_init=0.1)
     x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
-    bgd.observe(x, y, 0, epoch=0, glance=0)
+    bgd.observe(x, y, 0, first_sight=True)
     moved = any(not torch.allclose(a, torch.full_like(a, 0.1)) for a in bgd.alpha.values())
     assert moved == on_rates
-    weights = list(bgd.model.parameters())
-    assert all(torch.equal(w, m) for w, m in zip(weights, bgd.mean))
+    assert torch.equal(bgd.state.weights, bgd.mean[0])                      # the network holds the means
     assert all((s > 0).all() for s in bgd.std)
 
 
@@ -185,8 +189,8 @@ def test_meta_bgd_with_vanishing_std_is_sgd_on_the_c_maml_meta_gradient(double):
     cmaml = make("c-maml", net2, opt_wt=eta * std * std * batch, memories=0, alpha_init=0.1, grad_clip_norm=None,
                  second_order=True, inner_steps=3, inner_clamp=2.0, relu_in_inner=False)
     x, y = torch.randn(batch, 4), torch.randint(0, 3, (batch,))
-    bgd.observe(x, y, 0, epoch=0, glance=0)
-    cmaml.observe(x, y, 0, epoch=0, glance=0)
+    bgd.observe(x, y, 0, first_sight=True)
+    cmaml.observe(x, y, 0, first_sight=True)
     for a, b, a0 in zip(net.parameters(), net2.parameters(), before):
         assert (b - a0).abs().max() > 1e-3                                  # a real step was taken
         assert torch.allclose(a - a0, b - a0, rtol=1e-4, atol=1e-6)        # the same step (steps ~1e-2)
@@ -198,11 +202,11 @@ def test_meta_bgd_averages_g_and_g_eps_over_draws_as_bgd_needs():
     torch.manual_seed(0)
     bgd = make("meta-bgd", nn.Linear(3, 2), std_init=0.5, memories=0, bgd_on_rates=False, grad_clip_norm=None,
                train_mc_iters=4000)
-    bgd.look_ahead = lambda *args: sum(0.5 * (w * w).sum() for w in bgd.weights.values())
+    bgd.backend.meta_loss = lambda weights, *rest: (sum(0.5 * (w * w).sum() for w in weights.values()), weights)
     captured = {}
     bgd.bgd_step = lambda g, ge: captured.update(g=g, ge=ge)
     mean = [m.clone() for m in bgd.mean]
-    bgd.observe(torch.randn(5, 3), torch.randint(0, 2, (5,)), 0, epoch=0, glance=0)
+    bgd.observe(torch.randn(5, 3), torch.randint(0, 2, (5,)), 0, first_sight=True)
     for m, g, ge in zip(mean, captured["g"], captured["ge"]):
         assert torch.allclose(g / 4000, 5 * m, atol=0.15)
         assert torch.allclose(ge / 4000, torch.full_like(m, 5 * 0.5), atol=0.15)

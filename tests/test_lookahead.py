@@ -8,6 +8,7 @@ from torch import nn
 from lamaml.methods import method_class
 from lamaml.methods.base import clip_global_norm_
 from lamaml.methods.lookahead import chunk_bounds
+from lamaml.methods.lookahead.autograd import AutogradBackend
 
 
 def tiny_net(seed=0, activation=nn.Tanh):
@@ -20,6 +21,17 @@ def make(name, model, **params):
     return cls(model, cls.Params(**params), torch.Generator().manual_seed(0))
 
 
+def rate_leaves(learner):
+    """The learner's rates as autograd leaves sharing its storage (an edit of one edits the other)."""
+    return {name: a.detach().requires_grad_() for name, a in learner.alpha.items()}
+
+
+def look_ahead(learner, rates, x, y, meta_x, meta_y):
+    """The learner's meta-loss from its current weights, as a differentiable graph."""
+    backend = AutogradBackend(learner.model, learner.loss)
+    return backend.meta_loss(learner.weights, rates, (x, y, 0), (meta_x, meta_y, None), learner.plan(len(x)))[0]
+
+
 def test_second_order_meta_gradient_equals_finite_differences(double):
     learner = make("la-maml", tiny_net(), second_order=True, alpha_init=0.3, inner_steps=2)
     with torch.no_grad():
@@ -28,8 +40,9 @@ def test_second_order_meta_gradient_equals_finite_differences(double):
     g = torch.Generator().manual_seed(5)
     x, y = torch.randn(4, 3, generator=g), torch.randint(0, 2, (4,), generator=g)
     meta_x, meta_y = torch.randn(6, 3, generator=g), torch.randint(0, 2, (6,), generator=g)
-    targets = list(learner.weights.values()) + list(learner.alpha.values())
-    analytic = torch.autograd.grad(learner.look_ahead(x, y, 0, meta_x, meta_y, None), targets)
+    rates = rate_leaves(learner)
+    targets = list(learner.weights.values()) + list(rates.values())
+    analytic = torch.autograd.grad(look_ahead(learner, rates, x, y, meta_x, meta_y), targets)
 
     eps = 1e-6
     for tensor, grad in zip(targets, analytic):
@@ -37,9 +50,9 @@ def test_second_order_meta_gradient_equals_finite_differences(double):
         for i in range(flat.numel()):
             old = flat[i].item()
             flat[i] = old + eps
-            up = learner.look_ahead(x, y, 0, meta_x, meta_y, None).item()
+            up = look_ahead(learner, rates, x, y, meta_x, meta_y).item()
             flat[i] = old - eps
-            down = learner.look_ahead(x, y, 0, meta_x, meta_y, None).item()
+            down = look_ahead(learner, rates, x, y, meta_x, meta_y).item()
             flat[i] = old
             assert grad.view(-1)[i].item() == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
 
@@ -49,8 +62,8 @@ def test_first_order_drops_exactly_the_second_derivative_terms(double):
     learner = make("la-maml", tiny_net(1), alpha_init=0.2)
     x, y = torch.randn(1, 3), torch.tensor([1])
     meta_x, meta_y = torch.randn(5, 3), torch.randint(0, 2, (5,))
-    weights = list(learner.weights.values())
-    grads = torch.autograd.grad(learner.look_ahead(x, y, 0, meta_x, meta_y, None), weights + list(learner.alpha.values()))
+    weights, rates = list(learner.weights.values()), rate_leaves(learner)
+    grads = torch.autograd.grad(look_ahead(learner, rates, x, y, meta_x, meta_y), weights + list(rates.values()))
 
     model = copy.deepcopy(learner.model)
     params = list(model.parameters())
@@ -87,7 +100,7 @@ def test_la_maml_updates_rates_first_then_weights_by_relu_of_the_new_rates(doubl
     old_alpha = [a.detach().clone() for a in learner.alpha.values()]
     x, y = torch.randn(1, 3), torch.tensor([0])
     theta0, inner, outer = _one_step_reference(learner, x, y, [torch.relu(a) for a in old_alpha])
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     for a, a0, w, t0, g, m in zip(learner.alpha.values(), old_alpha, learner.weights.values(), theta0, inner, outer):
         new_alpha = a0 + 3.0 * m * g * (a0 > 0)          # alpha - eta * (-m * g * 1[alpha > 0])
         torch.testing.assert_close(a.detach(), new_alpha)
@@ -98,7 +111,7 @@ def test_c_maml_keeps_rates_fixed_and_takes_an_sgd_step_on_the_weights(double):
     learner = make("c-maml", tiny_net(3), alpha_init=0.1, opt_wt=0.7, replay_batch_size=0, grad_clip_norm=None)
     x, y = torch.randn(1, 3), torch.tensor([1])
     theta0, _, outer = _one_step_reference(learner, x, y, 0.1)
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     assert all(torch.all(a == 0.1) for a in learner.alpha.values())
     for w, t0, m in zip(learner.weights.values(), theta0, outer):
         torch.testing.assert_close(w.detach(), t0 - 0.7 * m)
@@ -109,7 +122,7 @@ def test_sync_learns_rates_but_steps_weights_with_the_scalar_rate(double):
                    replay_batch_size=0, grad_clip_norm=None)
     x, y = torch.randn(1, 3), torch.tensor([0])
     theta0, inner, outer = _one_step_reference(learner, x, y, 0.1)
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     for a, w, t0, g, m in zip(learner.alpha.values(), learner.weights.values(), theta0, inner, outer):
         torch.testing.assert_close(a.detach(), 0.1 + 0.5 * m * g)
         torch.testing.assert_close(w.detach(), t0 - 0.2 * m)
@@ -136,8 +149,8 @@ def test_each_sample_enters_memory_on_its_first_glance_only():
     learner = make("la-maml", tiny_net(), memories=50)
     x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
     for glance in range(3):
-        learner.observe(x, y, 0, epoch=0, glance=glance)
-    learner.observe(x, y, 0, epoch=1, glance=0)
+        learner.observe(x, y, 0, first_sight=glance == 0)
+    learner.observe(x, y, 0, first_sight=False)
     assert learner.memory.n_seen == 10
 
 
@@ -147,6 +160,34 @@ def test_the_same_seed_gives_identical_weights():
         g = torch.Generator().manual_seed(9)
         for step in range(20):
             x, y = torch.randn(10, 3, generator=g), torch.randint(0, 2, (10,), generator=g)
-            learner.observe(x, y, step // 10, epoch=0, glance=step % 2)
+            learner.observe(x, y, step // 10, first_sight=step % 2 == 0)
         return torch.cat([w.detach().view(-1) for w in learner.weights.values()])
     assert torch.equal(train(), train())
+
+
+def test_a_new_variant_is_one_file_of_params_and_options(double):
+    """examples/textbook_la_maml.py, the worked example of docs/architecture.md, registers and learns:
+    its meta-loss is the last inner step's, second order, so it takes the autograd backend."""
+    import importlib.util
+    from lamaml.methods import METHODS
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location("textbook_la_maml", REPO / "examples" / "textbook_la_maml.py")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        learner = make("textbook-la-maml", tiny_net(), memories=5)
+        assert learner.backend.name == "autograd" and learner.plan(4).mean_over_steps is False
+        before = [a.clone() for a in learner.alpha.values()]
+        x, y = torch.randn(4, 3), torch.randint(0, 2, (4,))
+        learner.observe(x, y, 0, first_sight=True)
+        assert all(not torch.equal(a, b) for a, b in zip(learner.alpha.values(), before))   # rates learned
+    finally:
+        METHODS.pop("textbook-la-maml", None)
+
+
+def test_a_variant_whose_params_lack_a_rate_its_update_reads_fails_when_defined():
+    from lamaml.methods.lookahead import LookaheadMetaLearner, LookaheadOptions, LookaheadParams
+    with pytest.raises(TypeError, match="must declare opt_lr and opt_wt"):
+        class Broken(LookaheadMetaLearner):    # noqa: F841
+            Params = LookaheadParams
+            options = LookaheadOptions(learn_lr=True, sync_update=True)

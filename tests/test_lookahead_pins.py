@@ -1,10 +1,10 @@
-"""Facts of the La-MAML family (lookahead.py, fused.py and the four variant files), pinned.
+"""Facts of the La-MAML family (methods/lookahead/ and the four variant files), pinned.
 
 Every expected value is derived here, independently of the code under test: by plain autograd on a
 functional MLP written in this file (``reference_look_ahead``, Algorithm 1 of Gupta et al. 2020 read
 literally), or by a closed form written out by hand (softmax regression, whose gradient and Hessian
-are short). Tests marked with ``PATHS`` run on both the fast path (fused.py: MLP, first order) and
-the autograd path, so each fact holds for both. Float64 throughout, tolerances near rounding: a
+are short). Tests marked with ``PATHS`` run on both backends (closed_form.py: an MLP, first order, and
+autograd.py), so each fact holds for both. Float64 throughout, tolerances near rounding: a
 mutation of the algorithm moves these numbers by far more.
 """
 import math
@@ -34,7 +34,7 @@ def build(name, fast_path=True, sizes=(4, (5,), 3), seed=0, **params):
     cls = method_class(name)
     learner = cls(MLP(*sizes), cls.Params(fast_path=fast_path, **params), torch.Generator().manual_seed(1))
     expects_fused = fast_path and name != "la-er" and not learner.params.second_order
-    assert (learner.fused is not None) == expects_fused      # the path under test is the one taken
+    assert (learner.backend.name == "closed-form") == expects_fused      # the path under test is the one taken
     learner.randperm = lambda n, device: torch.arange(n, device=device)
     return learner
 
@@ -127,7 +127,7 @@ def test_the_meta_loss_is_by_default_the_mean_over_inner_steps_of_the_meta_batch
         fast = [(w - torch.relu(a) * g).detach() for w, a, g in zip(fast, alpha, inner)]
         per_step.append(cross_entropy(fast, x, y).item())
     assert max(per_step) - min(per_step) > 1e-2          # "mean" and "last" tell apart here
-    loss = learner.observe(x, y, 0, epoch=0, glance=0).item()
+    loss = learner.observe(x, y, 0, first_sight=True).item()
     assert loss == pytest.approx(sum(per_step) / 4, rel=1e-12)
 
 
@@ -141,7 +141,7 @@ def test_the_last_meta_loss_counts_only_the_meta_batch_loss_at_the_final_fast_we
                                                           meta_loss="last")
     learner = build("la-maml", fast_path, replay_batch_size=0, alpha_init=0.4, meta_loss="last",
                     grad_clip_norm=None, opt_lr=0.5)
-    loss = learner.observe(x, y, 0, epoch=0, glance=0).item()
+    loss = learner.observe(x, y, 0, first_sight=True).item()
     assert abs(mean_loss - last_loss) > 1e-2
     assert loss == pytest.approx(last_loss.item(), rel=1e-12)
     new_alpha = [a - 0.5 * g for a, g in zip(alpha, g_alpha)]
@@ -172,7 +172,7 @@ def test_the_meta_batch_holds_replay_batch_size_replay_samples_plus_the_whole_in
     expected = meta_loss(replay_batch_size)
     for other in (meta_loss(0), meta_loss(replay_batch_size + 1), meta_loss(replay_batch_size, incoming=False)):
         assert abs(other[0] - expected[0]) > 1e-3
-    loss = learner.observe(x, y, 1, epoch=0, glance=0)
+    loss = learner.observe(x, y, 1, first_sight=True)
     assert loss.item() == pytest.approx(expected[0].item(), rel=1e-12)
     _, _, g_theta, g_alpha = expected
     new_alpha = [a - learner.params.opt_lr * g for a, g in zip(alpha, g_alpha)]
@@ -189,14 +189,14 @@ def test_drawing_without_replacement_replays_every_stored_sample_once_when_memor
     theta, alpha = state(learner)
     expected = reference_look_ahead(theta, alpha, x, y, torch.cat([stored_x * 2, x]), torch.cat([stored_y, y]),
                                     chunks=one_per_sample(2))[0]
-    assert learner.observe(x, y, 1, epoch=0, glance=0).item() == pytest.approx(expected.item(), rel=1e-12)
+    assert learner.observe(x, y, 1, first_sight=True).item() == pytest.approx(expected.item(), rel=1e-12)
 
 
 @PATHS
 def test_a_batch_seen_on_its_first_glance_is_replayed_in_the_next_meta_update(fast_path):
     learner = build("la-maml", fast_path, memories=2, replay_batch_size=2, replay_with_replacement=False)
     first_x, first_y = batch(2, seed=40)
-    learner.observe(first_x, first_y, 0, epoch=0, glance=0)
+    learner.observe(first_x, first_y, 0, first_sight=True)
     assert learner.memory.size == 2
     x, y = batch(2, seed=41)
     theta, alpha = state(learner)
@@ -204,7 +204,7 @@ def test_a_batch_seen_on_its_first_glance_is_replayed_in_the_next_meta_update(fa
                                       chunks=one_per_sample(2))[0]
     without = reference_look_ahead(theta, alpha, x, y, x, y, chunks=one_per_sample(2))[0]
     assert abs(with_first - without) > 1e-3
-    assert learner.observe(x, y, 0, epoch=0, glance=1).item() == pytest.approx(with_first.item(), rel=1e-12)
+    assert learner.observe(x, y, 0, first_sight=False).item() == pytest.approx(with_first.item(), rel=1e-12)
 
 
 # -- one whole update ------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_one_la_maml_update_moves_rates_by_clipped_meta_gradient_then_weights_by
         "la-maml", fast_path, variant, opt_lr=1.5)
     new_alpha = [a - 1.5 * g for a, g in zip(alpha, clipped(g_alpha, clip))]
     new_theta = [t - torch.relu(a) * g for t, a, g in zip(theta, new_alpha, clipped(g_theta, clip))]
-    assert learner.observe(x, y, 1, epoch=0, glance=0).item() == pytest.approx(loss.item(), rel=1e-12)
+    assert learner.observe(x, y, 1, first_sight=True).item() == pytest.approx(loss.item(), rel=1e-12)
     for got, want in zip(learner.alpha.values(), new_alpha):
         torch.testing.assert_close(got.detach(), want, **TIGHT)
     for got, want in zip(learner.weights.values(), new_theta):
@@ -261,7 +261,7 @@ def test_one_la_maml_update_moves_rates_by_clipped_meta_gradient_then_weights_by
 def test_sync_la_maml_learns_the_rates_but_steps_the_weights_by_opt_wt(fast_path, variant):
     learner, (theta, alpha), clip, (x, y), (_, _, g_theta, g_alpha) = _update_case(
         "sync-la-maml", fast_path, variant, opt_lr=0.7, opt_wt=0.35)
-    learner.observe(x, y, 1, epoch=0, glance=0)
+    learner.observe(x, y, 1, first_sight=True)
     for got, a, g in zip(learner.alpha.values(), alpha, clipped(g_alpha, clip)):
         torch.testing.assert_close(got.detach(), a - 0.7 * g, **TIGHT)
     for got, t, g in zip(learner.weights.values(), theta, clipped(g_theta, clip)):
@@ -273,14 +273,14 @@ def test_c_maml_keeps_every_rate_at_alpha_init_and_steps_the_weights_by_opt_wt(f
     learner = build("c-maml", fast_path, memories=3, replay_with_replacement=False, alpha_init=0.25, opt_wt=0.6,
                     grad_clip_norm=0.5)
     for step in range(3):                                    # memory fills from the stream
-        learner.observe(*batch(3, seed=60 + step), 0, epoch=0, glance=0)
+        learner.observe(*batch(3, seed=60 + step), 0, first_sight=True)
     stored_x, stored_y = learner.memory.x.clone(), learner.memory.y.clone()
     x, y = batch(3, seed=70)
     theta, alpha = state(learner)
     assert all(torch.all(a == 0.25) for a in alpha)
     _, _, g_theta, _ = reference_look_ahead(theta, alpha, x, y, torch.cat([stored_x, x]), torch.cat([stored_y, y]),
                                             chunks=one_per_sample(3))
-    learner.observe(x, y, 0, epoch=0, glance=1)
+    learner.observe(x, y, 0, first_sight=False)
     assert all(torch.all(a == 0.25) for a in learner.alpha.values())
     for got, t, g in zip(learner.weights.values(), theta, clipped(g_theta, 0.5)):
         torch.testing.assert_close(got.detach(), t - 0.6 * g, **TIGHT)
@@ -301,7 +301,7 @@ def test_la_er_steps_the_weights_by_relu_of_the_new_rates_times_the_clipped_repl
                                                meta_loss="last", relu_in_inner=False, inner_clamp=2.0)
     slow = [t.clone().requires_grad_() for t in theta]
     replay_gradient = torch.autograd.grad(cross_entropy(slow, meta_x, meta_y), slow)
-    assert learner.observe(x, y, 1, epoch=0, glance=0).item() == pytest.approx(loss.item(), rel=1e-12)
+    assert learner.observe(x, y, 1, first_sight=True).item() == pytest.approx(loss.item(), rel=1e-12)
     new_alpha = [a - 2.0 * g for a, g in zip(alpha, clipped(g_alpha, 0.3))]
     for got, want in zip(learner.alpha.values(), new_alpha):
         torch.testing.assert_close(got.detach(), want, **TIGHT)
@@ -321,7 +321,7 @@ def test_the_inner_step_uses_relu_of_alpha_or_raw_alpha_as_relu_in_inner_says(fa
     x, y = batch(1, seed=90)
     g_W, g_b = softmax_regression_gradient(W, b, x, y)
     rate = torch.relu if relu_in_inner else (lambda a: a)
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     torch.testing.assert_close(learner.fast_weights["layers.0.weight"], W - rate(alpha_W) * g_W, **TIGHT)
     torch.testing.assert_close(learner.fast_weights["layers.0.bias"], b - rate(alpha_b) * g_b, **TIGHT)
 
@@ -335,7 +335,7 @@ def test_inner_clamp_clamps_each_inner_gradient_element_by_element(fast_path):
     x *= 5
     g_W, g_b = softmax_regression_gradient(W, b, x, y)
     assert (g_W.abs() > 0.05).any() and (g_W.abs() < 0.05).any()   # some entries clamped, some not
-    learner.observe(x, y, 0, epoch=0, glance=0)
+    learner.observe(x, y, 0, first_sight=True)
     torch.testing.assert_close(learner.fast_weights["layers.0.weight"], W - 0.5 * g_W.clamp(-0.05, 0.05), **TIGHT)
     torch.testing.assert_close(learner.fast_weights["layers.0.bias"], b - 0.5 * g_b.clamp(-0.05, 0.05), **TIGHT)
 
@@ -350,7 +350,7 @@ def test_weights_and_rates_are_each_clipped_to_the_norm_on_their_own(fast_path):
         "sync-la-maml", fast_path, {"grad_clip_norm": 1e-3}, opt_lr=0.7, opt_wt=0.35)
     norm = lambda tensors: math.sqrt(sum(t.square().sum().item() for t in tensors))  # noqa: E731
     assert norm(g_theta) > 0.01 and norm(g_alpha) > 0.01
-    learner.observe(x, y, 1, epoch=0, glance=0)
+    learner.observe(x, y, 1, first_sight=True)
     weight_step = [w.detach() - t for w, t in zip(learner.weights.values(), theta)]
     rate_step = [a.detach() - a0 for a, a0 in zip(learner.alpha.values(), alpha)]
     assert norm(weight_step) == pytest.approx(0.35e-3, rel=1e-4)
@@ -389,7 +389,7 @@ def test_second_order_adds_minus_the_inner_hessian_times_the_rated_meta_gradient
     assert correction.abs().max() > 1e-2
     for second_order, meta_gradient in ((False, m), (True, m - correction)):
         method = learner(second_order)
-        method.observe(x, y, 0, epoch=0, glance=0)
+        method.observe(x, y, 0, first_sight=True)
         torch.testing.assert_close(method.alpha["weight"].detach(), new_alpha, **TIGHT)
         torch.testing.assert_close(method.weights["weight"].detach(), W - torch.relu(new_alpha) * meta_gradient,
                                    **TIGHT)

@@ -360,5 +360,5 @@ def test_the_authors_init_makes_the_tiny_la_maml_look_ahead_diverge_on_real_imag
     torch.manual_seed(0)
     model = build_model("pc-cnn", (3, 64, 64), 5, init)
     method = build_method("la-maml", model, config.method_params(), 0)
-    meta_loss = float(method.observe(x, y, 0, epoch=0, glance=0))
+    meta_loss = float(method.observe(x, y, 0, first_sight=True))
     assert (meta_loss > 1e3) if diverges else (meta_loss < 5), meta_loss

@@ -9,7 +9,7 @@ from lamaml.config.schema import preset_note
 from lamaml.data.images import ImageSet
 from lamaml.data.vision import CIFAR_MEAN, CIFAR_STD, augment, class_order, split_image_stream, split_per_class
 from lamaml.engine import build_method
-from lamaml.engine.loop import train_on_stream
+from lamaml.engine.loop import train
 from lamaml.errors import UserError
 from lamaml.models import build_model
 
@@ -104,10 +104,10 @@ def test_a_second_order_la_maml_run_on_a_small_image_stream_fills_both_matrices(
     model = build_model("pc-cnn", stream.input_shape, stream.n_outputs)
     method = build_method("la-maml", model, config.method_params(), 0)
     method.use_task_heads(stream.head_mask())
-    assert method.fused is None                     # conv net, second order: the reference path
+    assert method.backend.name == "autograd"                    # conv net, second order: the reference path
     before = [p.detach().clone() for p in model.parameters()]
-    result = train_on_stream(method, stream, epochs=1, batch_size=10, glances=1,
-                             generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    result = train(method, stream, epochs=1, batch_size=10, glances=1,
+                   generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
     assert result.test_matrix is not None and np.isfinite(result.acc_matrix[1]).all()
     assert np.isfinite(result.test_matrix[1]).all() and ((0 <= result.acc_matrix[1]) & (result.acc_matrix[1] <= 100)).all()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -134,7 +134,6 @@ def test_settings_select_the_papers_presets_and_refuse_the_ones_it_never_ran():
                                     "icarl", "meta-bgd"])
 def test_every_table2_method_runs_with_task_heads_on_images(method):
     """Presets of the paper (cut to 2 small tasks): each method trains and evaluates without error."""
-    from lamaml.engine.loop import train_jointly
     torch.manual_seed(0)
     stream = split_image_stream("fake", fake_images(side=8), 2, 0, 20, CIFAR_MEAN, CIFAR_STD, 63 / 255)
     setting = "multi" if method == "iid" else "single"
@@ -144,7 +143,6 @@ def test_every_table2_method_runs_with_task_heads_on_images(method):
     model = build_model(config.model, stream.input_shape, stream.n_outputs)
     learner = build_method(method, model, config.method_params(), 0)
     learner.use_task_heads(stream.head_mask())
-    train = train_jointly if learner.joint else train_on_stream
     result = train(learner, stream, epochs=1, batch_size=config.batch_size, glances=1,
                    generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), eval_batch_size=1000)
     assert np.isfinite(result.acc_matrix[-1]).all() and result.test_matrix is not None

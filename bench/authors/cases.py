@@ -51,6 +51,7 @@ import torch
 
 from lamaml.config import resolve_config
 from lamaml.engine import build_method
+from lamaml.engine.loop import learn_batch
 from lamaml.models import build_model
 
 from . import theirs as authors
@@ -225,9 +226,14 @@ def copy_state(theirs, ours, method: str) -> None:
             for theirs_a, a in zip(theirs.net.alpha_lr, ours.alpha.values()):
                 theirs_a.copy_(a)
         if method == "meta-bgd":
-            for group, std in zip(theirs.optimizer.param_groups, ours.std):
+            for group, std in zip(theirs.optimizer.param_groups, bgd_per_parameter(ours, ours.std)):
                 group["mean_param"].copy_(group["params"][0])
                 group["std_param"].copy_(std)
+
+
+def bgd_per_parameter(ours, flats: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Meta-BGD's flat means or sigmas (weights, then rates) as their per-parameter groups."""
+    return [view for flat in flats for view in ours.state.named(flat).values()]
 
 
 def largest_gap(a, b) -> float:
@@ -278,7 +284,7 @@ def state_notes(method: str, ours, theirs) -> list[str]:
             notes.append(f"exemplars: same {len(gaps)} classes, stored logits within {max(gaps):.1e}")
     if method == "meta-bgd":
         theirs_std = [group["std_param"] for group in theirs.optimizer.param_groups]
-        notes.append(f"BGD sigma within {largest_gap(ours.std, theirs_std):.1e}")
+        notes.append(f"BGD sigma within {largest_gap(bgd_per_parameter(ours, ours.std), theirs_std):.1e}")
     return notes
 
 
@@ -309,7 +315,6 @@ def run_case(authors_dir: str, method: str, benchmark: str, overrides: dict | No
     ours = build_method(method, build_model(config.model, shape, n_outputs, config.init),
                         config.method_params(), 0)
     ours.use_task_heads(head_mask(n_tasks, n_outputs))
-    ours.glances = config.glances
     theirs = authors.build_net(module, shape, n_outputs, n_tasks, args)
     start_alike(theirs, ours, method)
 
@@ -318,14 +323,19 @@ def run_case(authors_dir: str, method: str, benchmark: str, overrides: dict | No
     patches = _count_projections(method, module, projections)
     calls = schedule(method, config, benchmark)
     trace = []    # after each call: (weights gap, rates gap, our loss, their loss)
+    current_task = -1                                 # no task yet
     try:
         for call in calls:
+            task = None if ours.joint else call.task     # a joint method's batches mix tasks
+            if task != current_task:
+                ours.begin_task(task)
+                current_task = task
             recording = _recording(method, theirs, module, replay, noise, picks)
             with authors.running_theirs(), identity_randperm(), recording:
                 theirs_loss = float(theirs.observe(call.x, call.y, call.task))
             with _playing(method, ours, replay, noise, picks):
-                for glance in range(config.glances):
-                    ours_loss = float(ours.observe(call.x, call.y, call.task, epoch=0, glance=glance))
+                ours_loss = float(learn_batch(ours, call.x, call.y, call.task, glances=config.glances,
+                                              first_epoch=True))
             if call.ends_task:
                 if method == "icarl":   # theirs herd from every batch but the last (module docstring)
                     ours.seen_x, ours.seen_y = ours.seen_x[:-1], ours.seen_y[:-1]
@@ -418,14 +428,17 @@ def ours_sensitivity(method: str, benchmark: str, overrides: dict) -> tuple[floa
         ours = build_method(method, build_model(config.model, shape, n_outputs, config.init),
                             config.method_params(), 0)
         ours.use_task_heads(head_mask(n_tasks, n_outputs))
-        ours.glances = config.glances
         ours.randperm = lambda n, device=None: torch.arange(n)
         with torch.no_grad():
             for w in ours.model.parameters():
                 w.copy_(torch.nextafter(w, torch.full_like(w, float("inf"))) if nudge else w)
+        current_task = -1
         for call in schedule(method, config, benchmark):
-            for glance in range(config.glances):
-                ours.observe(call.x, call.y, call.task, epoch=0, glance=glance)
+            task = None if ours.joint else call.task
+            if task != current_task:
+                ours.begin_task(task)
+                current_task = task
+            learn_batch(ours, call.x, call.y, call.task, glances=config.glances, first_epoch=True)
             if call.ends_task:
                 ours.end_task(call.task)
         runs.append(ours)

@@ -16,7 +16,7 @@ import torch
 from pydantic import ValidationError
 
 from .data import TaskStream, stream_from_data
-from .engine import StreamResult, build_method, derived_seeds, resolve_device, train_on_stream
+from .engine import StreamResult, build_method, derived_seeds, resolve_device, train
 from .errors import UserError
 from .methods import method_class
 
@@ -43,9 +43,9 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream, method: str =
     _check_outputs(model, stream, target)
     seeds = derived_seeds(seed)
     learner = build_method(method, model, params, seeds["method"])
-    result = train_on_stream(learner, stream, epochs=epochs, batch_size=batch_size, glances=glances,
-                             generator=torch.Generator().manual_seed(seeds["order"]), device=target,
-                             train_threads=train_threads if target.type == "cpu" else None)
+    result = train(learner, stream, epochs=epochs, batch_size=batch_size, glances=glances,
+                   generator=torch.Generator().manual_seed(seeds["order"]), device=target,
+                   train_threads=train_threads if target.type == "cpu" else None)
     result.method = learner
     return result
 

@@ -26,7 +26,7 @@ from ..atomic import atomic_open
 from ..errors import UserError
 
 CURRENT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
-FORMAT = 1
+FORMAT = 2   # 2: look-ahead learners keep their rates flat; progress counts its batches
 _FAULT_COUNTS: dict[str, int] = {}
 
 

@@ -1,13 +1,16 @@
-"""The run loop: tasks > epochs > batches > glances, evaluation after every task.
+"""The run loop: phases > epochs > batches > glances, evaluation after every phase.
 
-It knows the ``observe``/``predict`` contract and nothing of any particular method.
+A phase is one task of the stream, or, for a method trained on all tasks at once (the IID
+oracle), the union of every task. The loop owns the task boundaries, epochs and glances and
+calls the method's contract (``begin_task``, ``observe``, ``end_batch``, ``end_task``,
+``predict``); it knows nothing of any particular method.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ from ..errors import RunFailed, UserError
 from .checkpoint import fault_point
 from .evaluate import evaluate_all
 from .metrics import summarize
+from .plugins import Plugin, RunState
 
 
 @dataclass
@@ -60,7 +64,8 @@ class Progress:
     epoch: int = 0
     batch: int = 0
     order: torch.Tensor | None = None      # this epoch's sample order, while inside an epoch
-    loss_sum: float = 0.0
+    loss_sum: float = 0.0                  # this phase's losses so far, and how many batches they are
+    loss_count: int = 0
     train_time: float = 0.0
     eval_time: float = 0.0
     updates: int = 0
@@ -96,57 +101,103 @@ def check_parameters(method, where: str) -> None:
                             f"lower the learning rates or clip harder")
 
 
-def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
-                    generator: torch.Generator, device: torch.device, eval_batch_size: int = 10000,
-                    evaluate: str = "all",
-                    on_batch: Callable[[int, float], None] | None = None,
-                    on_task: Callable[[int, np.ndarray], None] | None = None,
-                    checkpointer=None, resume: dict | None = None, train_threads: int | None = None,
-                    probes=None) -> StreamResult:
-    """Train ``method`` on each task in turn and fill the accuracy matrix.
+@dataclass
+class Phase:
+    """One stretch of training followed by one evaluation."""
 
-    The loss is checked once per incoming batch, the weights once per task: a NaN or infinite
+    row: int                                # the accuracy-matrix row its evaluation fills
+    task: int | None                        # the task id; None: every task at once (ids per sample)
+    prepare: Callable | None                # the input pipeline of its samples (augment, normalize)
+    load: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]   # x, y, task ids
+
+
+def stream_phases(stream: TaskStream) -> list[Phase]:
+    def load(task):
+        return lambda: (*task.train(), None)
+    return [Phase(t, task.index, task.prepare, load(task)) for t, task in enumerate(stream)]
+
+
+def joint_phase(stream: TaskStream) -> list[Phase]:
+    """Every task's training samples together (the tasks of a benchmark share one input pipeline)."""
+    def load():
+        parts = [task.train() for task in stream]
+        ids = torch.cat([torch.full((len(y),), task.index) for (_, y), task in zip(parts, stream)])
+        return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), ids
+    return [Phase(len(stream) - 1, None, stream[0].prepare, load)]
+
+
+def epoch_batches(method, phase: Phase, ids: torch.Tensor | None, n: int, batch_size: int, progress: Progress,
+                  generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Row indices of each batch of one epoch, from ``progress.batch`` on.
+
+    A task: slices of a random order, kept in ``progress`` so a resumed run continues it. All
+    tasks at once: the method's ``joint_batches`` where it has one, else one random pass.
+    """
+    if phase.task is None and hasattr(method, "joint_batches"):
+        yield from method.joint_batches(ids, batch_size, generator)
+        return
+    if progress.order is None:
+        progress.order = torch.randperm(n, generator=generator)
+    for b in range(progress.batch, math.ceil(n / batch_size)):
+        yield progress.order[b * batch_size:(b + 1) * batch_size]
+
+
+def learn_batch(method, x, y, task, *, glances: int, first_epoch: bool,
+                after_update: Callable[[int], None] | None = None) -> torch.Tensor:
+    """One incoming batch as the loop hands it to a method: ``glances`` observes, then ``end_batch``.
+    ``after_update(glance)`` runs after each observe. Returns the last glance's loss."""
+    for glance in range(glances):
+        loss = method.observe(x, y, task, first_sight=first_epoch and glance == 0)
+        if after_update is not None:
+            after_update(glance)
+    method.end_batch(x, y, task, first_sight=first_epoch)
+    return loss
+
+
+def check_loss(value: float, phase: Phase, epoch: int, batch: int) -> None:
+    if not math.isfinite(value):
+        where = f"task {phase.row}, " if phase.task is not None else ""
+        raise RunFailed(f"the loss became {value} at {where}epoch {epoch}, batch {batch}: "
+                        f"training diverged; lower the learning rates or clip harder")
+
+
+def train(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
+          generator: torch.Generator, device: torch.device, eval_batch_size: int = 10000,
+          evaluate: str = "all", plugins: Sequence[Plugin] = (), resume: dict | None = None,
+          train_threads: int | None = None) -> StreamResult:
+    """Train ``method`` on ``stream`` (task by task, or all at once where ``method.joint``) and fill
+    the accuracy matrix.
+
+    The loss is checked once per incoming batch, the weights once per phase: a NaN or infinite
     value stops the run with a RunFailed naming where it happened, before any checkpoint could
     keep it. ``evaluate="seen"`` skips, after task t, the tasks after t + 1: no metric reads
     them, and on 100-task streams they are half the evaluation time (their entries stay NaN).
     ``evaluate="metrics"`` keeps only what the metrics read: after task t, tasks t and t + 1,
-    and every task after the last one (3T evaluations instead of T^2).
-    With a ``checkpointer`` the state is saved as it asks; ``resume`` (a loaded checkpoint)
-    continues from exactly where that state stood. ``probes`` (engine.probes.Probes) measure
-    the analyses' series at task starts and after updates, outside the training time.
+    and every task after the last one (3T evaluations instead of T^2). ``resume`` (a loaded
+    checkpoint) continues from exactly where that state stood. A joint method fills only the
+    last row; the metrics that need the others (BTI, learning accuracy, FWT) stay NaN.
     """
-    if method.joint:
-        if probes is not None:
-            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
-                            f"the analyses follow a stream of tasks")
-        if checkpointer is not None or resume is not None:
-            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
-                            f"checkpoints inside its run are not supported yet")
-        return train_jointly(method, stream, epochs=epochs, batch_size=batch_size, glances=glances,
-                             generator=generator, device=device, eval_batch_size=eval_batch_size,
-                             on_batch=on_batch, on_task=on_task)
     T = len(stream)
-    method.glances = glances
+    if method.joint:
+        refused = [type(p).__name__ for p in plugins if p.needs_task_stream] + (["resume"] if resume else [])
+        if refused:
+            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
+                            f"{', '.join(refused)} need a stream of tasks (analyses, checkpoints)")
+    phases = joint_phase(stream) if method.joint else stream_phases(stream)
     if resume is not None:
         progress = Progress.from_state(resume["progress"])
         method.load_state_dict(resume["method"])
         generator.set_state(resume["order_generator"])
     else:
         progress = Progress(np.full((T, T), np.nan))
-    if probes is not None:
-        probes.start(method, progress.series)
+    run = RunState(method, progress, generator)
 
-    def probe(hook, *args) -> float:
-        """Run a probe; return its duration so the caller keeps it out of the training time."""
-        if probes is None:
-            return 0.0
+    def call(hook: str, *args) -> float:
+        """Call ``hook`` on every plugin; return the time taken, which is not training time."""
         start = time.perf_counter()
-        getattr(probes, hook)(method, *args)
+        for plugin in plugins:
+            getattr(plugin, hook)(run, *args)
         return time.perf_counter() - start
-
-    def save() -> None:
-        checkpointer.save({"progress": progress.state_dict(), "method": method.state_dict(),
-                           "order_generator": generator.get_state()})
 
     # RA and BTI read the validation split where the benchmark has one; its test split is reported too.
     split = "val" if stream.has_validation else "test"
@@ -157,53 +208,49 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
             progress.test_baseline = evaluate_all(method, stream, device, eval_batch_size)
             progress.test_matrix = np.full((T, T), np.nan)
         progress.eval_time += time.perf_counter() - start
+    call("run_starts")
 
     eval_threads = torch.get_num_threads()
     try:
-        for t in range(progress.task, T):
-            task = stream[t]
+        for index in range(progress.task, len(phases)):
+            phase, t = phases[index], phases[index].row
             torch.set_num_threads(train_threads or eval_threads)
-            clock = time.perf_counter()
             if progress.epoch == 0 and progress.batch == 0:
-                clock += probe("task_starts", t)
-            x, y = task.train()
+                call("task_starts", t)
+                method.begin_task(phase.task)
+            clock = time.perf_counter()
+            x, y, ids = phase.load()
             x, y = x.to(device), y.to(device)
-            n_batches = math.ceil(len(x) / batch_size)
+            device_ids = None if ids is None else ids.to(device)
             for epoch in range(progress.epoch, epochs):
                 progress.epoch = epoch
-                if progress.order is None:
-                    progress.order = torch.randperm(len(x), generator=generator)
-                order = progress.order.to(device)
-                for b in range(progress.batch, n_batches):
-                    rows = order[b * batch_size:(b + 1) * batch_size]
+                for rows in epoch_batches(method, phase, ids, len(x), batch_size, progress, generator):
+                    rows = rows.to(device)
                     xb, yb = x[rows], y[rows]
-                    if task.prepare is not None:   # e.g. augment and normalize stored uint8 images
-                        xb = task.prepare(xb, generator)
-                    for glance in range(glances):
-                        loss = method.observe(xb, yb, task.index, epoch=epoch, glance=glance)
-                        clock += probe("update_done", t, progress.updates + glance + 1)
+                    task = phase.task if ids is None else device_ids[rows]
+                    if phase.prepare is not None:   # e.g. augment and normalize stored uint8 images
+                        xb = phase.prepare(xb, generator)
+                    def after_update(glance: int) -> None:
+                        nonlocal clock
+                        clock += call("update_done", t, progress.updates + glance + 1)
+                    loss = learn_batch(method, xb, yb, task, glances=glances, first_epoch=epoch == 0,
+                                       after_update=after_update if plugins else None)
                     value = float(loss)
-                    if not math.isfinite(value):
-                        raise RunFailed(f"the loss became {value} at task {t}, epoch {epoch}, batch {b}: "
-                                        f"training diverged; lower the learning rates or clip harder")
-                    progress.batch, progress.loss_sum = b + 1, progress.loss_sum + value
-                    progress.updates += glances
-                    if on_batch:
-                        on_batch(t, value)
+                    check_loss(value, phase, epoch, progress.batch)
+                    progress.batch, progress.updates = progress.batch + 1, progress.updates + glances
+                    progress.loss_sum, progress.loss_count = progress.loss_sum + value, progress.loss_count + 1
                     fault_point("batch")
-                    if checkpointer and checkpointer.due(task_done=False, tasks_done=t):
-                        now = time.perf_counter()
-                        progress.train_time, clock = progress.train_time + now - clock, now
-                        save()
+                    now = time.perf_counter()
+                    progress.train_time, clock = progress.train_time + now - clock, now
+                    clock += call("batch_done", t, value)
                 progress.batch, progress.order = 0, None
-            if hasattr(method, "end_task"):      # optional in the contract (iCaRL chooses exemplars here)
-                method.end_task(task.index)
+            method.end_task(phase.task)
             _sync(device)
             progress.train_time += time.perf_counter() - clock
             progress.train_time_after_task.append(progress.train_time)
             torch.set_num_threads(eval_threads)
-            check_parameters(method, f"during task {t}")
-            progress.task_losses.append(progress.loss_sum / (epochs * n_batches))
+            check_parameters(method, f"during task {t}" if phase.task is not None else "in training")
+            progress.task_losses.append(progress.loss_sum / max(progress.loss_count, 1))
 
             start = time.perf_counter()
             upto = t + 2 if evaluate == "seen" else None
@@ -212,77 +259,11 @@ def train_on_stream(method, stream: TaskStream, *, epochs: int, batch_size: int,
             if progress.test_matrix is not None:
                 progress.test_matrix[t] = evaluate_all(method, stream, device, eval_batch_size, upto, only=only)
             progress.eval_time += time.perf_counter() - start
-            progress.task, progress.epoch, progress.loss_sum = t + 1, 0, 0.0
-            if on_task:
-                on_task(t, progress.matrix[t])
-            if checkpointer and checkpointer.due(task_done=True, tasks_done=t + 1):
-                save()
-
+            progress.task, progress.epoch = index + 1, 0
+            progress.loss_sum, progress.loss_count = 0.0, 0
+            call("task_done", t, progress.matrix[t])
     finally:
         torch.set_num_threads(eval_threads)
     return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
                         progress.updates, progress.task_losses, progress.train_time_after_task,
                         progress.series, progress.test_matrix, progress.test_baseline)
-
-
-def train_jointly(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: int,
-                  generator: torch.Generator, device: torch.device, eval_batch_size: int,
-                  on_batch=None, on_task=None) -> StreamResult:
-    """The IID oracle's protocol: all tasks' samples together, then one evaluation.
-
-    Each epoch's batches come from the method's ``joint_batches(tasks, batch_size, generator)``
-    where it has one (row indices into the union), else from one random pass over the union.
-    Only the last row of the accuracy matrix exists; the others stay NaN, and so do the metrics
-    that need them (BTI, learning accuracy, FWT).
-    """
-    T = len(stream)
-    method.glances = glances
-    split = "val" if stream.has_validation else "test"
-    start = time.perf_counter()
-    baseline = evaluate_all(method, stream, device, eval_batch_size, split=split)
-    test_baseline = evaluate_all(method, stream, device, eval_batch_size) if stream.has_validation else None
-    eval_time = time.perf_counter() - start
-    prepare = stream[0].prepare   # the benchmarks' tasks share one input pipeline
-
-    start = time.perf_counter()
-    parts = [task.train() for task in stream]
-    x = torch.cat([p[0] for p in parts]).to(device)
-    y = torch.cat([p[1] for p in parts]).to(device)
-    task_ids = torch.cat([torch.full((len(p[1]),), task.index) for p, task in zip(parts, stream)])
-    tasks = task_ids.to(device)
-
-    def one_pass():
-        order = torch.randperm(len(x), generator=generator)
-        return (order[b:b + batch_size] for b in range(0, len(x), batch_size))
-
-    loss_sum, n_updates, n_batches = 0.0, 0, 0
-    for epoch in range(epochs):
-        batches = (method.joint_batches(task_ids, batch_size, generator) if hasattr(method, "joint_batches")
-                   else one_pass())
-        for b, rows in enumerate(batches):
-            rows = rows.to(device)
-            xb = x[rows] if prepare is None else prepare(x[rows], generator)
-            for glance in range(glances):
-                loss = method.observe(xb, y[rows], tasks[rows], epoch=epoch, glance=glance)
-            value = float(loss)
-            if not math.isfinite(value):
-                raise RunFailed(f"the loss became {value} at epoch {epoch}, batch {b}: training diverged; "
-                                f"lower the learning rate or clip harder")
-            loss_sum, n_updates, n_batches = loss_sum + value, n_updates + glances, n_batches + 1
-            if on_batch:
-                on_batch(T - 1, value)
-    _sync(device)
-    train_time = time.perf_counter() - start
-
-    start = time.perf_counter()
-    matrix = np.full((T, T), np.nan)
-    matrix[-1] = evaluate_all(method, stream, device, eval_batch_size, split=split)
-    test_matrix = None
-    if stream.has_validation:
-        test_matrix = np.full((T, T), np.nan)
-        test_matrix[-1] = evaluate_all(method, stream, device, eval_batch_size)
-    eval_time += time.perf_counter() - start
-    if on_task:
-        on_task(T - 1, matrix[-1])
-    return StreamResult(matrix, baseline, train_time, eval_time, n_updates,
-                        [loss_sum / n_batches], test_matrix=test_matrix, test_baseline=test_baseline)

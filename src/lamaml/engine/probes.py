@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..data import TaskStream
+from .plugins import Plugin
 
 ANALYSES = ("alignment", "fast-weights", "lr-stats")
 
@@ -52,7 +53,8 @@ def mean_off_diagonal(matrix: torch.Tensor) -> float:
     return float((matrix.sum() - matrix.diagonal().sum()) / (n * (n - 1)))
 
 
-class Probes:
+class Probes(Plugin):
+    needs_task_stream = True
     def __init__(self, analyses: list[str], stream: TaskStream, device: torch.device, every: int,
                  samples: int):
         self.analyses, self.every, self.device = set(analyses), every, device
@@ -66,23 +68,24 @@ class Probes:
             self._cache[task] = (x[:self._samples].to(self.device), y[:self._samples].to(self.device))
         return self._cache[task]
 
-    def start(self, method, series: dict[str, list]) -> None:
-        """Write into ``series`` (kept in checkpoints); ask the method to keep its fast weights."""
-        self.series = series
+    # -- the run loop's hooks ---------------------------------------------------------------
+
+    def run_starts(self, run) -> None:
+        """Write into the progress's ``series`` (kept in checkpoints); ask the method to keep its fast weights."""
+        self.series = run.progress.series
         for name in sorted(self.analyses):
-            series.setdefault(name, [])
+            self.series.setdefault(name, [])
         if "fast-weights" in self.analyses:
-            method.record_fast_weights = True   # the config check ensures the method has them
+            run.method.record_fast_weights = True   # the config check ensures the method has them
 
-    # -- hooks called by the run loop ------------------------------------------------------
-
-    def task_starts(self, method, task: int) -> None:
+    def task_starts(self, run, task: int) -> None:
         if "alignment" in self.analyses and task >= 2:
-            self.series["alignment"].append({"task": task, "cosine": self.alignment(method, task)})
+            self.series["alignment"].append({"task": task, "cosine": self.alignment(run.method, task)})
 
-    def update_done(self, method, task: int, updates: int) -> None:
+    def update_done(self, run, task: int, updates: int) -> None:
         if updates % self.every:
             return
+        method = run.method
         if "fast-weights" in self.analyses and getattr(method, "fast_weights", None) is not None:
             with weights_swapped(method.model, method.fast_weights):
                 fast = self.retained_accuracy(method, task)

@@ -17,7 +17,8 @@ from ..errors import UserError
 from ..methods import method_class
 from ..models import build_model
 from .checkpoint import Checkpointer, Every
-from .loop import StreamResult, train_on_stream
+from .plugins import Callbacks, Checkpoints
+from .loop import StreamResult, train
 from .metrics import summarize
 from .probes import Probes
 from .results import code_commit, peak_rss_mb
@@ -65,19 +66,17 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     method = build_method(config.method, model, config.method_params(), seeds["method"])
     method.use_task_heads(stream.head_mask())
 
-    hooks = progress(stream, config, resume) if progress else {}
-    checkpointer = None
+    plugins = [Callbacks(**progress(stream, config, resume))] if progress else []
+    if config.analyses:
+        plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
     if checkpoint_every is not None:
         header = {"config": config.model_dump(), "lamaml_version": __version__, "started_at": started_at,
                   "checkpoint_every": str(checkpoint_every)}
-        checkpointer = Checkpointer(checkpoint_dir, checkpoint_every, header)
-    result = train_on_stream(method, stream, epochs=config.epochs, batch_size=config.batch_size,
-                             glances=config.glances, generator=torch.Generator().manual_seed(seeds["order"]),
-                             device=device, eval_batch_size=config.eval_batch_size,
-                             evaluate=config.evaluate, checkpointer=checkpointer, resume=resume,
-                             train_threads=config.train_threads if device.type == "cpu" else None,
-                             probes=Probes(config.analyses, stream, device, config.analysis_every,
-                                           config.analysis_samples) if config.analyses else None, **hooks)
+        plugins.append(Checkpoints(Checkpointer(checkpoint_dir, checkpoint_every, header)))
+    result = train(method, stream, epochs=config.epochs, batch_size=config.batch_size, glances=config.glances,
+                   generator=torch.Generator().manual_seed(seeds["order"]), device=device,
+                   eval_batch_size=config.eval_batch_size, evaluate=config.evaluate, plugins=plugins,
+                   resume=resume, train_threads=config.train_threads if device.type == "cpu" else None)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
     return metrics

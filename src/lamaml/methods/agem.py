@@ -39,9 +39,7 @@ class AGEM(GEM):
         pick = torch.randperm(len(y), generator=self.generator)[:self.params.reference_batch_size].to(y.device)
         return flat(self.gradients(self.loss(self.model(x[pick]), y[pick], tasks[pick]), self.params.grad_clip_norm))
 
-    def observe(self, x, y, task, *, epoch, glance):
-        if glance == 0:      # once per batch, as GEM
-            self.memory.add(x, y, task)
+    def observe(self, x, y, task, *, first_sight):
         reference = self.reference_gradient(task)
         loss = self.loss(self.model(x), y, task)
         grads = self.gradients(loss, self.params.grad_clip_norm)

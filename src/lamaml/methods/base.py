@@ -29,8 +29,6 @@ class Method:
     state_attributes: ClassVar[tuple[str, ...]] = ()   # what a checkpoint keeps besides the weights
 
     heads: torch.Tensor | None = None   # (tasks, outputs) bool: each task's slice of the shared head
-    glances: int = 1                    # updates per incoming batch in this run; the loop sets it before
-                                        # training, so a method knows its last glance at a batch
 
     def __init__(self, model: nn.Module, params: MethodParams, generator: torch.Generator):
         self.model = model
@@ -53,12 +51,23 @@ class Method:
             allowed = self.heads.index_select(0, task.reshape(-1)).reshape(*task.shape, -1)
         return logits.masked_fill(~allowed, float("-inf"))
 
-    def observe(self, x: torch.Tensor, y: torch.Tensor, task: int, *, epoch: int, glance: int) -> torch.Tensor:
-        """Learn from one incoming batch (one glance at it); return the loss, detached."""
+    # -- the engine's contract: the loop owns tasks, epochs and glances and calls, in order, -----
+    #    begin_task(t); for each incoming batch: observe(...) once per glance, then end_batch(...);
+    #    end_task(t). ``first_sight``: the first glance of the first epoch at this batch.
+
+    def begin_task(self, task: int) -> None:
+        """Before the first batch of a task."""
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor, task: int, *, first_sight: bool) -> torch.Tensor:
+        """Learn from one glance at an incoming batch; return the loss, detached."""
         raise NotImplementedError
 
+    def end_batch(self, x: torch.Tensor, y: torch.Tensor, task: int, *, first_sight: bool) -> None:
+        """After the last glance at a batch in an epoch (where replay memories take it in);
+        ``first_sight``: this was the batch's first epoch."""
+
     def end_task(self, task: int) -> None:
-        """Called once after the last batch of each task, before it is evaluated (iCaRL's exemplars)."""
+        """After the last batch of a task, before it is evaluated (EWC's Fisher, iCaRL's exemplars)."""
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, task: int) -> torch.Tensor:
@@ -145,9 +154,6 @@ def import_state(current: Any, saved: Any) -> Any:
 def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> None:
     """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard), without host syncs."""
     if max_norm is None or not tensors:
-        return
-    if len(tensors) == 1:   # one flat buffer (the fast path): its norm is the global norm
-        tensors[0].mul_((max_norm / (torch.linalg.vector_norm(tensors[0]) + 1e-6)).clamp(max=1.0))
         return
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)

@@ -35,14 +35,15 @@ class ER(SGDMethod):
         super().__init__(model, params, generator)
         self.memory = ReservoirMemory(params.memories, generator)
 
-    def observe(self, x, y, task, *, epoch, glance):
+    def observe(self, x, y, task, *, first_sight):
         tasks = torch.full_like(y, task)
         replay = self.memory.sample(self.params.replay_batch_size)
         if replay is not None:
             x, y, tasks = (torch.cat([r, c]) for r, c in zip(replay, (x, y, tasks)))
         loss = self.loss(self.model(x), y, tasks)
         self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
-        if glance == self.glances - 1 and (epoch == 0 or self.params.push_every_epoch):
-            n = len(y) - (0 if replay is None else len(replay[1]))
-            self.memory.add(x[-n:], y[-n:], task)
         return loss.detach()
+
+    def end_batch(self, x, y, task, *, first_sight):
+        if first_sight or self.params.push_every_epoch:
+            self.memory.add(x, y, task)

@@ -68,13 +68,16 @@ class EWC(SGDMethod):
             self.task_x = torch.cat([self.task_x, x])[:self.params.n_memories]
             self.task_y = torch.cat([self.task_y, y])[:self.params.n_memories]
 
-    def observe(self, x, y, task, *, epoch, glance):
-        if task != self.current_task:
-            if self.current_task is not None:
-                self.consolidate()
-            self.current_task, self.task_x, self.task_y = task, None, None
-        if glance == 0:      # a batch counts once towards the Fisher's samples, however often it is seen
-            self.remember(x, y)
+    def begin_task(self, task):
+        self.current_task, self.task_x, self.task_y = task, None, None
+
+    def end_batch(self, x, y, task, *, first_sight):
+        self.remember(x, y)      # once per batch, however many glances
+
+    def end_task(self, task):
+        self.consolidate()
+
+    def observe(self, x, y, task, *, first_sight):
         loss = self.loss(self.model(x), y, task)
         total = loss + self.penalty() if self.anchors else loss
         self.sgd_step(self.gradients(total, self.params.grad_clip_norm))

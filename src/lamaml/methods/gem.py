@@ -16,7 +16,6 @@ from torch.func import functional_call, grad, vmap
 
 from .base import SGDMethod, SGDParams, register
 from .episodic import EpisodicMemory
-from .fused import views
 from .qp import project_to_cone
 
 
@@ -34,7 +33,7 @@ def flat(grads: list[torch.Tensor]) -> torch.Tensor:
 
 
 def unflat(vector: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    return views(vector, like)
+    return [part.view_as(t) for part, t in zip(vector.split([t.numel() for t in like]), like)]
 
 
 @register
@@ -74,9 +73,12 @@ class GEM(SGDMethod):
         grads = vmap(grad(task_loss), in_dims=(None, 0, 0, 0))(params, x, y, ids)
         return torch.cat([g.reshape(len(tasks), -1) for g in grads.values()], dim=1)
 
-    def observe(self, x, y, task, *, epoch, glance):
-        if glance == 0:      # the authors push once per batch, not once per glance (`if pass_itr == 0`)
-            self.memory.add(x, y, task)
+    def end_batch(self, x, y, task, *, first_sight):
+        # Once per batch, not per glance (the authors' `if pass_itr == 0`); their push comes before the
+        # step, ours after it, which is the same: a task's own memory never constrains its own steps.
+        self.memory.add(x, y, task)
+
+    def observe(self, x, y, task, *, first_sight):
         G = self.past_gradients(task)
         loss = self.loss(self.model(x), y, task)
         grads = self.gradients(loss, self.params.grad_clip_norm)

@@ -61,10 +61,11 @@ class ICaRL(SGDMethod):
 
     # -- training ----------------------------------------------------------------------
 
-    def observe(self, x, y, task, *, epoch, glance):
-        if task != self.current_task:
-            self.current_task, self.seen_x, self.seen_y = task, [], []
-        if epoch == 0 and glance == 0:
+    def begin_task(self, task):
+        self.current_task, self.seen_x, self.seen_y = task, [], []
+
+    def observe(self, x, y, task, *, first_sight):
+        if first_sight:
             self.seen_x.append(x.detach().clone())
             self.seen_y.append(y.detach().clone())
         loss = self.loss(self.model(x), y, task)

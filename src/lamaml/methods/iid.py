@@ -63,7 +63,7 @@ class IID(SGDMethod):
                                for t in chosen])
             yield batch[torch.randperm(len(batch), generator=generator)]
 
-    def observe(self, x, y, task, *, epoch, glance):
+    def observe(self, x, y, task, *, first_sight):
         loss = self.loss(self.model(x), y, task)          # task: one id per sample here
         self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
         return loss.detach()

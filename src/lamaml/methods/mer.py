@@ -50,7 +50,9 @@ class MER(SGDMethod):
             with torch.no_grad():
                 torch._foreach_lerp_(self.parameters, start, 1.0 - rate)
 
-    def observe(self, x, y, task, *, epoch, glance):
+    first_glance = True     # at the incoming batch, in this epoch: its samples enter memory as they go
+
+    def observe(self, x, y, task, *, first_sight):
         loss = None
         for i in range(len(x)):
             xi, yi = x[i:i + 1], y[i:i + 1]
@@ -66,6 +68,10 @@ class MER(SGDMethod):
                     self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
                 self.reptile(within, self.params.beta)
             self.reptile(before, self.params.gamma)
-            if glance == 0:
+            if self.first_glance:
                 self.memory.add(xi, yi, task)
+        self.first_glance = False
         return loss.detach()
+
+    def end_batch(self, x, y, task, *, first_sight):
+        self.first_glance = True

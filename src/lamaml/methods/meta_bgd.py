@@ -24,8 +24,10 @@ the later draws' replay samples may already include it.
 import torch
 from pydantic import Field
 
-from .base import clip_global_norm_, register
+from .base import register
 from .lookahead import LookaheadMetaLearner, LookaheadOptions, LookaheadParams
+from .lookahead.state import split_views
+from .lookahead.update import clip_
 
 
 class MetaBGDParams(LookaheadParams):
@@ -48,60 +50,57 @@ class MetaBGD(LookaheadMetaLearner):
     name = "meta-bgd"
     summary = "Meta-BGD: C-MAML's look-ahead meta-loss, weights (and rates) by Bayesian gradient descent"
     Params = MetaBGDParams
-    options = LookaheadOptions(learn_lr=True, sync_update=True,   # rates get gradients; BGD moves both
-                               push_in_update=True)
-    state_attributes = ("alpha", "memory", "current_task", "mean", "std")
-    fusable = False
+    options = LookaheadOptions(learn_lr=True, sync_update=False)   # the rates get gradients; BGD moves both
+    state_attributes = ("rates", "memory", "current_task", "mean", "std")
+    own_step = True                # BGD's step, not the family's update rule
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)
-        self.variables = self.random_variables()
-        self.mean = [v.detach().clone() for v in self.variables]
+        # The random variables: the flat weights, and the flat rates unless they stay fixed.
+        self.variables = [self.state.weights] + ([self.state.rates] if params.bgd_on_rates else [])
+        self.mean = [v.clone() for v in self.variables]
         self.std = [torch.full_like(v, params.std_init) for v in self.variables]
-
-    def random_variables(self) -> list[torch.Tensor]:
-        rates = list(self.alpha.values()) if self.params.bgd_on_rates else []
-        return list(self.weights.values()) + rates
-
-    def use_task_heads(self, mask):
-        super().use_task_heads(mask)
-        self.variables = self.random_variables()
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.variables = self.random_variables()
 
     @torch.no_grad()
     def draw(self) -> list[torch.Tensor]:
         """Set the network (and rates) to one sample mu + sigma * eps; return eps."""
-        eps = [torch.randn(m.shape, generator=self.generator).to(m.device, non_blocking=True) for m in self.mean]
+        shapes = list(self.weights.values())
+        eps = [torch.empty_like(m) for m in self.mean]
+        for e in eps:     # parameter by parameter, so the generator's sequence is the per-tensor one
+            for view in split_views(e, shapes):
+                view.copy_(torch.randn(view.shape, generator=self.generator))
         for variable, mean, std, e in zip(self.variables, self.mean, self.std, eps):
             torch.addcmul(mean, std, e, out=variable)
         return eps
 
-    def reference_meta_update(self, x, y, task, meta_x, meta_y, meta_tasks):
-        p, n_weights = self.params, len(self.weights)
-        incoming_x, incoming_y = x, y
+    def plan(self, batch_size):
+        return self.plan_with(batch_size, learn_lr=self.params.bgd_on_rates)
+
+    def observe(self, x, y, task, *, first_sight):
+        p = self.params
+        order = self.randperm(len(x), x.device)
+        x, y = x[order], y[order]
         grad_sum = [torch.zeros_like(m) for m in self.mean]
         grad_eps_sum = [torch.zeros_like(m) for m in self.mean]
         losses = []
         for draw in range(p.train_mc_iters):
-            if draw:   # as the authors' code: every draw shuffles the batch and samples replay anew
-                order = self.randperm(len(incoming_x), incoming_x.device)
-                x, y = incoming_x[order], incoming_y[order]
-                meta_x, meta_y, meta_tasks = self.meta_batch(x, y, task)
+            bx, by = x, y
+            if draw:   # as the authors' code: every later draw shuffles the batch and samples replay anew
+                order = self.randperm(len(x), x.device)
+                bx, by = x[order], y[order]
+            meta = self.meta_batch(bx, by, task)
             eps = self.draw()
-            meta_loss = self.look_ahead(x, y, task, meta_x, meta_y, meta_tasks)
-            grads = list(torch.autograd.grad(meta_loss, self.variables))
-            clip_global_norm_(grads[:n_weights], p.grad_clip_norm)
-            if p.clip_rates:
-                clip_global_norm_(grads[n_weights:], p.grad_clip_norm)
+            result = self.meta_gradient(bx, by, task, meta)
+            grads = [result.weights] + ([result.rates] if p.bgd_on_rates else [])
+            clip_(grads[0], p.grad_clip_norm)
+            if p.clip_rates and p.bgd_on_rates:
+                clip_(grads[1], p.grad_clip_norm)
             torch._foreach_mul_(grads, float(len(x)))      # BGD reads the gradient of the summed loss
             torch._foreach_add_(grad_sum, grads)
             torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))
-            losses.append(meta_loss.detach())
-            if draw == 0 and self.first_sight:   # as theirs: the next draws' replay may pick this batch
-                self.memory.add(incoming_x, incoming_y, task)
+            losses.append(result.loss)
+            if draw == 0 and first_sight:   # as theirs: the next draws' replay may pick this batch
+                self.memory.add(x, y, task)
         self.bgd_step(grad_sum, grad_eps_sum)
         return torch.stack(losses).mean()
 

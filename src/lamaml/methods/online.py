@@ -11,7 +11,7 @@ class Online(SGDMethod):
     name = "online"
     summary = "Online: plain SGD on the stream (lower bound)"
 
-    def observe(self, x, y, task, *, epoch, glance):
+    def observe(self, x, y, task, *, first_sight):
         loss = self.loss(self.model(x), y, task)
         self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
         return loss.detach()

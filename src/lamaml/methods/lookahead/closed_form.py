@@ -1,4 +1,4 @@
-"""The fast path of the La-MAML family: first-order meta-gradients of an MLP in closed form.
+"""The meta-gradient of an MLP in closed form: first order, one shared softmax, no autograd.
 
 With first-order inner gradients (not differentiated through), the fast weights after inner step i
 are ``theta_{i+1} = theta_0 - sum_{j<=i} r * g_j`` with ``r = relu(alpha)`` (or ``alpha``), so the
@@ -9,46 +9,50 @@ meta-gradients of ``meta_loss = mean_{i in steps} L_meta(theta_{i+1})`` have a c
 
 And the weights after step i serve twice: the meta-loss of step i and the inner gradient of step
 i+1 come from ONE forward/backward over [chunk_{i+1}; meta-batch] (21 rows on MNIST), split
-into the two gradients only at the last products of each layer. Parameters, rates and gradient
-accumulators are flat buffers (the model's parameters become views of one), so every update is one
-operation over all 89,610 numbers instead of six. The autograd path in ``lookahead.py`` stays the
-reference; tests hold the two to 1e-5 relative in float64 over many steps.
+into the two gradients only at the last products of each layer. Every buffer is flat and
+preallocated, so a meta-update allocates nothing. Any model that computes Linear, ReLU, ...,
+Linear over its parameters in order qualifies (``supports`` checks it by running the model once);
+the autograd backend stays the reference, and tests hold the two to 1e-5 relative in float64.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..models.mlp import MLP
+from .state import LookaheadState, split_views
+from .update import MetaGradient, Plan
 
 
-def can_fuse(model: nn.Module) -> bool:
-    """The closed form is written for our MLP (Linear layers with ReLU between, one head)."""
-    return type(model) is MLP
+def mlp_forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Linear, ReLU, ..., Linear over ``params`` = [W1, b1, W2, b2, ...]: what the closed form assumes."""
+    x = x.reshape(len(x), -1)
+    for layer in range(0, len(params) - 2, 2):
+        x = torch.relu(x @ params[layer].T + params[layer + 1])
+    return x @ params[-2].T + params[-1]
 
 
-def flatten_parameters_(model: nn.Module) -> torch.Tensor:
-    """Move the model's parameters into one flat buffer; each parameter becomes a view of it."""
+@torch.no_grad()
+def is_plain_mlp(model: nn.Module) -> bool:
+    """Whether ``model`` computes ``mlp_forward`` over its parameters, whatever its class: matrices
+    and bias vectors alternating, widths chaining, and the same outputs on a probe batch."""
     params = list(model.parameters())
-    flat = torch.cat([p.detach().reshape(-1) for p in params])
-    offset = 0
-    for p in params:
-        p.data = flat[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return flat
-
-
-def views(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    out, offset = [], 0
-    for t in like:
-        out.append(flat[offset:offset + t.numel()].view_as(t))
-        offset += t.numel()
-    return out
+    if not params or len(params) % 2 or any(p.dim() != 2 for p in params[0::2]) \
+            or any(b.dim() != 1 or b.shape[0] != w.shape[0] for w, b in zip(params[0::2], params[1::2])) \
+            or any(a.shape[0] != b.shape[1] for a, b in zip(params[0:-2:2], params[2::2])):
+        return False
+    first = params[0]
+    probe = torch.randn(7, first.shape[1], generator=torch.Generator().manual_seed(0), dtype=first.dtype)
+    probe = probe.to(first.device)
+    try:
+        out = model(probe)
+    except Exception:   # a model that cannot read flat inputs is not this MLP
+        return False
+    expected = mlp_forward(params, probe)
+    return out.shape == expected.shape and torch.allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 
 class _Pass:
-    """One forward/backward of a plan: views into the plan's buffers, made once and reused."""
+    """One forward/backward of a layout: views into the layout's buffers, made once and reused."""
 
     def __init__(self, x, target, weight, n_inner: int, want_inner: bool, want_meta: bool, widths: list[int]):
         rows, dtype, device = len(x), x.dtype, x.device
@@ -67,7 +71,7 @@ class _Pass:
         self.meta_target = target[n_inner:].reshape(-1)
 
 
-class _Plan:
+class _Layout:
     """Which rows each pass reads, each row's loss weight, and every buffer the passes write.
 
     Fixed for a batch shape (incoming rows, meta rows, chunks, loss mode), so built once and cached:
@@ -111,30 +115,38 @@ class _Plan:
         self.target.zero_().scatter_(1, self.rows_y, self.neg_weight)
 
 
-class FusedMLPMetaGradient:
+class ClosedFormMLP:
     """Meta-gradients of one meta-update, written into preallocated flat buffers."""
 
-    def __init__(self, model: MLP, flat_weights: torch.Tensor):
-        self.shapes = [p for p in model.parameters()]           # W1, b1, W2, b2, ...
+    name = "closed-form"
+
+    @staticmethod
+    def supports(model: nn.Module, plan: Plan, *, plain_loss: bool) -> bool:
+        """First order, the weights' meta-gradient wanted, plain cross-entropy over one shared head,
+        and a plain MLP."""
+        return not plan.second_order and plan.weight_gradient and plain_loss and is_plain_mlp(model)
+
+    def __init__(self, state: LookaheadState):
+        self.state = state
+        self.shapes = list(state.parameters.values())            # W1, b1, W2, b2, ...
         self.widths = [self.shapes[0].shape[1]] + [w.shape[0] for w in self.shapes[0::2]]
-        self.theta0 = flat_weights
-        n = flat_weights.numel()
-        make = lambda: torch.zeros(n, dtype=flat_weights.dtype, device=flat_weights.device)  # noqa: E731
+        flat = state.weights
+        make = lambda: torch.zeros_like(flat)  # noqa: E731
         self.fast, self.inner_grad, self.meta_grad = make(), make(), make()
         self.grad_sum, self.meta_sum, self.rate_sum = make(), make(), make()
-        self._fast_views = views(self.fast, self.shapes)
-        self._inner_views = views(self.inner_grad, self.shapes)
-        self._meta_views = views(self.meta_grad, self.shapes)
+        self._fast_views = split_views(self.fast, self.shapes)
+        self._inner_views = split_views(self.inner_grad, self.shapes)
+        self._meta_views = split_views(self.meta_grad, self.shapes)
         # Transposed views made once: they follow the fast weights, which change only in place.
         self._fast_T = [v.T for v in self._fast_views[0::2]]
-        self._plans: dict = {}
+        self._layouts: dict = {}
 
-    def _plan(self, batch: int, n_meta: int, chunks: tuple[tuple[int, int], ...], mean_over_steps: bool) -> _Plan:
+    def _layout(self, batch: int, n_meta: int, chunks: tuple[tuple[int, int], ...], mean_over_steps: bool) -> _Layout:
         key = (batch, n_meta, chunks, mean_over_steps)
-        if key not in self._plans:
-            self._plans[key] = _Plan(batch, n_meta, chunks, mean_over_steps, self.widths, self.theta0.dtype,
-                                     self.theta0.device)
-        return self._plans[key]
+        if key not in self._layouts:
+            self._layouts[key] = _Layout(batch, n_meta, chunks, mean_over_steps, self.widths, self.fast.dtype,
+                                     self.fast.device)
+        return self._layouts[key]
 
     def _pass(self, p: _Pass) -> None:
         """Forward/backward at the fast weights over [inner rows; meta rows].
@@ -167,34 +179,34 @@ class FusedMLPMetaGradient:
                 torch.mm(p.deltas[layer], fast[l], out=below)
                 torch.ops.aten.threshold_backward.grad_input(below, p.acts[layer], 0, grad_input=below)
 
-    def __call__(self, rates: torch.Tensor, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor,
-                 meta_y: torch.Tensor, chunks: list[tuple[int, int]], *, mean_over_steps: bool,
-                 learn_rates: bool, rate_mask: torch.Tensor | None, inner_clamp: float | None):
-        """Returns (meta-loss, weight meta-gradient, rate meta-gradient or None), flat.
-
-        ``rate_mask``: relu'(alpha) as 0/1 floats where the inner step uses relu(alpha), else None."""
-        plan = self._plan(len(x), len(meta_y), tuple(chunks), mean_over_steps)
-        plan.load(x, y, meta_x, meta_y)
-        self.fast.copy_(self.theta0)
+    def __call__(self, state: LookaheadState, batch, meta, plan: Plan) -> MetaGradient:
+        """The meta-gradients of ``plan`` from the weights and rates of ``state``, flat."""
+        (x, y, _), (meta_x, meta_y, _) = batch, meta
+        rates = torch.relu(state.rates) if plan.relu_in_inner else state.rates
+        layout = self._layout(len(x), len(meta_y), plan.chunks, plan.mean_over_steps)
+        layout.load(x, y, meta_x, meta_y)
+        self.fast.copy_(state.weights)
         self.grad_sum.zero_()
         self.meta_sum.zero_()
         self.rate_sum.zero_()
-        for p in plan.passes:
+        for p in layout.passes:
             # at theta_i: the inner gradient of chunk i (if any) and the meta-gradient m_i (if i > 0)
             self._pass(p)
             if p.want_meta:
                 self.meta_sum += self.meta_grad
-                if learn_rates:   # m_i pairs with the sum of the inner gradients that led to theta_i
+                if plan.learn_rates:   # m_i pairs with the sum of the inner gradients that led to theta_i
                     self.rate_sum.addcmul_(self.meta_grad, self.grad_sum)
             if p.want_inner:
-                if inner_clamp is not None:
-                    self.inner_grad.clamp_(-inner_clamp, inner_clamp)
+                if plan.inner_clamp is not None:
+                    self.inner_grad.clamp_(-plan.inner_clamp, plan.inner_clamp)
                 self.grad_sum += self.inner_grad
                 self.fast.addcmul_(rates, self.inner_grad, value=-1.0)
-        n = len(plan.losses)
+        n = len(layout.losses)
         weight_grad = self.meta_sum.div_(n)
         rate_grad = None
-        if learn_rates:
-            rate_grad = self.rate_sum.mul_(-1.0 / n) if rate_mask is None else \
-                self.rate_sum.mul_(rate_mask).mul_(-1.0 / n)
-        return plan.losses.mean(), weight_grad, rate_grad
+        if plan.learn_rates:   # times relu'(alpha) where the inner step used relu(alpha)
+            if plan.relu_in_inner:
+                self.rate_sum.mul_(torch.sign(rates))
+            rate_grad = self.rate_sum.mul_(-1.0 / n)
+        fast = self.fast.clone() if plan.keep_fast_weights else None
+        return MetaGradient(layout.losses.mean(), weight_grad, rate_grad, fast)

@@ -1,0 +1,189 @@
+"""The La-MAML family's learner: one meta-update per glance at an incoming batch.
+
+    draw a meta-batch: replay samples + the whole incoming batch
+    meta-gradients of the look-ahead (autograd.py, or closed_form.py where it applies)
+    apply_update (update.py): clip, rates first, then relu(alpha) or beta on the weights
+
+What the variants change is data: their ``Params`` (the authors' values as defaults) and their
+``LookaheadOptions``. Weights and rates live in one flat state (state.py) on every path, so the
+choice of backend changes speed, never results beyond float rounding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..base import Method, MethodParams, to_device
+from ..replay import ReservoirMemory
+from .autograd import AutogradBackend
+from .closed_form import ClosedFormMLP
+from .state import LookaheadState
+from .update import MetaGradient, Plan, apply_update, chunk_bounds
+
+
+class LookaheadParams(MethodParams):
+    memories: int = Field(200, ge=0, description="replay memory slots (reservoir)")
+    replay_batch_size: int = Field(10, ge=0, description="replay samples in each meta-batch")
+    alpha_init: float = Field(0.15, ge=0, allow_inf_nan=False,
+                              description="initial value of every per-parameter learning rate")
+    grad_clip_norm: float | None = Field(2.0, gt=0, allow_inf_nan=False,
+                                         description="global L2 clip of the meta-gradients, weights "
+                                                     "and rates clipped separately; null disables")
+    inner_clamp: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                      description="element-wise clamp of inner gradients (the "
+                                                  "authors' CIFAR code; their MNIST clamp is a no-op)")
+    relu_in_inner: bool = Field(True, description="inner step uses relu(alpha) (MNIST code) "
+                                                  "or raw alpha (CIFAR code)")
+    second_order: bool = Field(False, description="back-propagate through the inner gradients")
+    meta_loss: Literal["mean", "last"] = Field("mean", description="average the meta-loss over "
+                                               "every inner step (authors' code) or take the last")
+    inner_steps: int | None = Field(None, ge=1, description="inner steps per meta-update; null: one "
+                                    "per incoming sample (MNIST code); k: chunks of ceil(B/k)")
+    replay_with_replacement: bool = Field(True, description="draw replay samples with replacement "
+                                                             "(authors' code)")
+    reservoir_off_by_one: bool = Field(False, description="reproduce the authors' reservoir, which "
+                                       "keeps the n-th sample with probability M/(n+1), not M/n")
+    snapshot_memory: bool = Field(False, description="from the second task on, replay from a copy of memory "
+                                  "frozen at the task switch; the first task replays the live memory "
+                                  "(--use_old_task_memory of the CIFAR code, whose getBatch reads live memory "
+                                  "while t == 0)")
+    fast_path: bool = Field(True, description="take the closed-form backend where it applies (first order, "
+                            "a plain MLP, one shared head); false: always autograd. The same maths either way")
+
+
+@dataclass(frozen=True)
+class LookaheadOptions:
+    """What distinguishes the variants (la-maml-reference section 2.6)."""
+
+    learn_lr: bool        # alpha is meta-learned with SGD(opt_lr)
+    sync_update: bool     # weights take an SGD step with scalar opt_wt (beta), not relu(alpha)
+    replay_weight_gradient: bool = False   # La-ER: weights follow the plain replay loss, not the meta-loss
+    # When a batch enters memory. False: once, at first sight, as lamaml.py and lamaml_cifar.py's
+    # push_to_mem. True: after the last glance, on every epoch, as eralg4.py, whose La-ER shares
+    # ER's observe.
+    push_after_last_glance: bool = False
+
+
+class LookaheadMetaLearner(Method):
+    """Base of the La-MAML family; subclasses set ``options`` and their ``Params``, which declares
+    ``opt_lr`` (eta) where the rates are learned and ``opt_wt`` (beta) where the weights' step is
+    synchronous: ``apply_update`` reads them, and a variant that lacks one fails when it is defined."""
+
+    options: LookaheadOptions
+    Params = LookaheadParams
+    own_step = False               # True: the variant replaces ``step`` (Meta-BGD), so it reads neither rate
+    state_attributes = ("rates", "memory", "current_task")
+    record_fast_weights = False    # keep the last inner loop's end point (figure 6 analysis)
+    fast_weights: dict[str, torch.Tensor] | None = None
+
+    def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
+        super().__init__(model, params, generator)
+        self.state = LookaheadState(model, params.alpha_init)
+        self.rates = self.state.rates
+        self.weights = self.state.parameters
+        self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
+        self.replay_source = self.memory
+        self.current_task: int | None = None
+        self.last_batch = None
+        self.backend = self.choose_backend()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        options = getattr(cls, "options", None)
+        if options is None or cls.own_step:
+            return
+        needed = ["opt_lr"] * options.learn_lr + ["opt_wt"] * options.sync_update
+        missing = [key for key in needed if key not in cls.Params.model_fields]
+        if missing:
+            raise TypeError(f"{cls.__name__}.Params must declare {' and '.join(missing)}: its options "
+                            f"(learn_lr={options.learn_lr}, sync_update={options.sync_update}) make the update read it")
+
+    @property
+    def alpha(self) -> dict[str, torch.Tensor]:
+        """The learned rates by parameter name (views of the flat state)."""
+        return self.state.named(self.state.rates)
+
+    def plan(self, batch_size: int) -> Plan:
+        return self.plan_with(batch_size, learn_lr=self.options.learn_lr)
+
+    def plan_with(self, batch_size: int, *, learn_lr: bool) -> Plan:
+        p = self.params
+        return Plan(chunk_bounds(batch_size, p.inner_steps), p.meta_loss == "mean", p.second_order, p.inner_clamp,
+                    p.relu_in_inner, learn_lr, not self.options.replay_weight_gradient, self.record_fast_weights)
+
+    def choose_backend(self):
+        """The closed form where it holds (and is not switched off), else autograd."""
+        plain_loss = self.heads is None and type(self).loss is Method.loss
+        if self.params.fast_path and ClosedFormMLP.supports(self.model, self.plan(1), plain_loss=plain_loss):
+            return ClosedFormMLP(self.state)
+        return AutogradBackend(self.model, self.loss)
+
+    def use_task_heads(self, mask):
+        super().use_task_heads(mask)
+        self.backend = self.choose_backend()
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["replay_source"] = None if self.replay_source is self.memory else self.replay_source.state_dict()
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.replay_source = self.memory
+        if state["replay_source"] is not None:
+            self.replay_source = ReservoirMemory(self.params.memories, self.generator)
+            device = next(self.model.parameters()).device
+            self.replay_source.load_state_dict(to_device(state["replay_source"], device))
+
+    # -- the engine's contract -------------------------------------------------------------
+
+    def begin_task(self, task: int) -> None:
+        if self.params.snapshot_memory and self.current_task is not None:   # the first task replays live memory
+            self.replay_source = self.memory.snapshot()
+        self.current_task = task
+
+    def observe(self, x, y, task, *, first_sight):
+        order = self.randperm(len(x), x.device)
+        x, y = x[order], y[order]
+        loss = self.step(x, y, task, first_sight)
+        if first_sight and not self.options.push_after_last_glance:   # each sample enters memory once
+            self.memory.add(x, y, task)
+        self.last_batch = (x, y)
+        return loss
+
+    def end_batch(self, x, y, task, *, first_sight):
+        if self.options.push_after_last_glance:    # in the order the last glance saw them
+            self.memory.add(*self.last_batch, task)
+
+    # -- one meta-update -------------------------------------------------------------------
+
+    def meta_batch(self, x: torch.Tensor, y: torch.Tensor, task: int):
+        """Replay samples plus the whole incoming batch, with each sample's task id."""
+        tasks = torch.full_like(y, task)
+        replay = self.replay_source.sample(self.params.replay_batch_size, self.params.replay_with_replacement)
+        if replay is None:
+            return x, y, tasks
+        return torch.cat([replay[0], x]), torch.cat([replay[1], y]), torch.cat([replay[2], tasks])
+
+    def meta_gradient(self, x, y, task, meta) -> MetaGradient:
+        result = self.backend(self.state, (x, y, task), meta, self.plan(len(x)))
+        if result.fast is not None:
+            self.fast_weights = self.state.named(result.fast)
+        return result
+
+    def step(self, x, y, task, first_sight: bool) -> torch.Tensor:
+        meta = self.meta_batch(x, y, task)
+        result = self.meta_gradient(x, y, task, meta)
+        weight_grad = result.weights
+        if self.options.replay_weight_gradient:   # La-ER: the replay loss at the current weights
+            meta_x, meta_y, meta_tasks = meta
+            weight_grad = self.state.flatten(self.gradients(self.loss(self.model(meta_x), meta_y, meta_tasks)))
+        p = self.params
+        apply_update(self.state, weight_grad, result.rates, clip=p.grad_clip_norm,
+                     rate_lr=p.opt_lr if self.options.learn_lr else None,
+                     weight_lr=p.opt_wt if self.options.sync_update else None)
+        return result.loss

@@ -1,0 +1,66 @@
+"""The update rule of the La-MAML family, written once (Gupta et al. 2020, Algorithm 1, lines 10-11).
+
+    clip the weights' and the rates' meta-gradients apart, by global L2 norm
+    alpha <- alpha - eta * grad_alpha                       (if the rates are learned; first)
+    theta <- theta - relu(alpha) * grad_theta               (La-MAML, La-ER: the new rates)
+          or theta - beta * grad_theta                      (Sync La-MAML, C-MAML)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from .state import LookaheadState
+
+
+def chunk_bounds(batch_size: int, inner_steps: int | None) -> tuple[tuple[int, int], ...]:
+    """Inner-step slices of the incoming batch: one sample each, or ceil(B/k)-sized chunks."""
+    if inner_steps is None:
+        return tuple((i, i + 1) for i in range(batch_size))
+    size = math.ceil(batch_size / inner_steps)
+    return tuple((i * size, min((i + 1) * size, batch_size)) for i in range(inner_steps) if i * size < batch_size)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one meta-gradient computes, for a batch of a given size (a backend's whole brief)."""
+
+    chunks: tuple[tuple[int, int], ...]   # the incoming batch's slices, one per inner step
+    mean_over_steps: bool                 # meta-loss: mean over every inner step, or the last one
+    second_order: bool                    # differentiate through the inner gradients
+    inner_clamp: float | None             # element-wise clamp of the inner gradients
+    relu_in_inner: bool                   # inner steps use relu(alpha), or alpha as is
+    learn_rates: bool                     # return the rates' meta-gradient
+    weight_gradient: bool                 # return the weights' meta-gradient
+    keep_fast_weights: bool               # return the weights the last inner step reached
+
+
+class MetaGradient(NamedTuple):
+    loss: torch.Tensor                    # the meta-loss, detached
+    weights: torch.Tensor | None          # d meta-loss / d theta_0, flat
+    rates: torch.Tensor | None            # d meta-loss / d alpha, flat
+    fast: torch.Tensor | None             # the last inner step's weights, flat
+
+
+def clip_(flat: torch.Tensor, max_norm: float | None) -> None:
+    """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard), without host syncs."""
+    if max_norm is not None:
+        flat.mul_((max_norm / (torch.linalg.vector_norm(flat) + 1e-6)).clamp(max=1.0))
+
+
+@torch.no_grad()
+def apply_update(state: LookaheadState, weight_grad: torch.Tensor, rate_grad: torch.Tensor | None, *,
+                 clip: float | None, rate_lr: float | None, weight_lr: float | None) -> None:
+    """One meta-update of ``state`` in place. ``rate_grad`` None: the rates stay; ``weight_lr`` None:
+    the weights step by relu(alpha) (asynchronous), else by the scalar ``weight_lr`` (beta)."""
+    clip_(weight_grad, clip)
+    if rate_grad is not None:
+        clip_(rate_grad, clip)
+        state.rates.add_(rate_grad, alpha=-rate_lr)     # rates first: the weights step uses the new rates
+    if weight_lr is None:
+        state.weights.addcmul_(torch.relu(state.rates), weight_grad, value=-1.0)
+    else:
+        state.weights.add_(weight_grad, alpha=-weight_lr)
