@@ -11,11 +11,11 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ..data import benchmark_info
 from ..errors import UserError
-from ..methods import method_class
+from ..methods import MethodParams, method_class
 
 
 class RunConfig(BaseModel):
@@ -58,12 +58,16 @@ class RunConfig(BaseModel):
                                 "lr-stats measurements")
     analysis_samples: int = Field(1000, ge=1, description="test images per task the analyses read")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's hyperparameters")
+    # The same hyperparameters as the method's typed Params, validated once with the config: what the
+    # method is built with. ``params`` is their plain form, for JSON, stores and config hashes.
+    _method_params: MethodParams | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "RunConfig":
         """Settings that are each valid but cannot work together, caught before any work starts."""
         params = method_class(self.method).Params(**self.params)
         self.__dict__["params"] = params.model_dump()
+        self._method_params = params
         bench = benchmark_info(self.benchmark)
         samples = self.samples_per_task or bench.samples_per_task
         inner_steps = self.params.get("inner_steps")
@@ -89,8 +93,9 @@ class RunConfig(BaseModel):
             raise ValueError(f"tasks={self.tasks}: {self.benchmark} has {bench.n_tasks} tasks; use 1..{bench.n_tasks}")
         return self
 
-    def method_params(self):
-        return method_class(self.method).Params(**self.params)
+    def method_params(self) -> MethodParams:
+        """The method's hyperparameters, typed (a copy: the method may not change the config's)."""
+        return self._method_params.model_copy()
 
 
 @lru_cache(maxsize=None)

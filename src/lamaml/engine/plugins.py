@@ -6,13 +6,12 @@ moments, and keeps the time they take out of the training time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:   # the loop imports this module, not the other way round
-    from .loop import Progress
+from .progress import Progress
 
 
 @dataclass
@@ -20,7 +19,7 @@ class RunState:
     """What a plugin may read (and a checkpoint must keep) while a run is under way."""
 
     method: Any
-    progress: "Progress"
+    progress: Progress
     generator: torch.Generator    # the loop's: sample orders and input augmentation
 
 

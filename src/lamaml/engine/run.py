@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..methods import method_class
 from ..models import build_model
 from .checkpoint import Checkpointer, Every
-from .plugins import Callbacks, Checkpoints
+from .plugins import Checkpoints, Plugin
 from .loop import StreamResult, train
 from .metrics import summarize
 from .probes import Probes
@@ -46,12 +46,13 @@ def build_method(name: str, model: torch.nn.Module, params, seed: int):
 
 
 def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = True,
-        progress: Callable[..., Any] | None = None, checkpoint_dir: Path | None = None,
+        plugins: Callable[..., list[Plugin]] | None = None, checkpoint_dir: Path | None = None,
         checkpoint_every: Every | None = None, resume: dict | None = None) -> dict[str, Any]:
     """Run ``config`` and return the content of ``metrics.json``.
 
-    With ``checkpoint_every`` the run saves checkpoints into ``checkpoint_dir``; ``resume`` (a
-    loaded checkpoint of this config) continues one.
+    ``plugins(stream, config, resume)`` gives the loop's plugins beyond the ones the config asks
+    for (its analyses' probes; checkpoints with ``checkpoint_every``, saved into
+    ``checkpoint_dir``); ``resume`` (a loaded checkpoint of this config) continues a run.
     """
     wall_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -66,7 +67,7 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     method = build_method(config.method, model, config.method_params(), seeds["method"])
     method.use_task_heads(stream.head_mask())
 
-    plugins = [Callbacks(**progress(stream, config, resume))] if progress else []
+    plugins = list(plugins(stream, config, resume)) if plugins else []
     if config.analyses:
         plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
     if checkpoint_every is not None:

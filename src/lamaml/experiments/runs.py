@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from ..atomic import write_json_atomic
 from ..errors import RunFailed, UserError
-from .progress import RunHooks
+from .progress import RunPlugins
 from .store import Store, open_store
 
 
@@ -31,9 +31,9 @@ def run_recorded(config, *, data_dir: str | Path | None = None, download: bool =
     if store:
         results = Store(store)
         run_id = results.start(config.model_dump())
-    hooks = RunHooks(quiet, tensorboard)
+    plugins = RunPlugins(quiet, tensorboard)
     try:
-        metrics = run(config, data_dir=data_dir, download=download, progress=hooks, checkpoint_dir=out,
+        metrics = run(config, data_dir=data_dir, download=download, plugins=plugins, checkpoint_dir=out,
                       checkpoint_every=checkpoint_every, resume=resume)
     except (RunFailed, UserError, KeyboardInterrupt) as error:
         message = str(error) or "interrupted"
@@ -43,7 +43,7 @@ def run_recorded(config, *, data_dir: str | Path | None = None, download: bool =
         if results:
             results.fail(run_id, message)
         raise
-    hooks.finish(metrics)
+    plugins.finish(metrics)
     if results:
         results.finish(run_id, metrics)
     if out:
