@@ -8,7 +8,7 @@ task's 10,000 test images after each task. Only the data are ours (the same task
 of that seed trains on), so the result tells whether a gap to the paper lies in our implementation
 or in the authors' code on these data.
 
-    python bench/authors_run.py --authors-dir /path/to/La-MAML --data-dir ../shared/data \\
+    python bench/authors_run.py --authors-dir /path/to/La-MAML \\
         --benchmark mnist-rotations --method sync-la-maml --seeds 0,1,2,3,4
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Both backends are measured in the same invocation: the closed form (the default for the MLP) and
 autograd (``fast_path=false``), so the ratio compares like with like.
 
-    python bench/bench_mnist.py --data-dir ../shared/data            # both paths, both measurements
+    python bench/bench_mnist.py                                       # both paths, both measurements
     python bench/bench_mnist.py --updates 300 --skip-full             # only the micro-benchmark
     python bench/bench_mnist.py --paths fast                          # one path
 

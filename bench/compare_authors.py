@@ -7,7 +7,7 @@ from it at run time, unmodified; nothing of theirs is copied into this repositor
 ``quadprog`` (``pip install quadprog``): a dev-only need of this script, not a dependency of lamaml.
 
     python bench/compare_authors.py --authors-dir /tmp/La-MAML --methods all \\
-        [--mer-dir /tmp/MER] [--data-dir ../shared/data] [--results docs/results/authors-code-check.md]
+        [--mer-dir /tmp/MER] [--data-dir DIR] [--results docs/results/authors-code-check.md]
 
 ``--methods`` takes a comma list of:
 

@@ -1,6 +1,6 @@
 """Our MNIST baselines (Online, EWC, GEM, MER) against the MER authors' code, same weights and data.
 
-The MNIST Table 1 baselines come from the MER repository (mattriemer/MER, la-maml-reference 3.8):
+The MNIST Table 1 baselines come from the MER repository (mattriemer/MER, its mer_examples.sh):
 ``model/online.py``, ``model/ewc.py``, ``model/gem.py`` and ``model/meralg1.py``. They are imported
 at run time from ``--mer-dir``, unmodified (nothing of them is copied here), under a private package
 name so they cannot clash with the La-MAML checkout's ``model`` package that compare_authors.py
@@ -10,7 +10,7 @@ samples one at a time (batch size 1, as mer_examples.sh) in the stream's order, 
 we then compare every weight (largest absolute difference) and the cross-entropy of both final
 networks on 100 test images of each task seen.
 
-    python bench/compare_mer.py --mer-dir /tmp/MER --data-dir ../shared/data
+    python bench/compare_mer.py --mer-dir /tmp/MER
 
 Their hyperparameters are main.py's argparse defaults plus mer_examples.sh's MNIST Rotations line
 for the method (GEM and MER: the 200-memory lines); a preset value that differs from it is named in

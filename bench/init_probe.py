@@ -5,7 +5,7 @@ header): for each method, init and seed, one update with the method's preset (si
 ``--setting multi``) on the first 10 training images of task 0, task-aware heads, and the meta-loss
 it reports. A look-ahead that blows up with an init shows a meta-loss far above ln 5 = 1.6.
 
-    python bench/init_probe.py --data-dir ../shared/data
+    python bench/init_probe.py
 """
 from __future__ import annotations
 

@@ -3,11 +3,11 @@
 Prints, for each weight init and initial rate alpha, how far one inner step (theta - alpha * clamp(g, +-clamp), raw
 alpha as the authors' CIFAR/Tiny code, on 2 samples as cifar_batches 5 of a batch of 10) moves each
 layer relative to its norm, and the task-masked loss on the batch before and after the step. It is the
-evidence behind Tiny ImageNet's init deviation (README, "Tiny ImageNet and the authors' init"): with
+evidence behind Tiny ImageNet's init deviation (docs/vision.md, "Tiny ImageNet and the authors' init"): with
 the authors' kaiming-normal (gain sqrt 2) one step at alpha 0.1 multiplies the loss by ~1000, with
 gain 1 it does not.
 
-    python bench/inner_step_probe.py --data-dir ../shared/data --alphas 0.1,0.01 --inits kaiming-normal,kaiming-normal-gain1
+    python bench/inner_step_probe.py --alphas 0.1,0.01 --inits kaiming-normal,kaiming-normal-gain1
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A smoke run of the whole Table 2 surface on real data: presets, task-aware heads, the pc-cnn net,
 augmentation, validation and test matrices. Prints a Markdown table of RA and times.
 
-    python bench/smoke_vision.py --data-dir ../shared/data                      # Tiny ImageNet, 2 tasks x 50
+    python bench/smoke_vision.py                                  # Tiny ImageNet, 2 tasks x 50
     python bench/smoke_vision.py --benchmark cifar100 --samples-per-task 100 --device cuda
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Continual-learning metrics from the task accuracy matrix.
 
 ``R[i, j]`` = accuracy (percent) on task j after training on tasks 0..i; ``baseline[j]`` = accuracy
-on task j before any training. Definitions follow the GEM/La-MAML code (la-maml-reference 5.1):
+on task j before any training. Definitions follow the GEM/La-MAML code (the authors' metrics/metrics.py):
 
 * RA (retained accuracy) = mean_j R[T-1, j]
 * BTI = mean over all T tasks of (R[T-1, j] - R[j, j]); the authors divide by T, counting the last

@@ -3,7 +3,7 @@
 One reference gradient g_ref from the episodic memories; if the batch gradient g conflicts with
 it (g . g_ref < 0), g is projected onto the half-space: g - (g . g_ref / g_ref . g_ref) g_ref.
 
-``reference="task-mean"`` (default, the La-MAML code; la-maml-reference 3.3) averages the
+``reference="task-mean"`` (default, the La-MAML code, its model/agem.py) averages the
 clipped gradients of each past task's memory; ``"union-sample"`` is the A-GEM paper's: one
 gradient on ``reference_batch_size`` samples drawn from the union of past memories.
 Fixed bug: the authors' code never records task 0, so its memory never constrains anything.

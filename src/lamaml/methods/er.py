@@ -1,7 +1,7 @@
 """ER: experience replay with a reservoir memory (Chaudhry et al. 2019; Riemer et al. 2019, Alg. 4).
 
 Each glance takes one SGD step on the incoming batch plus ``replay_batch_size`` samples drawn
-from memory (la-maml-reference 3.1). After the last glance at a batch, the batch enters the
+from memory (the authors' model/eralg4.py, Net.ER). After the last glance at a batch, the batch enters the
 reservoir, as in ``eralg4.py`` (its push follows the glance loop), so no glance replays the batch
 it is looking at.
 

@@ -2,7 +2,7 @@
 
 At each task switch the diagonal Fisher of the finished task is estimated from its first
 ``n_memories`` samples and the weights are anchored there; every later step adds
-sum over past tasks of memory_strength * F * (theta - theta*)^2 to the loss (la-maml-reference 3.8).
+sum over past tasks of memory_strength * F * (theta - theta*)^2 to the loss (mattriemer/MER, model/ewc.py).
 
 The sum over past tasks is kept as one quadratic, sum_k F_k (theta - theta*_k)^2 =
 A theta^2 - 2 B theta + C with A = sum F_k, B = sum F_k theta*_k, C = sum F_k theta*_k^2, so a

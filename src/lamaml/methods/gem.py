@@ -5,7 +5,7 @@ memory is computed; if the incoming batch's gradient conflicts with any of them 
 product), it is replaced by its projection onto the cone where none conflicts (``qp.py``),
 with ``memory_strength`` as the dual margin. Then one SGD step.
 
-Differences from the authors' code (la-maml-reference 3.2): the QP is solved through its dual as
+Differences from the authors' code (their model/gem.py): the QP is solved through its dual as
 NNLS (scipy's nnls, not quadprog; the same projection to ~1e-14 in float64, bench/compare_mer.py);
 each task's memory fills from its first slot (their ring counter runs on across tasks); a task with
 fewer samples than slots uses only those it has (theirs reads uninitialised slots).

@@ -1,4 +1,4 @@
-"""iCaRL, task-incremental variant (Rebuffi et al. 2017), as the La-MAML authors ran it (reference 3.4).
+"""iCaRL, task-incremental variant (Rebuffi et al. 2017), as the La-MAML authors ran it (model/icarl.py).
 
 Training, per glance: cross-entropy on the incoming batch over its task's outputs, plus for every
 earlier task a distillation term: one random exemplar per class of that task, the KL divergence

@@ -1,5 +1,5 @@
 """IID: the joint-training oracle. Sees the samples of all tasks shuffled together, so it cannot
-forget; its retained accuracy is an upper bound for the network (la-maml-reference 3.6).
+forget; its retained accuracy is an upper bound for the network (the authors' model/iid2.py).
 
 The engine trains it once on the union of every task's training set (``joint = True``), then
 evaluates every task, drawing each epoch's batches from ``joint_batches``. Two protocols:

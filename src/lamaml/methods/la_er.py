@@ -2,7 +2,7 @@
 
 The per-parameter rates alpha are meta-learned exactly as in La-MAML's look-ahead (inner steps on
 the incoming batch, meta-loss on replay + batch), but the weights are not meta-learned: they take
-the plain replay gradient at the slow weights, scaled by relu(alpha) (la-maml-reference 2.7).
+the plain replay gradient at the slow weights, scaled by relu(alpha) (the authors' eralg4.py, Net.la_ER).
 Defaults follow the authors' ``eralg4.py --learn_lr``: 5 inner chunks, element-wise inner clamp at
 the clip value, raw alpha in the inner step, only the last step's meta-loss, first order; and, as
 ER there, the batch enters memory after its last glance, on every epoch.

@@ -4,7 +4,7 @@ Algorithm 1 of the paper: per-parameter learning rates alpha are meta-learned wi
 then modulate the weights' own update, theta <- theta - relu(alpha) * grad (asynchronous update).
 The shared core (``lookahead.py``) holds the algorithm; this file only fixes the variant.
 
-Deliberate differences from the authors' code (la-maml-reference sections 2 and 9), each an option:
+Deliberate differences from the authors' code (montrealrobotics/La-MAML, model/lamaml.py), each an option:
 reservoir sampling is uniform (``reservoir_off_by_one`` restores theirs); evaluation keeps every
 test image (theirs drops the last one).
 """

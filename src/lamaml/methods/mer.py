@@ -3,7 +3,7 @@
 For each incoming example: ``batches_per_example`` times, draw ``replay_batch_size`` memory
 samples, take one SGD step per sample (the incoming example first), then a within-batch Reptile
 step theta <- theta_wb + beta (theta - theta_wb); after all batches an across-batch Reptile step
-with gamma; finally the example enters the reservoir (la-maml-reference 3.5).
+with gamma; finally the example enters the reservoir (the authors' model/meralg1.py).
 
 Parameters move in place through foreach ops instead of the authors' state_dict deep copies.
 One deliberate difference, an option away: the MER code picks the reservoir slot with

@@ -1,6 +1,6 @@
 """Meta-BGD: C-MAML's look-ahead objective optimised by Bayesian Gradient Descent (Zeno et al. 2018).
 
-The paper's ablation (Gupta et al. 2020, Table 2; la-maml-reference 3.7). Every weight is a Gaussian
+The paper's ablation (Gupta et al. 2020, Table 2; their model/meta-bgd.py). Every weight is a Gaussian
 with mean mu and standard deviation sigma. Per glance, ``train_mc_iters`` Monte-Carlo draws
 theta = mu + sigma * eps each run the C-MAML inner loop and meta-loss from theta; with g the
 meta-gradient at theta times the batch size (BGD's sum-of-losses scale) and E the mean over draws:

@@ -1,7 +1,7 @@
 """Online: plain SGD on the stream, one step per incoming batch and glance.
 
 The lower bound of the MNIST table (Lopez-Paz & Ranzato 2017, "single"; MER repository
-``online.py``, la-maml-reference 3.8). No memory, no regularisation.
+``model/online.py``). No memory, no regularisation.
 """
 from .base import SGDMethod, register
 

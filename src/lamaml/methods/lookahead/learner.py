@@ -57,7 +57,7 @@ class LookaheadParams(MethodParams):
 
 @dataclass(frozen=True)
 class LookaheadOptions:
-    """What distinguishes the variants (la-maml-reference section 2.6)."""
+    """What distinguishes the variants (the authors' --learn_lr, --sync_update; model/lamaml.py)."""
 
     learn_lr: bool        # alpha is meta-learned with SGD(opt_lr)
     sync_update: bool     # weights take an SGD step with scalar opt_wt (beta), not relu(alpha)
