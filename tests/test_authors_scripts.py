@@ -54,7 +54,7 @@ def authors_args(command) -> dict:
 
 # -- how their flags map onto our keys -------------------------------------------------------------
 # Each entry: our key -> (the flags it is made from, how). `fixed` is the model file's own behaviour,
-# whatever the flags say (la-maml-reference sections 2 and 3).
+# whatever the flags say (the method files' docstrings; docs/faithfulness.md).
 
 def same(flag: str, convert=lambda value: value):
     return (flag,), lambda a: convert(a[flag])

@@ -92,7 +92,7 @@ def table1_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = False
         f"at commit {commit or 'unknown'} on {platform.machine()}, {os.cpu_count()} CPU cores.",
         commits_line(cells),
         *([f"The runs behind it, one row each: `{runs_csv}`, beside this file."] if runs_csv else []),
-        "Ours: mean +/- sample std over seeds; paper: mean +/- std (reference-results.md).",
+        "Ours: mean +/- sample std over seeds; paper: mean +/- std (arXiv 2102.05824, Table 3).",
         "Reproduced (yes) when our mean is within max(1.5, 2 x paper std) of the paper's, either side.",
         "Time: mean training time per run (evaluation excluded), and its ratio to La-MAML's.",
         "After each task, Rotations runs evaluate tasks 0..t+1 (`evaluate=seen`), the others only the",
