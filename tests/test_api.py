@@ -8,9 +8,9 @@ import lamaml
 from conftest import REPO
 
 
-def test_the_readme_example_is_the_example_file_and_it_learns(capsys):
+def test_the_api_page_example_is_the_example_file_and_it_learns(capsys):
     example = (REPO / "examples" / "own_model.py").read_text()
-    assert example.split('"""', 2)[2].strip() in (REPO / "README.md").read_text()
+    assert example.split('"""', 2)[2].strip() in (REPO / "docs" / "api.md").read_text()
     runpy.run_path(str(REPO / "examples" / "own_model.py"), run_name="__main__")
     ra = float(capsys.readouterr().out.split()[1])
     assert ra > 90.0           # four easy tasks: far above the 12.5% of chance over 8 classes
