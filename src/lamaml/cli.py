@@ -280,14 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table")
     report_p.add_argument("--out", default=None, help="also write the report to this file")
     report_p.set_defaults(handler=cmd_report)
-    plot_p = commands.add_parser("plot", help="figures (PNG and PDF) from run folders or a results store")
+    plot_p = commands.add_parser("plot", help="figures (PNG, PDF, and the numbers drawn as CSV) from run folders "
+                                 "or a results store")
     plot_p.add_argument("kind", choices=["matrix", "ra-curve", "ra-vs-time", "lr-robustness", "lr-grid",
                                          "alignment", "fast-weights", "lr-stats"],
-                        help="matrix, fast-weights, lr-stats: one run; the others: many runs, seeds averaged")
+                        help="matrix, fast-weights, lr-stats: one run; the others: many runs, grouped as "
+                        "`lamaml report` groups them (one line per setting, seeds averaged; one panel per benchmark)")
     plot_p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (their metrics.json)")
     plot_p.add_argument("--store", default=None, metavar="FILE", help="finished runs of a results store")
     plot_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE", help="filter store runs")
-    plot_p.add_argument("--out", required=True, metavar="PATH", help="figure path; .png and .pdf are written")
+    plot_p.add_argument("--out", required=True, metavar="PATH",
+                        help="figure path; .png, .pdf and .csv (one row per plotted point) are written")
     plot_p.set_defaults(handler=cmd_plot)
     runs_p = commands.add_parser("runs", help="list the runs of a results store")
     runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
