@@ -149,13 +149,18 @@ def test_tensorboard_logs_the_losses_accuracies_and_series(data_dir, tmp_path):
     assert len(events.Scalars("train/loss")) == 3 * 2 and len(events.Scalars("eval/retained_accuracy")) == 3
 
 
-def test_every_plot_is_written_as_png_and_pdf(measured, tmp_path):
+def test_every_plot_is_written_as_png_and_pdf_with_its_numbers_as_csv(measured, tmp_path):
     from lamaml.experiments.plots import KINDS, plot, save
-    other = dict(measured, method="c-maml", seed=1)
+    config = measured["config"]
+    other = dict(measured, method="c-maml", seed=1, config={**config, "method": "c-maml", "seed": 1})
+    faster = dict(measured, config={**config, "params": {**config["params"], "alpha_init": 0.3}})
     for kind in KINDS:
-        runs = [measured] if kind in ("matrix", "fast-weights", "lr-stats") else [measured, other]
+        runs = [measured] if kind in ("matrix", "fast-weights", "lr-stats") else [measured, other, faster]
         written = save(plot(kind, runs), tmp_path / kind)
-        assert [p.suffix for p in written] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in written)
+        assert [p.suffix for p in written] == [".png", ".pdf", ".csv"]
+        assert all(p.stat().st_size > 1000 for p in written[:2])
+        header, *rows = written[2].read_text().splitlines()
+        assert header.startswith("benchmark,series,method,") and ",n," in header and rows, kind
     with pytest.raises(UserError, match="shows one run; 2 were selected"):
         plot("matrix", [measured, other])
     with pytest.raises(UserError, match="no fast-weights series"):

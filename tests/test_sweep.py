@@ -11,7 +11,8 @@ from conftest import REPO
 from lamaml.errors import UserError
 from lamaml.experiments.report import render, summarize_runs
 from lamaml.experiments.store import Store, config_hash
-from lamaml.experiments.sweep import SweepSpec, combinations, load_spec
+from lamaml.cli import main
+from lamaml.experiments.sweep import SweepSpec, check_data, combinations, load_spec, progress_label
 
 SWEEP = ["--benchmarks", "mnist-rotations", "--methods", "la-maml,c-maml", "--seeds", "0-1",
          "--grid", "opt_lr=0.1,0.3", "--tasks", "2", "--set", "samples_per_task=30", "--jobs", "2"]
@@ -39,6 +40,9 @@ def reference(data_dir, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     metrics, rows = done_metrics(store)
     assert len(rows) == len(metrics) == 6          # c-maml has no opt_lr: 2 seeds, la-maml 2 x 2
+    progress = [line for line in result.stderr.splitlines() if line.startswith("  [")]
+    assert len(progress) == 6 and "/6] mnist-rotations la-maml opt_lr=0.3 seed 1: RA " in result.stderr
+    assert "/6] mnist-rotations c-maml seed 0: RA " in result.stderr   # one setting of c-maml: nothing to name
     return metrics
 
 
@@ -129,3 +133,75 @@ def test_table1_marks_cells_by_the_rule_and_explains_the_ones_that_miss(monkeypa
     assert "- **mnist-rotations / mer** (BTI): open question" in table
     assert "La-MAML's RA 77.40 is above Online's, EWC's and GEM's;" in table
     assert "MER trains 6.0x as long as La-MAML" in table
+
+
+def _refused(argv, capsys):
+    """Exit status and the stderr lines of ``lamaml sweep ARGV``."""
+    status = main(["sweep", *argv])
+    return status, capsys.readouterr().err.splitlines()
+
+
+def test_a_misspelt_grid_key_stops_the_sweep_naming_it_and_the_closest_name(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    status, err = _refused(["--benchmarks", "mnist-rotations", "--methods", "la-maml,c-maml", "--grid",
+                            "alpah_init=0.1,0.3", "--store", str(store)], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert "grid key 'alpah_init'" in err[0] and err[0].endswith("did you mean alpha_init?")
+    assert not store.exists()
+    status, err = _refused(["--benchmarks", "mnist-rotations", "--methods", "la-maml", "--grid", "opt_wt=0.1",
+                            "--store", str(store)], capsys)
+    assert status == 2 and "opt_wt" in err[0] and "c-maml, sync-la-maml only" in err[0]
+    spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml", "c-maml"], grid={"opt_lr": [0.1, 0.3]})
+    assert len(combinations(spec)) == 3             # a key of some of the methods only is no mistake
+
+
+def test_flags_given_with_a_sweep_file_replace_those_parts_of_it(tmp_path, monkeypatch):
+    import lamaml.experiments.sweep as sweep_module
+    given = []
+    monkeypatch.setattr(sweep_module, "run_sweep", lambda spec, *rest: given.append(spec) or [])
+    path = tmp_path / "f.yaml"
+    path.write_text("benchmarks: [mnist-rotations]\nmethods: [la-maml, c-maml]\nseeds: 0-2\n"
+                    "grid: {alpha_init: [0.1, 0.2], opt_lr: [0.1, 0.3]}\nset: {samples_per_task: 20}\ntasks: 2\n")
+    assert main(["sweep", "--file", str(path), "--methods", "er", "--seeds", "5", "--set", "alpha_init=0.3",
+                 "--grid", "samples_per_task=10,30"]) == 0
+    spec = given[0]
+    assert (spec.benchmarks, spec.methods, spec.seeds, spec.tasks) == (["mnist-rotations"], ["er"], [5], 2)
+    assert spec.grid == {"opt_lr": [0.1, 0.3], "samples_per_task": [10, 30]} and spec.set == {"alpha_init": "0.3"}
+    assert main(["sweep", "--file", str(path)]) == 0 and given[1] == load_spec(path)
+
+
+def test_a_sweep_without_its_data_stops_once_before_any_run(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    status, err = _refused(["--benchmarks", "mnist-rotations,mnist-permutations", "--methods", "online,er",
+                            "--data-dir", str(tmp_path / "empty"), "--store", str(store)], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith("lamaml: sweep: mnist-permutations: MNIST file ") and "no run was started" in err[0]
+    assert Store(store).query() == []
+    with pytest.raises(UserError, match="sweep: cifar100: CIFAR-100 not found: looked for .*; no run was started"):
+        check_data({"cifar100"}, str(tmp_path / "empty"))
+
+
+def test_the_driver_fetches_missing_data_once_where_downloads_are_allowed(tmp_path, monkeypatch):
+    import lamaml.data.mnist as mnist
+    fetched = []
+    monkeypatch.delenv("LAMAML_NO_DOWNLOAD")
+    monkeypatch.setattr(mnist, "download", lambda urls, target, digest: fetched.append(target) or
+                        (target.parent.mkdir(parents=True, exist_ok=True), target.write_bytes(b"idx")))
+    check_data({"mnist-rotations", "mnist-many-permutations"}, str(tmp_path))
+    assert sorted(p.name for p in fetched) == sorted(f"{name}.gz" for name in mnist.FILES)
+    with pytest.raises(UserError, match="sweep: tinyimagenet: Tiny ImageNet-200 not found"):
+        check_data({"tinyimagenet"}, str(tmp_path))
+
+
+def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
+    from lamaml.experiments.engines import _report
+    spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml", "c-maml"], seeds=[0, 1],
+                     grid={"opt_lr": [0.1, 0.3]})
+    configs = [c.model_dump() for c in combinations(spec)]
+    label = progress_label(configs)
+    assert sorted(map(label, configs)) == [
+        "mnist-rotations c-maml seed 0", "mnist-rotations c-maml seed 1",
+        "mnist-rotations la-maml opt_lr=0.1 seed 0", "mnist-rotations la-maml opt_lr=0.1 seed 1",
+        "mnist-rotations la-maml opt_lr=0.3 seed 0", "mnist-rotations la-maml opt_lr=0.3 seed 1"]
+    _report({"status": "done", "ra": 76.123, "config": configs[1]}, 3, 6, label)
+    assert capsys.readouterr().err == f"  [3/6] {label(configs[1])}: RA 76.12\n"

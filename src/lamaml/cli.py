@@ -107,20 +107,31 @@ def cmd_runs(args) -> int:
 def cmd_sweep(args) -> int:
     from .errors import UserError
     from .experiments.sweep import load_spec, parse_seeds, run_sweep, validate_spec
-    if args.file:
-        spec = load_spec(Path(args.file))
-    else:
-        if not args.benchmarks or not args.methods:
-            raise UserError("sweep: give --benchmarks and --methods, or a --file")
-        grid = {}
-        for item in args.grid:
-            key, sep, values = item.partition("=")
-            if not sep or not key or not values:
-                raise UserError(f"--grid {item}: expected key=v1,v2,...")
-            grid[key] = [parse_value(v) for v in values.split(",")]
-        spec = validate_spec({"benchmarks": args.benchmarks.split(","), "methods": args.methods.split(","),
-                              "seeds": parse_seeds(args.seeds), "grid": grid, "set": _parse_sets(args.set),
-                              "tasks": args.tasks}, "sweep")
+    if not args.file and not (args.benchmarks and args.methods):
+        raise UserError("sweep: give --benchmarks and --methods, or a --file")
+    grid = {}
+    for item in args.grid:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise UserError(f"--grid {item}: expected key=v1,v2,...")
+        grid[key.strip()] = [parse_value(v) for v in values.split(",")]
+    sets = _parse_sets(args.set)
+    both = sorted(set(grid) & set(sets))
+    if both:
+        raise UserError(f"--grid and --set both give {', '.join(both)}: sweep it or fix it, not both")
+    # A flag given with --file replaces that part of the file (see the --file help)
+    raw = load_spec(Path(args.file)).model_dump() if args.file else {}
+    if args.benchmarks:
+        raw["benchmarks"] = args.benchmarks.split(",")
+    if args.methods:
+        raw["methods"] = args.methods.split(",")
+    if args.seeds is not None:
+        raw["seeds"] = parse_seeds(args.seeds)
+    if args.tasks is not None:
+        raw["tasks"] = args.tasks
+    raw["grid"] = {**{k: v for k, v in raw.get("grid", {}).items() if k not in sets}, **grid}
+    raw["set"] = {**{k: v for k, v in raw.get("set", {}).items() if k not in grid}, **sets}
+    spec = validate_spec(raw, args.file or "sweep")
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address)
@@ -261,11 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override for every run, e.g. samples_per_task=50 (smoke runs)")
     rep_p.set_defaults(handler=cmd_reproduce)
     sweep_p = commands.add_parser("sweep", help="run benchmarks x methods x seeds x a grid, skipping finished runs")
-    sweep_p.add_argument("--file", default=None, help="a YAML sweep file (benchmarks, methods, seeds, grid, set, tasks)")
+    sweep_p.add_argument("--file", default=None,
+                         help="a YAML sweep file (benchmarks, methods, seeds, grid, set, tasks); flags given with "
+                         "it win: --benchmarks, --methods, --seeds and --tasks replace the file's, --grid KEY and "
+                         "--set KEY replace the file's grid or set entry for KEY")
     sweep_p.add_argument("--benchmarks", default=None, help="comma-separated")
     sweep_p.add_argument("--methods", default=None, help="comma-separated")
-    sweep_p.add_argument("--seeds", default="0", help="a range 0-4 or a list 0,2,5")
-    sweep_p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values to sweep")
+    sweep_p.add_argument("--seeds", default=None, help="a range 0-4 or a list 0,2,5 (default 0)")
+    sweep_p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                         help="values to sweep; KEY is a run setting or a hyperparameter of at least one of the "
+                         "methods (the others run without it)")
     sweep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
     sweep_p.add_argument("--tasks", type=int, default=None)
     sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
@@ -280,14 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table")
     report_p.add_argument("--out", default=None, help="also write the report to this file")
     report_p.set_defaults(handler=cmd_report)
-    plot_p = commands.add_parser("plot", help="figures (PNG and PDF) from run folders or a results store")
+    plot_p = commands.add_parser("plot", help="figures (PNG, PDF, and the numbers drawn as CSV) from run folders "
+                                 "or a results store")
     plot_p.add_argument("kind", choices=["matrix", "ra-curve", "ra-vs-time", "lr-robustness", "lr-grid",
                                          "alignment", "fast-weights", "lr-stats"],
-                        help="matrix, fast-weights, lr-stats: one run; the others: many runs, seeds averaged")
+                        help="matrix, fast-weights, lr-stats: one run; the others: many runs, grouped as "
+                        "`lamaml report` groups them (one line per setting, seeds averaged; one panel per benchmark)")
     plot_p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (their metrics.json)")
     plot_p.add_argument("--store", default=None, metavar="FILE", help="finished runs of a results store")
     plot_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE", help="filter store runs")
-    plot_p.add_argument("--out", required=True, metavar="PATH", help="figure path; .png and .pdf are written")
+    plot_p.add_argument("--out", required=True, metavar="PATH",
+                        help="figure path; .png, .pdf and .csv (one row per plotted point) are written")
     plot_p.set_defaults(handler=cmd_plot)
     runs_p = commands.add_parser("runs", help="list the runs of a results store")
     runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")

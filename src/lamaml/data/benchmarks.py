@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from ..errors import UserError
-from .mnist import load_mnist
+from .mnist import load_mnist, locate_mnist
 from .stream import Task, TaskStream
 from .transforms import apply_index_map, rotation_index_map, with_zero_pixel
 from .vision import cifar100_stream, tinyimagenet_stream
@@ -31,6 +31,8 @@ class BenchmarkInfo:
     build: Callable[..., TaskStream]     # (data_dir, seed, samples_per_task, download) -> the stream
     # The protocols the paper ran it under, each with its own presets: MNIST single-pass only.
     settings: tuple[str, ...] = ("single",)
+    # (data_dir, download) -> the files ``build`` reads, fetched where missing and allowed, none read
+    files: Callable[[Path, bool], object] | None = None
 
 
 def rotation_angles(n_tasks: int, seed: int, span: float = 180.0) -> list[float]:
@@ -90,18 +92,31 @@ def _permuted(name: str, n_tasks: int):
     return build
 
 
+def _cifar100_files(data_dir: Path, download: bool):
+    from .cifar100 import locate_cifar100
+    return locate_cifar100(data_dir, download)
+
+
+def _tinyimagenet_files(data_dir: Path, download: bool):
+    from .tinyimagenet_archive import locate      # no download: the official host is gone
+    return locate(data_dir)
+
+
 BENCHMARKS = {
     info.name: info for info in [
         BenchmarkInfo("mnist-rotations", 20, 1000,
-                      "MNIST, task t rotated by an angle in [9t, 9t+9) degrees", _rotated("mnist-rotations", 20)),
+                      "MNIST, task t rotated by an angle in [9t, 9t+9) degrees", _rotated("mnist-rotations", 20),
+                      files=locate_mnist),
         BenchmarkInfo("mnist-permutations", 20, 1000,
-                      "MNIST, one fixed pixel permutation per task", _permuted("mnist-permutations", 20)),
+                      "MNIST, one fixed pixel permutation per task", _permuted("mnist-permutations", 20),
+                      files=locate_mnist),
         BenchmarkInfo("mnist-many-permutations", 100, 200,
-                      "MNIST, 100 permutation tasks of 200 samples", _permuted("mnist-many-permutations", 100)),
+                      "MNIST, 100 permutation tasks of 200 samples", _permuted("mnist-many-permutations", 100),
+                      files=locate_mnist),
         BenchmarkInfo("cifar100", 20, 2250, "CIFAR-100, 20 tasks x 5 classes, task-aware heads", cifar100_stream,
-                      ("single", "multi")),
+                      ("single", "multi"), files=_cifar100_files),
         BenchmarkInfo("tinyimagenet", 40, 2250, "Tiny ImageNet-200, 40 tasks x 5 classes, task-aware heads",
-                      tinyimagenet_stream, ("single", "multi")),
+                      tinyimagenet_stream, ("single", "multi"), files=_tinyimagenet_files),
     ]
 }
 
@@ -116,3 +131,12 @@ def build_benchmark(name: str, data_dir: Path, seed: int, samples_per_task: int 
                     download: bool = True) -> TaskStream:
     info = benchmark_info(name)
     return info.build(data_dir, seed, samples_per_task or info.samples_per_task, download)
+
+
+def require_data(name: str, data_dir: Path, download: bool = True) -> None:
+    """Check that the files benchmark ``name`` reads are there, fetching the missing ones where downloads
+    are allowed (``download`` and not ``$LAMAML_NO_DOWNLOAD``), without reading them: what a driver does
+    once before it hands runs to workers that never download. A one-line DataError when they are not."""
+    info = benchmark_info(name)
+    if info.files is not None:
+        info.files(Path(data_dir), download)

@@ -69,12 +69,25 @@ def load_cifar100(data_dir: Path, allow_download: bool = True, verify_checksums:
 
 def _read_sources(data_dir: Path, allow_download: bool, verify_checksums: bool) -> dict[str, tuple[bytes, str]]:
     """member name -> (its bytes, how messages name it), from the first source present."""
+    source, downloaded = _locate(data_dir, allow_download)
+    if source.is_dir():
+        return _read_folder(source, verify_checksums)
+    return _read_archive(source, verify_checksums and not downloaded)   # a download has just checked its md5
+
+
+def locate_cifar100(data_dir: Path, allow_download: bool = True) -> Path:
+    """The source ``load_cifar100`` would read (the folder or the archive), downloading the archive when it
+    is missing and downloads are allowed; read nothing. A one-line DataError when there is none."""
+    return _locate(Path(data_dir), allow_download)[0]
+
+
+def _locate(data_dir: Path, allow_download: bool) -> tuple[Path, bool]:
     folder, archive = data_dir / ROOT, data_dir / ARCHIVE
     lacking = [name for name in MEMBERS if not (folder / name).is_file()]
     if not lacking:
-        return _read_folder(folder, verify_checksums)
+        return folder, False
     if archive.is_file():
-        return _read_archive(archive, verify_checksums)
+        return archive, False
     partial = f" (it lacks {', '.join(lacking)})" if folder.is_dir() else ""
     looked = f"looked for {folder}/{partial} and {archive}"
     by_hand = f"download {ARCHIVE} from {PAGE} into {data_dir} (or set --data-dir or $LAMAML_DATA)"
@@ -85,7 +98,7 @@ def _read_sources(data_dir: Path, allow_download: bool, verify_checksums: bool) 
     except DataError as error:
         raise DataError(f"CIFAR-100 not found ({looked}) and the download failed "
                         f"({' '.join(str(error).split())}); {by_hand}") from None
-    return _read_archive(archive, check=False)   # download has just checked its md5
+    return archive, True
 
 
 def _read_folder(folder: Path, check: bool) -> dict[str, tuple[bytes, str]]:

@@ -50,6 +50,11 @@ def _locate(root: Path, name: str, allow_download: bool) -> Path:
     )
 
 
+def locate_mnist(root: Path, allow_download: bool = True) -> list[Path]:
+    """The four files ``load_mnist`` reads, downloading the missing ones when allowed; reads none of them."""
+    return [_locate(Path(root), name, allow_download) for name in FILES]
+
+
 def read_idx(path: Path, magic: int, count: int) -> np.ndarray:
     """Parse one IDX file; every structural fault becomes a DataError naming the file."""
     try:

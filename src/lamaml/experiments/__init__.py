@@ -6,8 +6,10 @@ sweep.py     benchmarks x methods x seeds x a grid, each combination run once; e
 runs.py      one run recorded as ``lamaml run`` records it (store row, metrics.json, status.json),
              and finished runs' metrics read back from run folders or a store
 progress.py  the progress bar (and TensorBoard log) hooks of a run
+groups.py    runs grouped by setting (benchmark, method, every setting but the seed): the one grouping
+             of the report, the figures and a sweep's progress lines
 report.py    results as text: one run's summary, a store's runs, mean +/- std over seeds
-plots.py     figures from runs' metrics
+plots/       figures from runs' metrics, each with the numbers it draws as CSV
 catalog.py   what ``lamaml list`` prints: benchmarks, methods and their presets
 reproduce/   the paper's Table 1 and its claims, and the appendix figures
 

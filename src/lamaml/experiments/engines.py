@@ -1,18 +1,21 @@
 """Where the runs of a sweep run: a local process pool, or a Ray cluster (``pip install lamaml[ray]``).
 
 Both run each combination with the same ``run_one``, so results are identical whichever engine
-ran them; both print one line per finished run on stderr. With no ``address`` the Ray engine
-starts a local Ray instance (and stops it at the end); with one, it joins that cluster. Workers
-must see the same data folder and store path (a shared file system), as with any Ray job.
+ran them; both print one line per finished run on stderr, naming the run by ``label`` (the sweep
+passes one naming the settings that vary in it). With no ``address`` the Ray engine starts a local
+Ray instance (and stops it at the end); with one, it joins that cluster. Workers must see the same
+data folder and store path (a shared file system), as with any Ray job.
 """
 from __future__ import annotations
 
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import UserError
 from .store import Store
+
+Label = Callable[[dict[str, Any]], str]     # a config -> how its progress line names it
 
 
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
@@ -33,26 +36,28 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     return {"status": "done", "ra": metrics["ra"], "config": config_dict}
 
 
-def _report(outcome: dict[str, Any], done: int, total: int) -> None:
-    config = outcome["config"]
+def _plain_label(config: dict[str, Any]) -> str:
+    return f"{config['benchmark']} {config['method']} seed {config['seed']}"
+
+
+def _report(outcome: dict[str, Any], done: int, total: int, label: Label | None) -> None:
     detail = f"RA {outcome['ra']:.2f}" if outcome["status"] == "done" else outcome["error"]
-    print(f"  [{done}/{total}] {config['benchmark']} {config['method']} seed {config['seed']}: {detail}",
-          file=sys.stderr)
+    print(f"  [{done}/{total}] {(label or _plain_label)(outcome['config'])}: {detail}", file=sys.stderr)
 
 
 def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
-              jobs: int) -> list[dict[str, Any]]:
+              jobs: int, label: Label | None = None) -> list[dict[str, Any]]:
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run_one, c, store_path, data_dir, threads) for c in pending]
         for future in as_completed(futures):
             results.append(future.result())
-            _report(results[-1], len(results), len(pending))
+            _report(results[-1], len(results), len(pending), label)
     return results
 
 
 def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
-               address: str | None, jobs: int) -> list[dict[str, Any]]:
+               address: str | None, jobs: int, label: Label | None = None) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -72,7 +77,7 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             results.append(ray.get(ready[0]))
-            _report(results[-1], len(results), len(pending))
+            _report(results[-1], len(results), len(pending), label)
         return results
     finally:
         if started_here:

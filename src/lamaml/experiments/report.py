@@ -1,7 +1,7 @@
 """Results as text: one run's summary (``lamaml run``), a store's runs (``lamaml runs``), and the
 store grouped by setting, mean +/- std over seeds, beside the paper (``lamaml report``).
 
-The report groups runs by benchmark, method and every other setting except the seed; the
+The report groups runs by benchmark, method and every other setting except the seed (groups.py); the
 settings that differ between groups of one (benchmark, method) are shown, so a grid sweep reads
 as a table. Standard deviations are sample standard deviations (ddof = 1) over the seeds of a group.
 """
@@ -16,20 +16,11 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..atomic import write_text_atomic
+from .groups import group_by_setting
 from .reproduce.paper import paper_table1
 from .store import open_store
 
 FORMATS = ("table", "markdown", "csv", "latex")
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -40,38 +31,22 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[str, list[dict[str, Any]]] = {}
-    configs: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["status"] != "done":
-            continue
-        config = _flatten(json.loads(row["config"]))
-        config.pop("seed", None)
-        key = json.dumps(config, sort_keys=True)
-        groups.setdefault(key, []).append(row)
-        configs[key] = config
-    varying: dict[tuple[str, str], set[str]] = {}
-    for key, config in configs.items():
-        pair = (config["benchmark"], config["method"])
-        for other_key, other in configs.items():
-            if other_key != key and (other["benchmark"], other["method"]) == pair:
-                varying.setdefault(pair, set()).update(k for k in config if config.get(k) != other.get(k))
+    """The store's ``done`` rows grouped by setting (groups.group_by_setting), mean and std over seeds."""
     table = []
     paper = paper_table1()
-    for key, runs in groups.items():
-        config = configs[key]
-        pair = (config["benchmark"], config["method"])
-        reference = paper.get(pair[0], {}).get(pair[1])
+    done = [row for row in rows if row["status"] == "done"]
+    for group in group_by_setting(done, lambda row: json.loads(row["config"])):
+        runs = group.members
+        reference = paper.get(group.benchmark, {}).get(group.method)
         table.append({
-            "benchmark": pair[0], "method": pair[1],
-            "settings": ", ".join(f"{k.removeprefix('params.')}={config[k]}" for k in sorted(varying.get(pair, ()))),
+            "benchmark": group.benchmark, "method": group.method, "settings": group.settings_text,
             "seeds": len(runs),
             "ra": _stats([r["ra"] for r in runs]), "bti": _stats([r["bti"] for r in runs]),
             "train_time_s": _stats([r["train_time_s"] for r in runs]),
             "paper_ra": tuple(reference["ra"]) if reference else None,
             "paper_bti": tuple(reference["bti"]) if reference else None,
         })
-    return sorted(table, key=lambda r: (r["benchmark"], r["method"], r["settings"]))
+    return table
 
 
 def _pm(pair: tuple[float, float] | None, digits: int = 2, sep: str = " +/- ") -> str:

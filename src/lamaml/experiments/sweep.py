@@ -3,25 +3,31 @@
 Every combination is resolved to a full config and identified by its hash; combinations already
 ``done`` in the store are skipped, so a killed sweep resumes where it stopped and never runs a
 combination twice. A grid key that a method does not have is left out for that method (sweeping
-``opt_lr`` over La-MAML and C-MAML runs C-MAML once per remaining combination). The runs
-themselves go to an engine (engines.py): a local process pool or Ray.
+``opt_lr`` over La-MAML and C-MAML runs C-MAML once per remaining combination); a key that no
+method of the sweep has, and no run has, is refused with the closest name. The data of every
+benchmark is checked (and fetched, where downloads are allowed) once, before any run starts. The
+runs themselves go to an engine (engines.py): a local process pool or Ray, each finished run
+reported on one line naming the settings that vary in the sweep.
 """
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import RunConfig, resolve_config
-from ..errors import UserError
-from ..methods import method_class
+from ..data import require_data, resolve_data_dir
+from ..errors import DataError, UserError
+from ..methods import METHODS, method_class
 from .engines import run_local, run_on_ray
+from .groups import group_by_setting
 from .store import Store, config_hash
 
 
@@ -70,8 +76,27 @@ def validate_spec(raw: Any, source: str) -> SweepSpec:
         raise UserError(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
+def check_grid(spec: SweepSpec) -> None:
+    """Refuse a grid key that is neither a run setting nor a hyperparameter of any method of the sweep (a
+    typo would otherwise sweep nothing: every method leaves out a key it does not have), suggesting the
+    closest name."""
+    run_fields = set(RunConfig.model_fields) - {"benchmark", "method", "params"}
+    hyperparameters = {method: set(method_class(method).Params.model_fields) for method in spec.methods}
+    for key in spec.grid:
+        if key in run_fields or any(key in names for names in hyperparameters.values()):
+            continue
+        known = sorted(run_fields.union(*hyperparameters.values()))
+        close = difflib.get_close_matches(key, known, n=1)
+        owners = sorted(name for name, cls in METHODS.items() if key in cls.Params.model_fields)
+        hint = (f"it is a hyperparameter of {', '.join(owners)} only" if owners else
+                f"did you mean {close[0]}?" if close else "see `lamaml config --method NAME` for the settings")
+        raise UserError(f"sweep: grid key {key!r} is neither a run setting nor a hyperparameter of "
+                        f"{', '.join(spec.methods)}; {hint}")
+
+
 def combinations(spec: SweepSpec) -> list[RunConfig]:
     """Every distinct run of the sweep, fully resolved (and so validated) before anything runs."""
+    check_grid(spec)
     configs, seen = [], set()
     for benchmark, method in itertools.product(spec.benchmarks, spec.methods):
         known = set(RunConfig.model_fields) | set(method_class(method).Params.model_fields)
@@ -107,20 +132,47 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
 
     Several specs run as one pool (a combination they share runs once).
     """
+    configs = combinations(spec) if isinstance(spec, SweepSpec) else _distinct(
+        [c for one in spec for c in combinations(one)])
     store = Store(store_path)
     abandoned = store.mark_abandoned()
     if abandoned:
         print(f"sweep: {abandoned} run(s) left running by a dead process marked failed; they will run again",
               file=sys.stderr)
-    configs = combinations(spec) if isinstance(spec, SweepSpec) else _distinct(
-        [c for one in spec for c in combinations(one)])
     done = store.done_hashes()
     pending = [c.model_dump() for c in configs if config_hash(c.model_dump()) not in done]
     if order is not None:
         pending.sort(key=order)
+    check_data({c["benchmark"] for c in pending}, data_dir)
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    label = progress_label([c.model_dump() for c in configs])
     if engine == "ray":
-        return run_on_ray(pending, str(store_path), data_dir, threads, address, jobs)
-    return run_local(pending, str(store_path), data_dir, threads, jobs)
+        return run_on_ray(pending, str(store_path), data_dir, threads, address, jobs, label)
+    return run_local(pending, str(store_path), data_dir, threads, jobs, label)
+
+
+def check_data(benchmarks, data_dir: str | None) -> None:
+    """Once, before any run is dispatched: the data of every benchmark is there, or fetched now where
+    downloads are allowed (workers never download); otherwise one line, rather than one failure per run."""
+    root = resolve_data_dir(data_dir)
+    for name in sorted(benchmarks):
+        try:
+            require_data(name, root)
+        except DataError as error:
+            raise DataError(f"sweep: {name}: {error}; no run was started") from None
+
+
+def progress_label(configs: list[dict[str, Any]]) -> Callable[[dict[str, Any]], str]:
+    """config -> ``mnist-rotations la-maml alpha_init=0.3 seed 1``: the settings that vary in the sweep,
+    named as ``lamaml report`` names its groups (groups.group_by_setting)."""
+    names = {}
+    for group in group_by_setting(configs, lambda config: config):
+        for config in group.members:
+            names[config_hash(config)] = f"{group.benchmark} {group.label}"
+
+    def label(config: dict[str, Any]) -> str:
+        name = names.get(config_hash(config)) or f"{config['benchmark']} {config['method']}"
+        return f"{name} seed {config['seed']}"
+    return label
