@@ -30,3 +30,56 @@ def test_without_a_terminal_a_run_writes_one_progress_line_per_task_to_stderr(da
     assert float(progress[-1].group(2)) == final_ra           # the last line's RA is the run's
     quiet = lamaml("run", *TINY, "--quiet", data_dir=data_dir)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_an_interrupted_run_prints_the_command_that_resumes_it(data_dir, tmp_path):
+    import shlex
+    import signal
+    import time
+    out = tmp_path / "run dir"                  # a space: the printed command must quote it
+    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
+    env.pop("LAMAML_FAULT", None)
+    with open(tmp_path / "err", "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "lamaml.cli", "run", "--tasks", "3", "--set",
+                                    "samples_per_task=300", "--quiet", "--out", str(out), "--checkpoint-every", "1"],
+                                   stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)      # Ctrl-C, after the first task's checkpoint
+        assert process.wait(timeout=120) == 130
+    lines = (tmp_path / "err").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lamaml: interrupted; continue from its last checkpoint with: ")
+    command = shlex.split(lines[0].split("with: ", 1)[1])
+    assert command == ["lamaml", "run", "--resume", str(out)]
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
+    resumed = lamaml(*command[1:], "--quiet", data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "metrics.json").read_text())["resumed"] is True
+
+
+def test_a_run_that_fails_after_a_checkpoint_names_the_resume_command(tmp_path, capsys, monkeypatch):
+    from lamaml import cli
+    from lamaml.errors import RunFailed
+    import lamaml.experiments.runs as runs
+
+    def failing(config, *, out, **_):
+        (out / "checkpoint.pt").write_bytes(b"a checkpoint")
+        raise RunFailed("the loss became nan at task 1, epoch 0, batch 3")
+    monkeypatch.setattr(runs, "run_recorded", failing)
+    assert cli.main(["run", "--out", str(tmp_path), "--data-dir", "/data", "--checkpoint-every", "1",
+                     "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        "lamaml: the loss became nan at task 1, epoch 0, batch 3; its last checkpoint, from before the failure, "
+        f"is kept: lamaml run --resume {tmp_path} --data-dir /data\n")
+
+
+def test_resuming_a_finished_run_is_refused_and_leaves_its_metrics(data_dir, tmp_path):
+    first = lamaml("run", *TINY, "--quiet", "--out", tmp_path, "--checkpoint-every", "1", data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    metrics = (tmp_path / "metrics.json").read_bytes()
+    again = lamaml("run", "--resume", tmp_path, data_dir=data_dir)
+    assert again.returncode == 2 and again.stderr == (
+        f"lamaml: --resume {tmp_path}: the run in {tmp_path} is already finished; "
+        f"its metrics are in {tmp_path / 'metrics.json'}\n")
+    assert (tmp_path / "metrics.json").read_bytes() == metrics

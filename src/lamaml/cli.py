@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -37,15 +38,18 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 def cmd_run(args) -> int:
     from .config import RunConfig, resolve_config
     from .engine.checkpoint import Every, load_latest
-    from .errors import UserError
+    from .errors import RunFailed, UserError
     from .experiments.report import summary_table
-    from .experiments.runs import run_recorded
+    from .experiments.runs import run_recorded, run_status
     resume = None
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
             raise UserError("--resume DIR continues the run as it was configured; "
                             "--set, --tasks, --analyses and --out cannot change it")
         out = Path(args.resume)
+        if run_status(out).get("status") == "done":     # resuming would overwrite its metrics with a stub
+            raise UserError(f"--resume {out}: the run in {out} is already finished; "
+                            f"its metrics are in {out / 'metrics.json'}")
         resume, warnings = load_latest(out)
         for warning in warnings:
             print(f"lamaml: warning: {warning}", file=sys.stderr)
@@ -76,14 +80,36 @@ def cmd_run(args) -> int:
                                  config.samples_per_task, not args.no_download).first(config.tasks)
         print(json.dumps({"config": config.model_dump(), "tasks": len(stream)}, indent=2))
         return 0
-    metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,
-                           store=args.store, quiet=args.quiet,
-                           tensorboard=Path(args.tensorboard) if args.tensorboard else None,
-                           checkpoint_every=every, resume=resume)
+    try:
+        metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,
+                               store=args.store, quiet=args.quiet,
+                               tensorboard=Path(args.tensorboard) if args.tensorboard else None,
+                               checkpoint_every=every, resume=resume)
+    except (KeyboardInterrupt, RunFailed) as error:
+        command = _resume_command(args, out)
+        if command is None:
+            raise
+        if isinstance(error, KeyboardInterrupt):
+            print(f"lamaml: interrupted; continue from its last checkpoint with: {command}", file=sys.stderr)
+            return 130
+        raise RunFailed(f"{error}; its last checkpoint, from before the failure, is kept: {command}") from None
     print(summary_table(metrics))
     if out:
         print(f"results: {out / 'metrics.json'}")
     return 0
+
+
+def _resume_command(args, out: Path | None) -> str | None:
+    """The command that continues this run from its last checkpoint in ``out`` (None: there is none)."""
+    from .engine.checkpoint import CURRENT, PREVIOUS
+    if out is None or not ((out / CURRENT).exists() or (out / PREVIOUS).exists()):
+        return None
+    words = ["lamaml", "run", "--resume", str(out)]
+    for option, value in (("--data-dir", args.data_dir), ("--store", args.store), ("--tensorboard", args.tensorboard)):
+        if value:
+            words += [option, str(value)]
+    words += ["--no-download"] if args.no_download else []
+    return shlex.join(words)
 
 
 def _check_writable(folder: Path) -> None:

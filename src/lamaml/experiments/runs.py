@@ -52,6 +52,15 @@ def run_recorded(config, *, data_dir: str | Path | None = None, download: bool =
     return metrics
 
 
+def run_status(out: Path) -> dict[str, Any]:
+    """A run folder's status.json (``{}`` where there is none, or it cannot be read)."""
+    try:
+        status = json.loads((Path(out) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
 def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,
               where: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Finished runs' metrics from run folders (their metrics.json, or the file itself) and/or a results
