@@ -83,3 +83,20 @@ def test_resuming_a_finished_run_is_refused_and_leaves_its_metrics(data_dir, tmp
         f"lamaml: --resume {tmp_path}: the run in {tmp_path} is already finished; "
         f"its metrics are in {tmp_path / 'metrics.json'}\n")
     assert (tmp_path / "metrics.json").read_bytes() == metrics
+
+
+def test_a_dry_run_refuses_what_the_run_would_refuse(data_dir, monkeypatch, capsys):
+    import torch
+    if torch.cuda.is_available():
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    from lamaml import cli
+    for args, message in [
+        (["--set", "device=cuda"], "--set device=cuda: no CUDA GPU is visible to PyTorch"),
+        (["--method", "iid", "--analyses", "alignment"], "iid trains on all tasks at once; Probes need a stream"),
+    ]:
+        assert cli.main(["run", "--dry-run", "--data-dir", str(data_dir), *TINY, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"lamaml: {message}") and err.count("\n") == 1, err
+    good = lamaml("run", "--dry-run", *TINY, "--set", "device=auto", data_dir=data_dir)
+    assert good.returncode == 0 and json.loads(good.stdout)["tasks"] == 3
+    assert json.loads(good.stdout)["device"] in ("cpu", "cuda")

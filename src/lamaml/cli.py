@@ -75,10 +75,9 @@ def cmd_run(args) -> int:
         raise UserError(f"--checkpoint-every: {config.method} trains on all tasks at once; "
                         f"checkpoints inside its run are not supported yet")
     if args.dry_run:
-        from .data import build_benchmark, resolve_data_dir
-        stream = build_benchmark(config.benchmark, resolve_data_dir(args.data_dir), config.seed,
-                                 config.samples_per_task, not args.no_download).first(config.tasks)
-        print(json.dumps({"config": config.model_dump(), "tasks": len(stream)}, indent=2))
+        from .experiments.runs import dry_run
+        print(json.dumps(dry_run(config, data_dir=args.data_dir, download=not args.no_download, store=args.store,
+                                 tensorboard=Path(args.tensorboard) if args.tensorboard else None), indent=2))
         return 0
     try:
         metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,

@@ -8,6 +8,7 @@ checkpoint was kept). No ``metrics.json`` is written for a run that did not fini
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +51,23 @@ def run_recorded(config, *, data_dir: str | Path | None = None, download: bool =
         write_json_atomic(out / "metrics.json", metrics)
         write_json_atomic(out / "status.json", {"status": "done"})
     return metrics
+
+
+def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True, store: str | Path | None = None,
+            tensorboard: Path | None = None) -> dict[str, Any]:
+    """Check everything ``run_recorded`` would check before training (the device, the data, the
+    model and method, the analyses, the store, TensorBoard) and train nothing; returns what was resolved."""
+    from ..engine.run import prepare
+    device, stream, _, _ = prepare(config, data_dir, download)
+    if store:
+        if Path(store).exists():
+            Store(store)
+        elif not os.access(next(p for p in Path(store).absolute().parents if p.exists()), os.W_OK):
+            raise UserError(f"--store {store}: cannot create it there (folder not writable)")
+    if tensorboard:
+        from .trackers import require_tensorboard
+        require_tensorboard()
+    return {"config": config.model_dump(), "tasks": len(stream), "device": str(device)}
 
 
 def run_status(out: Path) -> dict[str, Any]:

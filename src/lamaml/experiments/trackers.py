@@ -14,12 +14,18 @@ from ..engine.plugins import Plugin
 from ..errors import UserError
 
 
+def require_tensorboard():
+    """TensorBoard's ``SummaryWriter``, or a UserError saying how to install it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs TensorBoard: pip install 'lamaml[tensorboard]'") from None
+    return SummaryWriter
+
+
 class TensorBoard(Plugin):
     def __init__(self, logdir: Path, stream_length: int):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise UserError("--tensorboard needs TensorBoard: pip install 'lamaml[tensorboard]'") from None
+        SummaryWriter = require_tensorboard()
         self.writer, self.stream_length, self.batches = SummaryWriter(log_dir=str(logdir)), stream_length, 0
 
     def batch_done(self, run, task: int, loss: float) -> None:
