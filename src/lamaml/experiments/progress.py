@@ -58,8 +58,9 @@ class ProgressBar(Plugin):
 
 
 class RunPlugins:
-    """The progress bar unless ``quiet``, and a TensorBoard log in ``tensorboard`` if given; call
-    ``finish(metrics)`` once the run is done to write the final metrics to the log and close it."""
+    """The progress bar unless ``quiet``, and a TensorBoard log in its own subfolder of ``tensorboard``
+    if given; call ``finish(metrics)`` once the run is done to write the final metrics to the log and
+    close it."""
 
     def __init__(self, quiet: bool = False, tensorboard: Path | None = None):
         self.quiet, self.tensorboard = quiet, tensorboard
@@ -69,7 +70,7 @@ class RunPlugins:
         plugins: list[Plugin] = [] if self.quiet else [ProgressBar(stream, config, resume)]
         if self.tensorboard:
             from .trackers import TensorBoard
-            self.log = TensorBoard(Path(self.tensorboard), len(stream))
+            self.log = TensorBoard(Path(self.tensorboard), len(stream), config, resume)
             plugins.append(self.log)
         return plugins
 
