@@ -316,12 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("--seeds", default="0", help="a range 0-4 or a list 0,2,5")
     sweep_p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values to sweep")
     sweep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
-    sweep_p.add_argument("--tasks", type=int, default=None)
-    sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
-    sweep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1))
-    sweep_p.add_argument("--engine", choices=["local", "ray"], default="local")
+    sweep_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks of each benchmark")
+    sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE",
+                         help="the results store; runs already done there are skipped")
+    sweep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1),
+                         help="runs at once (default: the CPU count)")
+    sweep_p.add_argument("--engine", choices=["local", "ray"], default="local",
+                         help="local processes, or Ray (pip install 'lamaml[ray]')")
     sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray)")
-    sweep_p.add_argument("--data-dir", default=None)
+    sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
     sweep_p.set_defaults(handler=cmd_sweep)
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
     report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")
