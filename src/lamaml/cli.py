@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -40,7 +39,7 @@ def cmd_run(args) -> int:
     from .engine.checkpoint import Every, load_latest
     from .errors import RunFailed, UserError
     from .experiments.report import summary_table
-    from .experiments.runs import run_recorded, run_status
+    from .experiments.runs import resume_command, run_recorded, run_status
     resume = None
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
@@ -85,7 +84,8 @@ def cmd_run(args) -> int:
                                tensorboard=Path(args.tensorboard) if args.tensorboard else None,
                                checkpoint_every=every, resume=resume)
     except (KeyboardInterrupt, RunFailed) as error:
-        command = _resume_command(args, out)
+        command = resume_command(out, data_dir=args.data_dir, store=args.store, tensorboard=args.tensorboard,
+                                 download=not args.no_download)
         if command is None:
             raise
         if isinstance(error, KeyboardInterrupt):
@@ -96,19 +96,6 @@ def cmd_run(args) -> int:
     if out:
         print(f"results: {out / 'metrics.json'}")
     return 0
-
-
-def _resume_command(args, out: Path | None) -> str | None:
-    """The command that continues this run from its last checkpoint in ``out`` (None: there is none)."""
-    from .engine.checkpoint import CURRENT, PREVIOUS
-    if out is None or not ((out / CURRENT).exists() or (out / PREVIOUS).exists()):
-        return None
-    words = ["lamaml", "run", "--resume", str(out)]
-    for option, value in (("--data-dir", args.data_dir), ("--store", args.store), ("--tensorboard", args.tensorboard)):
-        if value:
-            words += [option, str(value)]
-    words += ["--no-download"] if args.no_download else []
-    return shlex.join(words)
 
 
 def _check_writable(folder: Path) -> None:

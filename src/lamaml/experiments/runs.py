@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,6 +69,19 @@ def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True
         from .trackers import require_tensorboard
         require_tensorboard()
     return {"config": config.model_dump(), "tasks": len(stream), "device": str(device)}
+
+
+def resume_command(out: Path | None, *, data_dir=None, store=None, tensorboard=None, download: bool = True) -> str | None:
+    """The ``lamaml run --resume`` command that continues a run from its last checkpoint in ``out``
+    (None: there is none), with the options that are not kept in the checkpoint."""
+    from ..engine.checkpoint import CURRENT, PREVIOUS
+    if out is None or not ((Path(out) / CURRENT).exists() or (Path(out) / PREVIOUS).exists()):
+        return None
+    words = ["lamaml", "run", "--resume", str(out)]
+    for option, value in (("--data-dir", data_dir), ("--store", store), ("--tensorboard", tensorboard)):
+        if value:
+            words += [option, str(value)]
+    return shlex.join(words + ([] if download else ["--no-download"]))
 
 
 def run_status(out: Path) -> dict[str, Any]:
