@@ -62,3 +62,30 @@ def test_config_names_a_setting_the_paper_never_ran_and_refuses_a_bad_key():
     assert "the paper ran mer on cifar100 single-pass only" in result.stderr
     bad = lamaml("config", "--set", "alpah_init=0.1")
     assert bad.returncode == 2 and bad.stderr.startswith("lamaml: --set alpah_init: unknown setting")
+
+
+def _subcommands():
+    import argparse
+    from lamaml.cli import build_parser
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_option_of_every_subcommand_has_a_help_text_and_shows_its_default():
+    import argparse
+    commands = _subcommands()
+    assert {"run", "config", "list", "report", "runs", "reproduce", "sweep", "plot"} <= set(commands)
+    for name, sub in commands.items():
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            assert action.help, f"lamaml {name} {'/'.join(action.option_strings) or action.dest}: no help"
+            default = action.default
+            if action.option_strings and default is not None and default is not False and default != [] \
+                    and default != argparse.SUPPRESS:
+                assert "default" in formatter._get_help_string(action), f"lamaml {name} {action.option_strings}"
+    report = lamaml("report", "--help")
+    text = " ".join(report.stdout.split())      # as wrapped to any terminal width
+    assert report.returncode == 0 and "(default: runs/lamaml.sqlite)" in text
+    assert "(default: table)" in text and "config.params.alpha_init=0.1" in text
+    run = " ".join(lamaml("run", "--help").stdout.split())
+    assert "(default: 0)" in run and "(default: cpu)" in run and "(default: None)" not in run

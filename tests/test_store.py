@@ -64,6 +64,37 @@ def test_a_filter_key_that_is_not_a_known_column_is_refused(hostile):
         parse_filter(hostile)
 
 
+@pytest.mark.parametrize("malformed", ["ra>>75", "ra==75", "ra=>75", "ra<>75", "ra>=", "method="])
+def test_a_malformed_filter_is_refused_with_the_allowed_form(malformed):
+    with pytest.raises(UserError) as error:
+        parse_filter(malformed)
+    message = str(error.value)
+    assert message.startswith(f"--where {malformed!r}: malformed filter; expected KEY OP VALUE")
+    assert "\n" not in message and "config.params.alpha_init=0.1" in message
+
+
+@pytest.mark.parametrize("key, suggestion", [
+    ("config.alpha_init", "config.params.alpha_init"),      # a hyperparameter is under params
+    ("alpha_init", "config.params.alpha_init"),
+    ("params.glances", "config.glances"),                   # a run field is not
+    ("config.params.alpha_int", "config.params.alpha_init"),
+    ("methd", "method"),
+])
+def test_a_filter_key_that_would_match_nothing_is_refused_with_the_right_key(key, suggestion):
+    with pytest.raises(UserError, match=f"unknown key '{key}'; did you mean {suggestion}\\?$"):
+        parse_filter(f"{key}=0.3")
+
+
+def test_a_refused_filter_exits_2_with_one_line(tmp_path):
+    from test_cli import lamaml
+    path = tmp_path / "s.sqlite"
+    Store(path).finish(Store(path).start(_config(0)), {"ra": 70.0})
+    for command in ("report", "runs"):
+        result = lamaml(command, "--store", path, "--where", "ra>>75")
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "--where 'ra>>75': malformed filter" in result.stderr
+
+
 def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
     bad = tmp_path / "not.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)

@@ -37,15 +37,18 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 def cmd_run(args) -> int:
     from .config import RunConfig, resolve_config
     from .engine.checkpoint import Every, load_latest
-    from .errors import UserError
+    from .errors import RunFailed, UserError
     from .experiments.report import summary_table
-    from .experiments.runs import run_recorded
+    from .experiments.runs import resume_command, run_recorded, run_status
     resume = None
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
             raise UserError("--resume DIR continues the run as it was configured; "
                             "--set, --tasks, --analyses and --out cannot change it")
         out = Path(args.resume)
+        if run_status(out).get("status") == "done":     # resuming would overwrite its metrics with a stub
+            raise UserError(f"--resume {out}: the run in {out} is already finished; "
+                            f"its metrics are in {out / 'metrics.json'}")
         resume, warnings = load_latest(out)
         for warning in warnings:
             print(f"lamaml: warning: {warning}", file=sys.stderr)
@@ -71,15 +74,24 @@ def cmd_run(args) -> int:
         raise UserError(f"--checkpoint-every: {config.method} trains on all tasks at once; "
                         f"checkpoints inside its run are not supported yet")
     if args.dry_run:
-        from .data import build_benchmark, resolve_data_dir
-        stream = build_benchmark(config.benchmark, resolve_data_dir(args.data_dir), config.seed,
-                                 config.samples_per_task, not args.no_download).first(config.tasks)
-        print(json.dumps({"config": config.model_dump(), "tasks": len(stream)}, indent=2))
+        from .experiments.runs import dry_run
+        print(json.dumps(dry_run(config, data_dir=args.data_dir, download=not args.no_download, store=args.store,
+                                 tensorboard=Path(args.tensorboard) if args.tensorboard else None), indent=2))
         return 0
-    metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,
-                           store=args.store, quiet=args.quiet,
-                           tensorboard=Path(args.tensorboard) if args.tensorboard else None,
-                           checkpoint_every=every, resume=resume)
+    try:
+        metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,
+                               store=args.store, quiet=args.quiet,
+                               tensorboard=Path(args.tensorboard) if args.tensorboard else None,
+                               checkpoint_every=every, resume=resume)
+    except (KeyboardInterrupt, RunFailed) as error:
+        command = resume_command(out, data_dir=args.data_dir, store=args.store, tensorboard=args.tensorboard,
+                                 download=not args.no_download)
+        if command is None:
+            raise
+        if isinstance(error, KeyboardInterrupt):
+            print(f"lamaml: interrupted; continue from its last checkpoint with: {command}", file=sys.stderr)
+            return 130
+        raise RunFailed(f"{error}; its last checkpoint, from before the failure, is kept: {command}") from None
     print(summary_table(metrics))
     if out:
         print(f"results: {out / 'metrics.json'}")
@@ -220,34 +232,58 @@ def _reproduce_figures(args, out: Path, overrides: dict) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default     # 0 is worth showing; None, False (a flag) and [] are not; a help
+        # that names its default itself (one computed at run time, e.g. $LAMAML_DATA) keeps its words
+        if "default" in text or not action.option_strings or default is None or default is False \
+                or default == [] or default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands (created with its class) all show defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lamaml", description="Online continual learning with La-MAML: "
+    parser = _Parser(prog="lamaml", description="Online continual learning with La-MAML: "
                                      "run a method on a benchmark, sweep, report and reproduce the paper.")
     from .version import __version__
     parser.add_argument("--version", action="version", version=f"lamaml {__version__}")
     commands = parser.add_subparsers(dest="command")
     run_p = commands.add_parser("run", help="train and evaluate one method on one benchmark")
-    run_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help=f"default {DEFAULT_BENCHMARK}")
-    run_p.add_argument("--method", default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
-    run_p.add_argument("--seed", type=int, default=0)
+    run_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="the task stream (lamaml list shows them)")
+    run_p.add_argument("--method", default=DEFAULT_METHOD, help="the learner (lamaml list shows them)")
+    run_p.add_argument("--seed", type=int, default=0, help="seeds the tasks, the model, the stream order and the method")
     run_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
     run_p.add_argument("--setting", choices=["single", "multi"], default=None,
-                       help="the paper's single-pass (glances) or multi-pass (10 epochs) protocol; default single")
+                       help="the paper's single-pass (glances) or multi-pass (10 epochs) protocol (default: single)")
     run_p.add_argument("--hparams", choices=["scripts", "appendix"], default=None,
-                       help="the authors' scripts' hyperparameters (default) or the paper appendix's tables")
-    run_p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="where to compute (default cpu)")
-    run_p.add_argument("--out", default=None, help="write DIR/metrics.json")
-    run_p.add_argument("--data-dir", default=None, help="folder holding mnist/, cifar-100-python(.tar.gz), tiny-imagenet-200(.zip) (default $LAMAML_DATA or ./data)")
+                       help="the authors' scripts' hyperparameters or the paper appendix's tables (default: scripts)")
+    run_p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="where to compute (default: cpu)")
+    run_p.add_argument("--out", default=None, metavar="DIR", help="write DIR/metrics.json and DIR/status.json "
+                       "(and checkpoints, with --checkpoint-every)")
+    run_p.add_argument("--data-dir", default=None, help="folder holding mnist/, cifar-100-python(.tar.gz), tiny-imagenet-200(.zip) (default: $LAMAML_DATA or ./data)")
     run_p.add_argument("--no-download", action="store_true", help="never fetch missing data files")
     run_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field or hyperparameter (repeatable)")
-    run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bar (without a terminal: no progress "
+                       "line per task on stderr)")
     run_p.add_argument("--store", default=None, metavar="FILE", help="record the run in this SQLite results store")
-    run_p.add_argument("--dry-run", action="store_true", help="check the config and data, print the config, stop")
+    run_p.add_argument("--dry-run", action="store_true", help="check what the run would check before training "
+                       "(config, device, data, method, store), print the config, stop")
     run_p.add_argument("--analyses", default=None, metavar="A,B",
                        help="measure series for the paper's analyses: alignment, fast-weights, lr-stats")
-    run_p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard in DIR "
-                       "(offline; pip install 'lamaml[tensorboard]')")
+    run_p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard, in a subfolder "
+                       "of DIR for this run (offline; pip install 'lamaml[tensorboard]')")
     run_p.add_argument("--checkpoint-every", default=None, metavar="N|Nm|Nb",
                        help="checkpoint into --out every N tasks, N minutes or N batches")
     run_p.add_argument("--resume", default=None, metavar="DIR",
@@ -256,17 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1) or its "
                                 "appendix analyses on MNIST Rotations (figures)")
     rep_p.add_argument("table_name", choices=["table1", "figures"], help="what to reproduce")
-    rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
-    rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs")
+    rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell")
+    rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: the CPU count)")
     rep_p.add_argument("--out", default="runs/table1", help="run folder; finished runs are reused")
     rep_p.add_argument("--table", default=None, help="also write the Markdown table here")
     rep_p.add_argument("--table-only", action="store_true", help="rebuild the table (or figures) from finished runs")
     rep_p.add_argument("--figures", default=None, metavar="DIR", help="figures: where the PNG and PDF files go "
-                       "(default OUT/figures)")
+                       "(default: OUT/figures)")
     rep_p.add_argument("--lr-seeds", type=int, default=1, help="figures: seeds per learning-rate setting")
     rep_p.add_argument("--lr-values", default=None, metavar="V1,V2",
-                       help="figures: learning-rate values swept (default 0.001,0.003,0.01,0.03,0.1,0.3)")
-    rep_p.add_argument("--data-dir", default=None)
+                       help="figures: learning-rate values swept (default: 0.001,0.003,0.01,0.03,0.1,0.3)")
+    rep_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $LAMAML_DATA or ./data)")
     rep_p.add_argument("--tasks", type=int, default=None, help="first N tasks only (smoke runs)")
     rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override for every run, e.g. samples_per_task=50 (smoke runs)")
@@ -283,18 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="values to sweep; KEY is a run setting or a hyperparameter of at least one of the "
                          "methods (the others run without it)")
     sweep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
-    sweep_p.add_argument("--tasks", type=int, default=None)
-    sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
-    sweep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1))
-    sweep_p.add_argument("--engine", choices=["local", "ray"], default="local")
+    sweep_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks of each benchmark")
+    sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE",
+                         help="the results store; runs already done there are skipped")
+    sweep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1),
+                         help="runs at once (default: the CPU count)")
+    sweep_p.add_argument("--engine", choices=["local", "ray"], default="local",
+                         help="local processes, or Ray (pip install 'lamaml[ray]')")
     sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray)")
-    sweep_p.add_argument("--data-dir", default=None)
+    sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
     sweep_p.set_defaults(handler=cmd_sweep)
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
-    report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
-    report_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE")
-    report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table")
-    report_p.add_argument("--out", default=None, help="also write the report to this file")
+    report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")
+    report_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",
+                          help="only runs matching, e.g. method=la-maml, ra>=75, config.params.alpha_init=0.1 "
+                          "(repeatable; OP one of != >= <= = > <)")
+    report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table",
+                          help="how the report is written")
+    report_p.add_argument("--out", default=None, metavar="FILE", help="also write the report to this file")
     report_p.set_defaults(handler=cmd_report)
     plot_p = commands.add_parser("plot", help="figures (PNG, PDF, and the numbers drawn as CSV) from run folders "
                                  "or a results store")
@@ -309,16 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="figure path; .png, .pdf and .csv (one row per plotted point) are written")
     plot_p.set_defaults(handler=cmd_plot)
     runs_p = commands.add_parser("runs", help="list the runs of a results store")
-    runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
+    runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")
     runs_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",
-                        help="filter, e.g. method=la-maml, ra>=75, config.glances=5 (repeatable)")
+                        help="filter, e.g. method=la-maml, ra>=75, config.glances=5, config.params.alpha_init=0.1 "
+                        "(repeatable; OP one of != >= <= = > <)")
     runs_p.set_defaults(handler=cmd_runs)
     config_p = commands.add_parser("config", help="print the fully resolved config of a run as JSON (no data needed)")
-    config_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help=f"default {DEFAULT_BENCHMARK}")
-    config_p.add_argument("--method", default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
-    config_p.add_argument("--setting", choices=["single", "multi"], default=None, help="default single")
-    config_p.add_argument("--hparams", choices=["scripts", "appendix"], default=None, help="default scripts")
-    config_p.add_argument("--seed", type=int, default=0)
+    config_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="the task stream (lamaml list shows them)")
+    config_p.add_argument("--method", default=DEFAULT_METHOD, help="the learner (lamaml list shows them)")
+    config_p.add_argument("--setting", choices=["single", "multi"], default=None,
+                          help="the paper's single-pass or multi-pass protocol (default: single)")
+    config_p.add_argument("--hparams", choices=["scripts", "appendix"], default=None,
+                          help="the authors' scripts' hyperparameters or the appendix's (default: scripts)")
+    config_p.add_argument("--seed", type=int, default=0, help="seeds the tasks, the model, the stream order and the method")
     config_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
     config_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override any config field or hyperparameter (repeatable)")

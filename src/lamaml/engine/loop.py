@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from ..data import TaskStream
-from ..errors import RunFailed, UserError
+from ..errors import RunFailed
 from .checkpoint import fault_point
 from .evaluate import evaluate_all
 from .metrics import summarize
-from .plugins import Plugin, RunState
+from .plugins import Plugin, RunState, refuse_for_joint
 from .progress import Progress
 
 
@@ -141,11 +141,7 @@ def train(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: 
     last row; the metrics that need the others (BTI, learning accuracy, FWT) stay NaN.
     """
     T = len(stream)
-    if method.joint:
-        refused = [type(p).__name__ for p in plugins if p.needs_task_stream] + (["resume"] if resume else [])
-        if refused:
-            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
-                            f"{', '.join(refused)} need a stream of tasks (analyses, checkpoints)")
+    refuse_for_joint(method, plugins, resume)
     phases = joint_phase(stream) if method.joint else stream_phases(stream)
     if resume is not None:
         progress = Progress.from_state(resume["progress"])

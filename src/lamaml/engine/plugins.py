@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import UserError
 from .progress import Progress
 
 
@@ -40,6 +41,15 @@ class Plugin:
 
     def task_done(self, run: RunState, task: int, row: np.ndarray) -> None:
         """After a task is trained and evaluated; ``row``: its accuracy-matrix row (NaN: not evaluated)."""
+
+
+def refuse_for_joint(method, plugins, resume: dict | None = None) -> None:
+    """A method trained on all tasks at once cannot take plugins that need a stream of tasks."""
+    if method.joint:
+        refused = [type(p).__name__ for p in plugins if p.needs_task_stream] + (["resume"] if resume else [])
+        if refused:
+            raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
+                            f"{', '.join(refused)} need a stream of tasks (analyses, checkpoints)")
 
 
 class Callbacks(Plugin):

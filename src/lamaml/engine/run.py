@@ -12,12 +12,12 @@ import torch
 
 from ..version import __version__
 from ..config import RunConfig
-from ..data import build_benchmark, resolve_data_dir
+from ..data import TaskStream, build_benchmark, resolve_data_dir
 from ..errors import UserError
-from ..methods import method_class
+from ..methods import Method, method_class
 from ..models import build_model
 from .checkpoint import Checkpointer, Every
-from .plugins import Checkpoints, Plugin
+from .plugins import Checkpoints, Plugin, refuse_for_joint
 from .loop import StreamResult, train
 from .metrics import summarize
 from .probes import Probes
@@ -45,6 +45,28 @@ def build_method(name: str, model: torch.nn.Module, params, seed: int):
     return cls(model, params, torch.Generator().manual_seed(seed))
 
 
+def prepare(config: RunConfig, data_dir: str | Path | None = None,
+            download: bool = True) -> tuple[torch.device, TaskStream, Method, list[Plugin]]:
+    """What a run builds, and so checks, before training: the device, the task stream, the model and
+    the method, and the plugins the config asks for (its analyses' probes).
+
+    ``lamaml run --dry-run`` stops after this, so it refuses whatever the run would refuse.
+    """
+    device = resolve_device(config.device)
+    stream = build_benchmark(config.benchmark, resolve_data_dir(data_dir), config.seed,
+                             config.samples_per_task, download).first(config.tasks)
+    seeds = derived_seeds(config.seed)
+    torch.manual_seed(seeds["model"])
+    model = build_model(config.model, stream.input_shape, stream.n_outputs, config.init).to(device)
+    method = build_method(config.method, model, config.method_params(), seeds["method"])
+    method.use_task_heads(stream.head_mask())
+    plugins: list[Plugin] = []
+    if config.analyses:
+        plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
+    refuse_for_joint(method, plugins)
+    return device, stream, method, plugins
+
+
 def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = True,
         plugins: Callable[..., list[Plugin]] | None = None, checkpoint_dir: Path | None = None,
         checkpoint_every: Every | None = None, resume: dict | None = None) -> dict[str, Any]:
@@ -58,22 +80,14 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if resume is not None:
         started_at = resume.get("started_at", started_at)
-    device = resolve_device(config.device)
-    stream = build_benchmark(config.benchmark, resolve_data_dir(data_dir), config.seed,
-                             config.samples_per_task, download).first(config.tasks)
-    seeds = derived_seeds(config.seed)
-    torch.manual_seed(seeds["model"])
-    model = build_model(config.model, stream.input_shape, stream.n_outputs, config.init).to(device)
-    method = build_method(config.method, model, config.method_params(), seeds["method"])
-    method.use_task_heads(stream.head_mask())
-
+    device, stream, method, own_plugins = prepare(config, data_dir, download)
     plugins = list(plugins(stream, config, resume)) if plugins else []
-    if config.analyses:
-        plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
+    plugins += own_plugins
     if checkpoint_every is not None:
         header = {"config": config.model_dump(), "lamaml_version": __version__, "started_at": started_at,
                   "checkpoint_every": str(checkpoint_every)}
         plugins.append(Checkpoints(Checkpointer(checkpoint_dir, checkpoint_every, header)))
+    seeds = derived_seeds(config.seed)
     result = train(method, stream, epochs=config.epochs, batch_size=config.batch_size, glances=config.glances,
                    generator=torch.Generator().manual_seed(seeds["order"]), device=device,
                    eval_batch_size=config.eval_batch_size, evaluate=config.evaluate, plugins=plugins,

@@ -8,6 +8,8 @@ checkpoint was kept). No ``metrics.json`` is written for a run that did not fini
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +52,45 @@ def run_recorded(config, *, data_dir: str | Path | None = None, download: bool =
         write_json_atomic(out / "metrics.json", metrics)
         write_json_atomic(out / "status.json", {"status": "done"})
     return metrics
+
+
+def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True, store: str | Path | None = None,
+            tensorboard: Path | None = None) -> dict[str, Any]:
+    """Check everything ``run_recorded`` would check before training (the device, the data, the
+    model and method, the analyses, the store, TensorBoard) and train nothing; returns what was resolved."""
+    from ..engine.run import prepare
+    device, stream, _, _ = prepare(config, data_dir, download)
+    if store:
+        if Path(store).exists():
+            Store(store)
+        elif not os.access(next(p for p in Path(store).absolute().parents if p.exists()), os.W_OK):
+            raise UserError(f"--store {store}: cannot create it there (folder not writable)")
+    if tensorboard:
+        from .trackers import require_tensorboard
+        require_tensorboard()
+    return {"config": config.model_dump(), "tasks": len(stream), "device": str(device)}
+
+
+def resume_command(out: Path | None, *, data_dir=None, store=None, tensorboard=None, download: bool = True) -> str | None:
+    """The ``lamaml run --resume`` command that continues a run from its last checkpoint in ``out``
+    (None: there is none), with the options that are not kept in the checkpoint."""
+    from ..engine.checkpoint import CURRENT, PREVIOUS
+    if out is None or not ((Path(out) / CURRENT).exists() or (Path(out) / PREVIOUS).exists()):
+        return None
+    words = ["lamaml", "run", "--resume", str(out)]
+    for option, value in (("--data-dir", data_dir), ("--store", store), ("--tensorboard", tensorboard)):
+        if value:
+            words += [option, str(value)]
+    return shlex.join(words + ([] if download else ["--no-download"]))
+
+
+def run_status(out: Path) -> dict[str, Any]:
+    """A run folder's status.json (``{}`` where there is none, or it cannot be read)."""
+    try:
+        status = json.loads((Path(out) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,

@@ -8,6 +8,7 @@ no text a user types is ever pasted into SQL.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -48,7 +49,11 @@ CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, status);
 COLUMNS = ("id", "config_hash", "benchmark", "method", "seed", "status", "error", "ra", "bti", "train_time_s",
            "wall_time_s", "code_version", "host", "pid", "started_at", "ended_at")
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
-_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|=|>|<)(.*)$", re.S)
+# The value may not start with an operator's character: `ra>>75` or `ra==75` is a typo, not a
+# comparison with the text ">75".
+_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|=|>|<)\s*([^\s=<>!].*)$", re.S)
+FILTER_FORM = ("expected KEY OP VALUE with OP one of " + " ".join(OPERATORS)
+               + ", e.g. ra>=75, method=la-maml or config.params.alpha_init=0.1")
 
 
 def _alive(pid: int) -> bool:
@@ -90,14 +95,34 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def filter_keys() -> list[str]:
+    """Every key a filter may name: the store's columns, ``config.<run field>`` and
+    ``config.params.<hyperparameter>`` of any method."""
+    from ..config import RunConfig
+    from ..methods import METHODS
+    params = sorted({name for cls in METHODS.values() for name in cls.Params.model_fields})
+    return [*COLUMNS, *(f"config.{name}" for name in RunConfig.model_fields if name != "params"),
+            *(f"config.params.{name}" for name in params)]
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    """``; did you mean X?`` for the known key with the same last part, or the closest spelling."""
+    last = key.rpartition(".")[2]
+    same_name = [k for k in known if k.rpartition(".")[2] == last]
+    close = same_name or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else \
+        f"; use a column ({', '.join(COLUMNS)}), config.<run field> or config.params.<hyperparameter>"
+
+
 def parse_filter(text: str) -> tuple[str, list[Any]]:
     """``key OP value`` -> (SQL condition with placeholders, parameters).
 
-    ``key`` is a column name or ``config.<field>`` (any nested setting, e.g. config.params.alpha_init).
+    ``key`` is a column name, ``config.<field>`` or ``config.params.<hyperparameter>``; any other
+    key (which would silently match nothing) is refused with the nearest known one.
     """
     match = _FILTER.match(text)
     if not match:
-        raise UserError(f"--where {text!r}: expected KEY OP VALUE with OP one of {' '.join(OPERATORS)}")
+        raise UserError(f"--where {text!r}: malformed filter; {FILTER_FORM}")
     key, op, raw = match.group(1), match.group(2), match.group(3).strip()
     value: Any = raw
     for cast in (int, float):
@@ -108,9 +133,10 @@ def parse_filter(text: str) -> tuple[str, list[Any]]:
             continue
     if key in COLUMNS:
         return f"{key} {op} ?", [value]
-    if key.startswith("config.") and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in key.split(".")[1:]):
-        return f"json_extract(config, ?) {op} ?", ["$." + key[len("config."):], value]
-    raise UserError(f"--where {text!r}: unknown key {key!r}; use one of {', '.join(COLUMNS)} or config.<field>")
+    known = filter_keys()
+    if key not in known:
+        raise UserError(f"--where {text!r}: unknown key {key!r}{_suggest(key, known)}")
+    return f"json_extract(config, ?) {op} ?", ["$." + key[len("config."):], value]
 
 
 def open_store(path: str | Path) -> "Store":
