@@ -39,7 +39,7 @@ def cmd_run(args) -> int:
     from .engine.checkpoint import Every, load_latest
     from .errors import RunFailed, UserError
     from .experiments.report import summary_table
-    from .experiments.runs import resume_command, run_recorded, run_status
+    from .experiments.runs import check_writable, resume_command, run_recorded, run_status
     resume = None
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
@@ -67,7 +67,7 @@ def cmd_run(args) -> int:
         if every and out is None:
             raise UserError("--checkpoint-every needs --out DIR, where the checkpoints go")
     if out:
-        _check_writable(out)
+        check_writable(out)
     _note_preset(config)
     from .methods import method_class
     if every and method_class(config.method).joint:
@@ -96,17 +96,6 @@ def cmd_run(args) -> int:
     if out:
         print(f"results: {out / 'metrics.json'}")
     return 0
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail before the run, not after it, when the results could not be written."""
-    from .errors import UserError
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"--out {folder}: cannot create that folder ({error.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"--out {folder}: folder is not writable")
 
 
 def cmd_runs(args) -> int:
@@ -193,10 +182,11 @@ def cmd_config(args) -> int:
 def cmd_reproduce(args) -> int:
     from .errors import UserError
     from .experiments.reproduce.table1 import collect, run_table1, runs_csv_path, table1_spec, write_table1
+    from .experiments.runs import check_writable
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
     out = Path(args.out)
-    _check_writable(out)
+    check_writable(out)
     overrides = _parse_sets(args.set)
     if overrides:   # validate once, before any worker starts
         from .config import resolve_config

@@ -109,3 +109,13 @@ def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,
     if not runs:
         raise UserError("no finished runs selected: give --runs DIR... or --store FILE (and check --where)")
     return runs
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before the run, not after it, when the results could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {folder}: cannot create that folder ({error.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--out {folder}: folder is not writable")
