@@ -141,7 +141,8 @@ def test_tensorboard_logs_the_losses_accuracies_and_series(data_dir, tmp_path):
     result = lamaml("run", "--tasks", "3", "--set", "samples_per_task=20", "--analyses", "alignment", "--quiet",
                     "--tensorboard", tmp_path / "tb", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
-    events = EventAccumulator(str(tmp_path / "tb"))
+    [folder] = (tmp_path / "tb").iterdir()             # each run logs into a folder of its own
+    events = EventAccumulator(str(folder))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "eval/retained_accuracy", "eval/task_000_accuracy", "final/ra",

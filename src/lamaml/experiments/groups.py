@@ -26,6 +26,11 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def show_value(value: Any) -> str:
+    """A setting as a config file writes it: null, true/false, numbers and text as they are."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _order(value: Any) -> tuple[int, Any]:
     """Numbers in numeric order (0.03 before 0.1 before 10), before anything else in text order."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -48,12 +53,12 @@ class Group(Generic[Item]):
 
     @property
     def settings_text(self) -> str:
-        return ", ".join(f"{key}={value}" for key, value in self.settings.items())
+        return ", ".join(f"{key}={show_value(value)}" for key, value in self.settings.items())
 
     @property
     def label(self) -> str:
         """``la-maml alpha_init=0.3``: the method, then the settings that tell this group apart."""
-        return " ".join([self.method, *(f"{key}={value}" for key, value in self.settings.items())])
+        return " ".join([self.method, *(f"{key}={show_value(value)}" for key, value in self.settings.items())])
 
 
 def group_by_setting(items: Iterable[Item], config_of: Callable[[Item], dict[str, Any]]) -> list[Group[Item]]:

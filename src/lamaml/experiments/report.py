@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ..atomic import write_text_atomic
 from ..errors import UserError
-from .groups import flatten, group_by_setting
+from .groups import flatten, group_by_setting, show_value
 from .reproduce.paper import paper_table1
 from .store import open_store
 
@@ -40,10 +40,6 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
 NOT_PROTOCOL = ("seed", "device", "train_threads", "eval_batch_size", "evaluate", "analyses", "analysis_every",
                 "analysis_samples", "params.fast_path")
 PAPER_SETTING = "single"    # Table 1 is the single-pass protocol
-
-
-def _show(value: Any) -> str:
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def paper_cell(config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -73,9 +69,9 @@ def paper_cell(config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
     for flat in (ours, paper):      # null means "all of them": the same as naming the benchmark's own
         flat["tasks"] = flat["tasks"] or info.n_tasks
         flat["samples_per_task"] = flat["samples_per_task"] or info.samples_per_task
-    differences = [f"{key.removeprefix('params.')}={_show(ours.get(key))} (paper {_show(paper[key])})"
+    differences = [f"{key.removeprefix('params.')}={show_value(ours.get(key))} (paper {show_value(paper[key])})"
                    for key in paper if key not in NOT_PROTOCOL and ours.get(key) != paper[key]]
-    differences += [f"{key.removeprefix('params.')}={_show(ours[key])} (paper: none)"
+    differences += [f"{key.removeprefix('params.')}={show_value(ours[key])} (paper: none)"
                     for key in ours if key not in paper and key not in NOT_PROTOCOL]
     if differences:
         return None, "not the paper's protocol: " + ", ".join(differences)
@@ -224,7 +220,7 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
         text = text or ""
         return text if len(text) <= ERROR_WIDTH else text[:ERROR_WIDTH - 3].rstrip() + "..."
     table = [[("" if row[k] is None else f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]))
-              for k in RUNS_HEADER] + [_show(config[key]) if key in config else "" for key in settings]
+              for k in RUNS_HEADER] + [show_value(config[key]) if key in config else "" for key in settings]
              + ([error(row["error"])] if failed else []) for row, config in zip(rows, configs)]
     widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
