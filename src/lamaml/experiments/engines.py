@@ -2,17 +2,39 @@
 
 Both run each combination with the same ``run_one``, so results are identical whichever engine
 ran them; both print one line per finished run on stderr. With no ``address`` the Ray engine
-starts a local Ray instance (and stops it at the end); with one, it joins that cluster. Workers
-must see the same data folder and store path (a shared file system), as with any Ray job.
+starts a local Ray instance (and stops it at the end); with one, it joins that cluster.
+The store and data paths are made absolute here, in the driver, before anything is
+dispatched: a worker of a Ray cluster runs in a folder of its own (where ``ray start`` ran), where
+a relative path names another file. Workers must see the same data folder and store path (a
+shared file system), as with any Ray job.
 """
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from ..data.files import resolve_data_dir
 from ..errors import UserError
 from .store import Store
+
+
+def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | None) -> tuple[str, str]:
+    """The store and the data folder (``--data-dir``, else ``$LAMAML_DATA``, else ./data) as absolute paths."""
+    return (os.path.abspath(os.path.expanduser(store_path)),
+            os.path.abspath(resolve_data_dir(data_dir)))
+
+
+def dispatch(engine: str, pending: list[dict[str, Any]], store_path: str | os.PathLike, data_dir: str | None,
+             threads: int, jobs: int, address: str | None = None) -> list[dict[str, Any]]:
+    """Run ``pending`` on ``engine`` ("local" or "ray"), with paths resolved in this process."""
+    if not pending:     # nothing to do needs no cluster
+        return []
+    store_path, data_dir = absolute_paths(store_path, data_dir)
+    if engine == "ray":
+        return run_on_ray(pending, store_path, data_dir, threads, address, jobs)
+    return run_local(pending, store_path, data_dir, threads, jobs)
 
 
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:

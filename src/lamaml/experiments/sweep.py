@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import RunConfig, resolve_config
 from ..errors import UserError
 from ..methods import method_class
-from .engines import run_local, run_on_ray
+from .engines import dispatch
 from .store import Store, config_hash
 
 
@@ -121,6 +121,4 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    if engine == "ray":
-        return run_on_ray(pending, str(store_path), data_dir, threads, address, jobs)
-    return run_local(pending, str(store_path), data_dir, threads, jobs)
+    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address)
