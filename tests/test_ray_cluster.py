@@ -1,4 +1,4 @@
-"""Sweeps on a real Ray cluster (issue 14): paths resolved in the driver, every combination once.
+"""Sweeps on a real Ray cluster (issue 14): paths resolved in the driver, and one line for a wrong address or token.
 
 The cluster is started by ``ray start --head`` on 127.0.0.1 with token authentication on (as Ray 2.60's
 ``ray start`` turns it on whenever ``~/.ray/auth_token`` exists), in its own folder, its own ports, its
@@ -20,6 +20,7 @@ import pytest
 
 from conftest import REPO
 from lamaml.experiments.engines import absolute_paths
+from lamaml.experiments.ray_cluster import host_and_port
 from lamaml.experiments.store import Store
 from lamaml.experiments.sweep import SweepSpec, run_sweep
 
@@ -183,3 +184,38 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.parametrize("env, says", [
+    ({}, "the cluster there uses token authentication: run with RAY_AUTH_MODE=token and its token in $RAY_AUTH_TOKEN"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, "the cluster there refuses this token: give it its own"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "no-such-file"}, "RAY_AUTH_TOKEN_PATH is set but"),
+], ids=["token-mode-off", "wrong-token", "no-token"])
+def test_a_driver_without_the_clusters_token_gets_one_line_naming_the_address(cluster, tmp_path, env, says):
+    address, _, _ = cluster
+    started = time.time()
+    result = _sweep(address, tmp_path, **env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"lamaml: --address {address}: {says}"), result.stderr
+    assert "$RAY_AUTH_TOKEN, a file named by $RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token" in lines[-1]
+    assert len(lines) == 2 and lines[0].startswith("sweep: 3 combinations"), result.stderr    # no Ray noise
+    assert time.time() - started < 60         # not Ray's 20 tries a second apart, plus start-up
+    assert not (tmp_path / "results" / "runs.sqlite").exists() or not Store(tmp_path / "results/runs.sqlite").query()
+
+
+def test_nothing_listening_at_the_address_is_one_line_in_seconds(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    address = f"127.0.0.1:{_free_port()}"
+    result = _sweep(address, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[1:] == [
+        f"lamaml: --address {address}: no Ray cluster answers there (Connection refused); start one with "
+        f"`ray start --head --port={address.split(':')[1]}` or correct the address"]
+
+
+def test_the_probe_splits_host_and_port_and_leaves_other_addresses_to_ray():
+    assert host_and_port("127.0.0.1:6379") == ("127.0.0.1", 6379)
+    assert host_and_port("ray://head.example:10001") == ("head.example", 10001)
+    assert host_and_port("[::1]:6380") == ("::1", 6380)
+    assert [host_and_port(a) for a in ("auto", "local", "head:", ":6379", "head:port")] == [None] * 5

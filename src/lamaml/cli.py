@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE")
     sweep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1))
     sweep_p.add_argument("--engine", choices=["local", "ray"], default="local")
-    sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray)")
+    sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray); one "
+                         "with token authentication needs RAY_AUTH_MODE=token and its token")
     sweep_p.add_argument("--data-dir", default=None)
     sweep_p.set_defaults(handler=cmd_sweep)
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")

@@ -2,11 +2,11 @@
 
 Both run each combination with the same ``run_one``, so results are identical whichever engine
 ran them; both print one line per finished run on stderr. With no ``address`` the Ray engine
-starts a local Ray instance (and stops it at the end); with one, it joins that cluster.
-The store and data paths are made absolute here, in the driver, before anything is
-dispatched: a worker of a Ray cluster runs in a folder of its own (where ``ray start`` ran), where
-a relative path names another file. Workers must see the same data folder and store path (a
-shared file system), as with any Ray job.
+starts a local Ray instance (and stops it at the end); with one, it joins that cluster
+(ray_cluster.py). The store and data paths are made absolute here, in the driver, before
+anything is dispatched: a worker of a Ray cluster runs in a folder of its own (where
+``ray start`` ran), where a relative path names another file. Workers must see the same data
+folder and store path (a shared file system), as with any Ray job.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from ..data.files import resolve_data_dir
 from ..errors import UserError
+from .ray_cluster import connect
 from .store import Store
 
 
@@ -81,12 +82,10 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
         raise UserError("--engine ray needs Ray: pip install 'lamaml[ray]'") from None
 
     started_here = not ray.is_initialized()
-    if started_here:
-        options = {"address": address} if address else {"num_cpus": jobs, "include_dashboard": False}
-        try:
-            ray.init(log_to_driver=False, configure_logging=False, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise UserError(f"--address {address}: cannot reach a Ray cluster there ({error})") from None
+    if started_here and address:
+        connect(ray, address, log_to_driver=False, configure_logging=False)
+    elif started_here:
+        ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = ray.remote(num_cpus=1)(run_one)
         refs = [remote.remote(config, store_path, data_dir, threads) for config in pending]
