@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="runs at once (default: the CPU count)")
     sweep_p.add_argument("--engine", choices=["local", "ray"], default="local",
                          help="local processes, or Ray (pip install 'lamaml[ray]')")
-    sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray)")
+    sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray); one "
+                         "with token authentication needs RAY_AUTH_MODE=token and its token")
     sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
     sweep_p.set_defaults(handler=cmd_sweep)
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")

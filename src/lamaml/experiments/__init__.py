@@ -2,7 +2,7 @@
 
 store.py     the results store (SQLite): every run as a row, its config hash as its identity
 sweep.py     benchmarks x methods x seeds x a grid, each combination run once; engines.py runs them
-             (a local process pool or Ray)
+             (a local process pool or Ray), ray_cluster.py joins a Ray cluster or says why it cannot
 runs.py      one run recorded as ``lamaml run`` records it (store row, metrics.json, status.json),
              and finished runs' metrics read back from run folders or a store
 progress.py  the progress bar (and TensorBoard log) hooks of a run

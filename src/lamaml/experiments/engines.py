@@ -3,19 +3,42 @@
 Both run each combination with the same ``run_one``, so results are identical whichever engine
 ran them; both print one line per finished run on stderr, naming the run by ``label`` (the sweep
 passes one naming the settings that vary in it). With no ``address`` the Ray engine starts a local
-Ray instance (and stops it at the end); with one, it joins that cluster. Workers must see the same
-data folder and store path (a shared file system), as with any Ray job.
+Ray instance (and stops it at the end); with one, it joins that cluster (ray_cluster.py). The
+store and data paths are made absolute here, in the driver, before anything is dispatched: a
+worker of a Ray cluster runs in a folder of its own (where ``ray start`` ran), where a relative
+path names another file. Workers must see the same data folder and store path (a shared file
+system), as with any Ray job.
 """
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable
 
+from ..data.files import resolve_data_dir
 from ..errors import UserError
+from .ray_cluster import connect
 from .store import Store
 
 Label = Callable[[dict[str, Any]], str]     # a config -> how its progress line names it
+
+
+def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | None) -> tuple[str, str]:
+    """The store and the data folder (``--data-dir``, else ``$LAMAML_DATA``, else ./data) as absolute paths."""
+    return (os.path.abspath(os.path.expanduser(store_path)),
+            os.path.abspath(resolve_data_dir(data_dir)))
+
+
+def dispatch(engine: str, pending: list[dict[str, Any]], store_path: str | os.PathLike, data_dir: str | None,
+             threads: int, jobs: int, address: str | None = None, label: Label | None = None) -> list[dict[str, Any]]:
+    """Run ``pending`` on ``engine`` ("local" or "ray"), with paths resolved in this process."""
+    if not pending:     # nothing to do needs no cluster
+        return []
+    store_path, data_dir = absolute_paths(store_path, data_dir)
+    if engine == "ray":
+        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label)
+    return run_local(pending, store_path, data_dir, threads, jobs, label)
 
 
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
@@ -64,12 +87,10 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
         raise UserError("--engine ray needs Ray: pip install 'lamaml[ray]'") from None
 
     started_here = not ray.is_initialized()
-    if started_here:
-        options = {"address": address} if address else {"num_cpus": jobs, "include_dashboard": False}
-        try:
-            ray.init(log_to_driver=False, configure_logging=False, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise UserError(f"--address {address}: cannot reach a Ray cluster there ({error})") from None
+    if started_here and address:
+        connect(ray, address, log_to_driver=False, configure_logging=False)
+    elif started_here:
+        ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = ray.remote(num_cpus=1)(run_one)
         refs = [remote.remote(config, store_path, data_dir, threads) for config in pending]

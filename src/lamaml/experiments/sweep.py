@@ -26,7 +26,7 @@ from ..config import RunConfig, resolve_config
 from ..data import require_data, resolve_data_dir
 from ..errors import DataError, UserError
 from ..methods import METHODS, method_class
-from .engines import run_local, run_on_ray
+from .engines import dispatch
 from .groups import group_by_setting
 from .store import Store, config_hash
 
@@ -148,9 +148,7 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
-    if engine == "ray":
-        return run_on_ray(pending, str(store_path), data_dir, threads, address, jobs, label)
-    return run_local(pending, str(store_path), data_dir, threads, jobs, label)
+    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label)
 
 
 def check_data(benchmarks, data_dir: str | None) -> None:
