@@ -32,7 +32,9 @@ RAY_ENV = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PAT
 
 def test_every_engine_gets_the_store_and_data_folder_as_absolute_paths_of_the_driver(tmp_path, monkeypatch):
     import lamaml.experiments.engines as engines
+    import lamaml.experiments.sweep as sweep
     handed = []
+    monkeypatch.setattr(sweep, "check_data", lambda *args: None)      # the data check is tested in test_sweep.py
     monkeypatch.setattr(engines, "run_local", lambda pending, store, data, *rest: handed.append((store, data)) or [])
     monkeypatch.setattr(engines, "run_on_ray", lambda pending, store, data, *rest: handed.append((store, data)) or [])
     monkeypatch.chdir(tmp_path)
@@ -191,8 +193,9 @@ def _alive(pid: int) -> bool:
     ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, "the cluster there refuses this token: give it its own"),
     ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "no-such-file"}, "RAY_AUTH_TOKEN_PATH is set but"),
 ], ids=["token-mode-off", "wrong-token", "no-token"])
-def test_a_driver_without_the_clusters_token_gets_one_line_naming_the_address(cluster, tmp_path, env, says):
+def test_a_driver_without_the_clusters_token_gets_one_line_naming_the_address(cluster, tmp_path, env, says, data_dir):
     address, _, _ = cluster
+    (tmp_path / "mnist-link").symlink_to(data_dir)     # the data is there: what fails is the connection
     started = time.time()
     result = _sweep(address, tmp_path, **env)
     assert result.returncode == 2, result.stderr
@@ -204,8 +207,9 @@ def test_a_driver_without_the_clusters_token_gets_one_line_naming_the_address(cl
     assert not (tmp_path / "results" / "runs.sqlite").exists() or not Store(tmp_path / "results/runs.sqlite").query()
 
 
-def test_nothing_listening_at_the_address_is_one_line_in_seconds(tmp_path):
+def test_nothing_listening_at_the_address_is_one_line_in_seconds(tmp_path, data_dir):
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    (tmp_path / "mnist-link").symlink_to(data_dir)
     address = f"127.0.0.1:{_free_port()}"
     result = _sweep(address, tmp_path)
     assert result.returncode == 2
