@@ -24,6 +24,7 @@ def _config(method="la-maml", benchmark="mnist-rotations", seed=0, **explicit):
 def test_the_paper_cell_stands_only_beside_the_papers_protocol():
     assert paper_cell(_config())[0]["ra"] == [77.42, 0.65]
     assert paper_cell(_config(tasks=20, device="auto", evaluate="seen"))[1] is None   # all 20 named; not protocol
+    assert paper_cell(_config(fast_path=False))[1] is None     # a computation-only hyperparameter, by its field
     for config, why in [
         (_config(tasks=2), "not the paper's protocol: tasks=2 (paper 20)"),
         (_config(opt_lr=0.1), "not the paper's protocol: opt_lr=0.1 (paper 0.3)"),

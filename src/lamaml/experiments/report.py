@@ -36,9 +36,10 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
 
 
 # Settings that change where or how fast a run computes, or what else it measures, and not the
-# numbers the paper reports: a group differing from the paper only in these is its protocol.
+# numbers the paper reports: a group differing from the paper only in these (or in a method's
+# hyperparameters marked computation-only, MethodParams.computation_only) is its protocol.
 NOT_PROTOCOL = ("seed", "device", "train_threads", "eval_batch_size", "evaluate", "analyses", "analysis_every",
-                "analysis_samples", "params.fast_path")
+                "analysis_samples")
 PAPER_SETTING = "single"    # Table 1 is the single-pass protocol
 
 
@@ -65,14 +66,16 @@ def paper_cell(config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
         detail = f"{'.'.join(map(str, error.errors()[0]['loc']))}: {error.errors()[0]['msg']}" \
             if isinstance(error, ValidationError) else str(error)
         return None, f"not comparable with the paper: this version cannot read the runs' config ({detail})"
+    from ..methods import method_class
+    ignored = set(NOT_PROTOCOL) | {f"params.{name}" for name in method_class(method).Params.computation_only()}
     info = benchmark_info(benchmark)
     for flat in (ours, paper):      # null means "all of them": the same as naming the benchmark's own
         flat["tasks"] = flat["tasks"] or info.n_tasks
         flat["samples_per_task"] = flat["samples_per_task"] or info.samples_per_task
     differences = [f"{key.removeprefix('params.')}={show_value(ours.get(key))} (paper {show_value(paper[key])})"
-                   for key in paper if key not in NOT_PROTOCOL and ours.get(key) != paper[key]]
+                   for key in paper if key not in ignored and ours.get(key) != paper[key]]
     differences += [f"{key.removeprefix('params.')}={show_value(ours[key])} (paper: none)"
-                    for key in ours if key not in paper and key not in NOT_PROTOCOL]
+                    for key in ours if key not in paper and key not in ignored]
     if differences:
         return None, "not the paper's protocol: " + ", ".join(differences)
     return table[benchmark][method], None

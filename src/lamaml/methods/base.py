@@ -14,9 +14,19 @@ from torch import nn
 
 
 class MethodParams(BaseModel):
-    """Hyperparameters of a method; each method declares its own subclass."""
+    """Hyperparameters of a method; each method declares its own subclass. A field declared with
+    ``json_schema_extra=COMPUTATION_ONLY`` changes how a result is computed, never the result (beyond
+    float rounding); reports do not count it as part of a run's protocol."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @classmethod
+    def computation_only(cls) -> set[str]:
+        return {name for name, field in cls.model_fields.items()
+                if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("computation_only")}
+
+
+COMPUTATION_ONLY = {"computation_only": True}
 
 
 class Method:

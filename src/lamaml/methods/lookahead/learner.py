@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..base import Method, MethodParams, to_device
+from ..base import COMPUTATION_ONLY, Method, MethodParams, to_device
 from ..replay import ReservoirMemory
 from .autograd import AutogradBackend
 from .closed_form import ClosedFormMLP
@@ -52,7 +52,8 @@ class LookaheadParams(MethodParams):
                                   "(--use_old_task_memory of the CIFAR code, whose getBatch reads live memory "
                                   "while t == 0)")
     fast_path: bool = Field(True, description="take the closed-form backend where it applies (first order, "
-                            "a plain MLP, one shared head); false: always autograd. The same maths either way")
+                            "a plain MLP, one shared head); false: always autograd. The same maths either way",
+                           json_schema_extra=COMPUTATION_ONLY)
 
 
 @dataclass(frozen=True)
