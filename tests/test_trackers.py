@@ -39,3 +39,17 @@ def test_a_resumed_run_logs_into_its_own_folder_and_a_new_one_never_shares_it(tm
     first = run_folder(tmp_path, config)
     first.mkdir()
     assert run_folder(tmp_path, config) != first
+
+
+def test_a_sweep_logs_each_run_into_its_own_subfolder(data_dir, tmp_path, monkeypatch):
+    from lamaml.experiments.sweep import SweepSpec, run_sweep
+    monkeypatch.chdir(tmp_path)                        # relative paths: the driver makes them absolute
+    spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml"], seeds=[0, 1], tasks=2,
+                     set={"samples_per_task": 50})
+    results = run_sweep(spec, tmp_path / "runs.sqlite", 1, str(data_dir), tensorboard="tb")
+    assert [r["status"] for r in results] == ["done", "done"]
+    folders = sorted((tmp_path / "tb").iterdir())
+    assert len(folders) == 2 and all("seed" in f.name for f in folders)
+    for folder in folders:
+        scalars, hparams, _ = _scalars_and_plugins(folder)
+        assert "final/ra" in scalars and hparams

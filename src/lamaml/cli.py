@@ -135,7 +135,8 @@ def cmd_sweep(args) -> int:
     spec = validate_spec(raw, args.file or "sweep")
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
-    results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address)
+    results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address,
+                        tensorboard=Path(args.tensorboard) if args.tensorboard else None)
     failed = [r for r in results if r["status"] == "failed"]
     print(f"sweep: {len(results) - len(failed)} run(s) done, {len(failed)} failed; store {args.store}")
     return 1 if failed else 0
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray); one "
                          "with token authentication needs RAY_AUTH_MODE=token and its token")
     sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
+    sweep_p.add_argument("--tensorboard", default=None, metavar="DIR",
+                         help="log every run to TensorBoard, each in a subfolder of DIR (pip install 'lamaml[tensorboard]')")
     sweep_p.set_defaults(handler=cmd_sweep)
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
     report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, Callable
 
 from ..data.files import resolve_data_dir
@@ -31,30 +32,38 @@ def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
 
 def dispatch(engine: str, pending: list[dict[str, Any]], store_path: str | os.PathLike, data_dir: str | None,
-             threads: int, jobs: int, address: str | None = None, label: Label | None = None) -> list[dict[str, Any]]:
-    """Run ``pending`` on ``engine`` ("local" or "ray"), with paths resolved in this process."""
+             threads: int, jobs: int, address: str | None = None, label: Label | None = None,
+             tensorboard: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Run ``pending`` on ``engine`` ("local" or "ray"), with paths resolved in this process;
+    ``tensorboard``: a folder where every run logs into a subfolder of its own."""
     if not pending:     # nothing to do needs no cluster
         return []
     store_path, data_dir = absolute_paths(store_path, data_dir)
+    tensorboard = os.path.abspath(os.path.expanduser(tensorboard)) if tensorboard else None
     if engine == "ray":
-        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label)
-    return run_local(pending, store_path, data_dir, threads, jobs, label)
+        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label, tensorboard)
+    return run_local(pending, store_path, data_dir, threads, jobs, label, tensorboard)
 
 
-def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int) -> dict[str, Any]:
+def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int,
+            tensorboard: str | None = None) -> dict[str, Any]:
     """One combination in a worker: record it as running, run it, record the outcome."""
     import torch
     torch.set_num_threads(threads)
     from ..config import RunConfig
     from ..engine import run
     from ..errors import LamamlError
+    from .progress import RunPlugins
     store = Store(store_path)
     run_id = store.start(config_dict)
+    plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
     try:
-        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False)
+        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins)
     except LamamlError as error:
         store.fail(run_id, str(error))
         return {"status": "failed", "error": str(error), "config": config_dict}
+    if plugins:
+        plugins.finish(metrics)
     store.finish(run_id, metrics)
     return {"status": "done", "ra": metrics["ra"], "config": config_dict}
 
@@ -69,10 +78,10 @@ def _report(outcome: dict[str, Any], done: int, total: int, label: Label | None)
 
 
 def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
-              jobs: int, label: Label | None = None) -> list[dict[str, Any]]:
+              jobs: int, label: Label | None = None, tensorboard: str | None = None) -> list[dict[str, Any]]:
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_one, c, store_path, data_dir, threads) for c in pending]
+        futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard) for c in pending]
         for future in as_completed(futures):
             results.append(future.result())
             _report(results[-1], len(results), len(pending), label)
@@ -80,7 +89,8 @@ def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | No
 
 
 def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
-               address: str | None, jobs: int, label: Label | None = None) -> list[dict[str, Any]]:
+               address: str | None, jobs: int, label: Label | None = None,
+               tensorboard: str | None = None) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -93,7 +103,7 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
         ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = ray.remote(num_cpus=1)(run_one)
-        refs = [remote.remote(config, store_path, data_dir, threads) for config in pending]
+        refs = [remote.remote(config, store_path, data_dir, threads, tensorboard) for config in pending]
         results, waiting = [], list(refs)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)

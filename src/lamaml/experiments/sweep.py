@@ -127,8 +127,10 @@ def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec]) -> list[di
 
 
 def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
-              engine: str = "local", address: str | None = None, order=None) -> list[dict[str, Any]]:
-    """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first.
+              engine: str = "local", address: str | None = None, order=None,
+              tensorboard: Path | None = None) -> list[dict[str, Any]]:
+    """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first;
+    ``tensorboard``: a folder where each run logs into a subfolder of its own.
 
     Several specs run as one pool (a combination they share runs once).
     """
@@ -148,7 +150,7 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
-    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label)
+    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label, tensorboard)
 
 
 def check_data(benchmarks, data_dir: str | None) -> None:
