@@ -158,7 +158,7 @@ def test_a_misspelt_grid_key_stops_the_sweep_naming_it_and_the_closest_name(tmp_
 def test_flags_given_with_a_sweep_file_replace_those_parts_of_it(tmp_path, monkeypatch):
     import lamaml.experiments.sweep as sweep_module
     given = []
-    monkeypatch.setattr(sweep_module, "run_sweep", lambda spec, *rest: given.append(spec) or [])
+    monkeypatch.setattr(sweep_module, "run_sweep", lambda spec, *rest, **options: given.append(spec) or [])
     path = tmp_path / "f.yaml"
     path.write_text("benchmarks: [mnist-rotations]\nmethods: [la-maml, c-maml]\nseeds: 0-2\n"
                     "grid: {alpha_init: [0.1, 0.2], opt_lr: [0.1, 0.3]}\nset: {samples_per_task: 20}\ntasks: 2\n")
