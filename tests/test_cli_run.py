@@ -40,8 +40,10 @@ def test_an_interrupted_run_prints_the_command_that_resumes_it(data_dir, tmp_pat
     env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
     env.pop("LAMAML_FAULT", None)
     with open(tmp_path / "err", "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "lamaml.cli", "run", "--tasks", "3", "--set",
-                                    "samples_per_task=300", "--quiet", "--out", str(out), "--checkpoint-every", "1"],
+        # 20 short tasks: after the first task's checkpoint, 19 remain (seconds), so the interrupt lands
+        # mid-run even when a loaded machine is slow to schedule this test's polling.
+        process = subprocess.Popen([sys.executable, "-m", "lamaml.cli", "run", "--tasks", "20", "--set",
+                                    "samples_per_task=100", "--quiet", "--out", str(out), "--checkpoint-every", "1"],
                                    stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
         deadline = time.monotonic() + 240
         while not (out / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
