@@ -44,7 +44,10 @@ def test_an_interrupted_run_prints_the_command_that_resumes_it(data_dir, tmp_pat
         # mid-run even when a loaded machine is slow to schedule this test's polling.
         process = subprocess.Popen([sys.executable, "-m", "lamaml.cli", "run", "--tasks", "20", "--set",
                                     "samples_per_task=100", "--quiet", "--out", str(out), "--checkpoint-every", "1"],
-                                   stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+                                   stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO,
+                                   # Ctrl-C's default even where this test process ignores SIGINT (an
+                                   # ignored signal stays ignored across exec; Ray, for one, ignores it)
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 240
         while not (out / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
