@@ -42,6 +42,8 @@ def test_a_resumed_run_logs_into_its_own_folder_and_a_new_one_never_shares_it(tm
 
 
 def test_a_sweep_logs_each_run_into_its_own_subfolder(data_dir, tmp_path, monkeypatch):
+    # Run after the test above in one process, this froze CI (stop 20) while sweep workers were
+    # forked: the worker hung in libgomp in its first parallel torch op. They are spawned now.
     from lamaml.experiments.sweep import SweepSpec, run_sweep
     monkeypatch.chdir(tmp_path)                        # relative paths: the driver makes them absolute
     spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml"], seeds=[0, 1], tasks=2,

@@ -11,6 +11,7 @@ system), as with any Ray job.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -79,8 +80,14 @@ def _report(outcome: dict[str, Any], done: int, total: int, label: Label | None)
 
 def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
               jobs: int, label: Label | None = None, tensorboard: str | None = None) -> list[dict[str, Any]]:
+    """Run ``pending`` in ``jobs`` fresh worker processes.
+
+    Workers are spawned, never forked: a child forked from a process whose torch has run an
+    OpenMP parallel region hangs in its first parallel op (libgomp is not fork-safe), and the
+    driver has usually run one (loading data, or a run before the sweep, as a test does).
+    """
     results = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard) for c in pending]
         for future in as_completed(futures):
             results.append(future.result())
