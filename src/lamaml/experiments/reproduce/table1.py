@@ -94,7 +94,7 @@ def table1_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = False
         *([f"The runs behind it, one row each: `{runs_csv}`, beside this file."] if runs_csv else []),
         "Ours: mean +/- sample std over seeds; paper: mean +/- std (arXiv 2102.05824, Table 3).",
         "Reproduced (yes) when our mean is within max(1.5, 2 x paper std) of the paper's, either side.",
-        "Time: mean training time per run (evaluation excluded), and its ratio to La-MAML's.",
+        "Time: mean training time per run (evaluation excluded; one thread per run, `--jobs` runs at once), and its ratio to La-MAML's.",
         "After each task, Rotations runs evaluate tasks 0..t+1 (`evaluate=seen`), the others only the",
         "task just learned and the next, and all tasks at the end (`evaluate=metrics`): every metric",
         "here reads only those entries, and the 100-task benchmark evaluates 300 times instead of 10,000.",
