@@ -73,6 +73,10 @@ def cmd_run(args) -> int:
     if every and method_class(config.method).joint:
         raise UserError(f"--checkpoint-every: {config.method} trains on all tasks at once; "
                         f"checkpoints inside its run are not supported yet")
+    if args.estimate:
+        from .engine.estimate import estimate
+        print("\n".join(estimate(config, args.data_dir, download=not args.no_download).lines()))
+        return 0
     if args.dry_run:
         from .experiments.runs import dry_run
         print(json.dumps(dry_run(config, data_dir=args.data_dir, download=not args.no_download, store=args.store,
@@ -270,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "line per task on stderr)")
     run_p.add_argument("--store", default=None, metavar="FILE", help="record the run in this SQLite results store")
     run_p.add_argument("--dry-run", action="store_true", help="check what the run would check before training "
-                       "(config, device, data, method, store), print the config, stop")
+                       "(config, device, data, method, store), print the config and the projected time, stop")
+    run_p.add_argument("--estimate", action="store_true", help="time a few updates and one evaluation, print the "
+                       "projected training, evaluation and total time of the full run, stop")
     run_p.add_argument("--analyses", default=None, metavar="A,B",
                        help="measure series for the paper's analyses: alignment, fast-weights, lr-stats")
     run_p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard, in a subfolder "

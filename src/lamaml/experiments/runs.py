@@ -57,9 +57,10 @@ def run_recorded(config, *, data_dir: str | Path | None = None, download: bool =
 def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True, store: str | Path | None = None,
             tensorboard: Path | None = None) -> dict[str, Any]:
     """Check everything ``run_recorded`` would check before training (the device, the data, the
-    model and method, the analyses, the store, TensorBoard) and train nothing; returns what was resolved."""
-    from ..engine.run import prepare
-    device, stream, _, _ = prepare(config, data_dir, download)
+    model and method, the analyses, the store, TensorBoard), then time a few updates of a throwaway copy
+    of the run to project its duration; returns what was resolved and the projection."""
+    from ..engine.estimate import estimate
+    projected = estimate(config, data_dir, download)
     if store:
         if Path(store).exists():
             Store(store)
@@ -68,7 +69,8 @@ def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True
     if tensorboard:
         from .trackers import require_tensorboard
         require_tensorboard()
-    return {"config": config.model_dump(), "tasks": len(stream), "device": str(device)}
+    return {"config": config.model_dump(), "tasks": projected.tasks, "device": projected.device,
+            "projected": projected.as_dict()}
 
 
 def resume_command(out: Path | None, *, data_dir=None, store=None, tensorboard=None, download: bool = True) -> str | None:

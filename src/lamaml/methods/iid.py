@@ -42,11 +42,15 @@ class IID(SGDMethod):
     Params = IIDParams
     joint = True
 
+    def joint_batch_count(self, n: int, batch_size: int) -> int:
+        """How many batches ``joint_batches`` yields for ``n`` samples (a run's projected time counts them)."""
+        return self.params.iterations or math.ceil(n / batch_size)
+
     def joint_batches(self, tasks: torch.Tensor, batch_size: int,
                       generator: torch.Generator) -> Iterator[torch.Tensor]:
         """One epoch's batches, as row indices into the union (``tasks``: each row's task id, on the CPU)."""
         p = self.params
-        n_batches = p.iterations or math.ceil(len(tasks) / batch_size)
+        n_batches = self.joint_batch_count(len(tasks), batch_size)
         if p.tasks_per_batch is None:      # slices of a random order, redrawn after each full pass
             per_pass = math.ceil(len(tasks) / batch_size)
             for b in range(n_batches):

@@ -1,0 +1,49 @@
+"""A projected time before a run: the counts it multiplies are the run's own, and it trains nothing."""
+import json
+
+import numpy as np
+import pytest
+
+from lamaml import cli
+from lamaml.config import resolve_config
+from lamaml.engine import run
+from lamaml.engine.estimate import duration, estimate, evaluation_count
+
+
+@pytest.mark.parametrize("evaluate, validation, expected", [
+    ("all", False, 3 + 9), ("seen", False, 3 + 2 + 3 + 3), ("metrics", False, 3 + 2 + 2 + 3),
+    ("metrics", True, 2 * (3 + 2 + 2 + 3)), ("joint", False, 3 + 3)])
+def test_the_evaluations_of_a_three_task_run_are_counted_by_hand(evaluate, validation, expected):
+    assert evaluation_count(3, evaluate, validation) == expected
+
+
+@pytest.mark.parametrize("method, evaluate", [("la-maml", "metrics"), ("er", "seen"), ("iid", "all")])
+def test_the_projection_counts_the_updates_and_evaluations_the_run_makes(data_dir, method, evaluate):
+    config = resolve_config("mnist-rotations", method, {"samples_per_task": 40, "evaluate": evaluate,
+                                                        **({"iterations": 7} if method == "iid" else {})}, tasks=3)
+    projected = estimate(config, data_dir, download=False, warmup=1, timed=2)
+    metrics = run(config, data_dir=data_dir, download=False)
+    assert projected.updates == metrics["updates"]
+    evaluated = np.isfinite(np.array(metrics["acc_matrix"], dtype=float)).sum() + len(metrics["baseline_accuracy"])
+    assert projected.evaluations == evaluated
+    assert projected.train_s > 0 and projected.eval_s > 0 and projected.lower_bound is None
+
+
+def test_gem_is_projected_as_a_lower_bound(data_dir):
+    config = resolve_config("mnist-rotations", "gem", {"samples_per_task": 20}, tasks=2)
+    projected = estimate(config, data_dir, download=False, warmup=1, timed=1)
+    assert projected.lower_bound and any("at least" in line for line in projected.lines())
+
+
+def test_estimate_and_dry_run_print_the_projection_and_write_nothing(data_dir, tmp_path, capsys):
+    tiny = ["--data-dir", str(data_dir), "--tasks", "2", "--set", "samples_per_task=30", "--out", str(tmp_path / "run")]
+    assert cli.main(["run", "--estimate", *tiny]) == 0
+    assert capsys.readouterr().out.startswith("projected time: ")
+    assert cli.main(["run", "--dry-run", *tiny]) == 0
+    projected = json.loads(capsys.readouterr().out)["projected"]
+    assert projected["updates"] == 2 * 3 * 5 and projected["evaluations"] == 2 + 2 + 2
+    assert not any((tmp_path / "run").iterdir())      # checked for writing, nothing written
+
+
+def test_durations_read_as_a_person_would_say_them():
+    assert [duration(s) for s in (12.4, 600, 3 * 3600)] == ["12 s", "10 min", "3.0 h"]
