@@ -1,0 +1,54 @@
+"""A sweep's projected duration, before it starts: from the store's history where it has one, else timed.
+
+Runs that differ only by seed take the same time, so each group of pending runs is projected once:
+from the mean wall time of the same group's finished runs in the store (what this machine measured),
+else by ``engine.estimate`` on one of its configs (a few timed updates and one evaluation). The
+total on J workers is at least the sum over J and at least the longest run.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from typing import Any
+
+from ..engine.estimate import duration, estimate
+from .store import Store, config_hash
+
+
+def _without_seed(config: dict[str, Any]) -> str:
+    return config_hash({**config, "seed": 0})
+
+
+def history(store: Store) -> dict[str, float]:
+    """Mean wall time of finished runs, by configuration without its seed."""
+    times = defaultdict(list)
+    for row in store.query(["status=done"]):
+        if row.get("wall_time_s"):
+            times[_without_seed(json.loads(row["config"]))].append(float(row["wall_time_s"]))
+    return {key: sum(values) / len(values) for key, values in times.items()}
+
+
+def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None, jobs: int) -> tuple[float, list[str]]:
+    """(projected seconds for ``pending`` on ``jobs`` workers, notes on runs whose time is a lower bound)."""
+    from ..config import RunConfig
+    known, per_run, notes = history(store), [], []
+    measured: dict[str, float] = {}
+    for config in pending:
+        key = _without_seed(config)
+        if key not in known and key not in measured:
+            projected = estimate(RunConfig(**config), data_dir, download=False, warmup=2, timed=3)
+            measured[key] = projected.total_s
+            if projected.lower_bound:
+                notes.append(f"{config['benchmark']} {config['method']}: at least ({projected.lower_bound})")
+        per_run.append(known.get(key, measured.get(key)))
+    total = max(sum(per_run) / jobs, max(per_run, default=0.0))
+    return total, notes
+
+
+def print_projection(pending: list[dict[str, Any]], store: Store, data_dir: str | None, jobs: int) -> float:
+    total, notes = project(pending, store, data_dir, jobs)
+    print(f"sweep: projected {duration(total)} for {len(pending)} run(s) on {jobs} job(s)", file=sys.stderr)
+    for note in notes:
+        print(f"  {note}", file=sys.stderr)
+    return total
