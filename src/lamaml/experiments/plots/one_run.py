@@ -20,7 +20,8 @@ def plot_matrix(run: Metrics) -> Chart:
     fig, ax = plt.subplots(figsize=(1.2 + 0.32 * T, 0.9 + 0.3 * T))
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=100)
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    ax.set_xlabel("evaluated task")
+    blank = "\n(blank: not evaluated; --set evaluate=all fills every entry)" if np.isnan(matrix).any() else ""
+    ax.set_xlabel("evaluated task" + blank)
     ax.set_ylabel("after training on task")
     ticks = range(0, T, max(1, T // 20))
     ax.set_xticks(list(ticks), [str(t + 1) for t in ticks])
