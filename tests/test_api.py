@@ -1,5 +1,8 @@
+import io
 import runpy
+import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -24,3 +27,169 @@ def test_fit_accepts_datasets_and_rejects_a_model_with_too_few_outputs():
         lamaml.fit(nn.Linear(4, 2), [(data, data)])
     with pytest.raises(lamaml.UserError, match="alpha_init"):
         lamaml.fit(nn.Linear(4, 3), [(data, data)], alpha_init="fast")
+
+
+# -- a built-in benchmark through the API is the run `lamaml run` makes -----------------------------
+
+@pytest.mark.parametrize("given", [{}, {"glances": 2, "alpha_init": 0.1}])
+def test_fit_on_a_benchmark_gives_the_accuracy_matrix_of_lamaml_run(data_dir, given):
+    from lamaml.config import resolve_config
+    from lamaml.engine import run
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 50, **given}, tasks=2)
+    expected = run(config, data_dir=data_dir, download=False)
+    bench = lamaml.benchmark("mnist-rotations", data_dir=str(data_dir), tasks=2, samples_per_task=50,
+                             download=False)
+    result = lamaml.fit(bench.model("la-maml"), bench, "la-maml", progress=False, **given)
+    assert np.round(result.acc_matrix, 4).tolist() == expected["acc_matrix"]
+    assert result.updates == expected["updates"] == 2 * 5 * given.get("glances", 5)   # the preset's 5 glances
+    assert result.acc_matrix[1, 1] > 20                # it learned: chance is 10%
+
+
+def test_build_benchmark_takes_the_data_dir_as_a_string(data_dir):
+    from lamaml.data import build_benchmark
+    stream = build_benchmark("mnist-rotations", str(data_dir), 0, 20, download=False)
+    assert len(stream) == 20 and stream[0].n_train == 20
+
+
+# -- evaluation in eval mode -----------------------------------------------------------------------
+
+class ModeRecorder(nn.Module):
+    """A dropout net that records, at each forward, (training mode, gradients enabled)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+        self.frozen = nn.Dropout(0.1).eval()     # a module the user keeps in eval mode
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        return self.frozen(self.net(x))
+
+
+def _easy_tasks(n_tasks=2, n=30, features=4, labels_of=lambda t: (0, 1, 2)):
+    generator = torch.Generator().manual_seed(0)
+    tasks = []
+    for t in range(n_tasks):
+        classes = torch.tensor(labels_of(t))
+        y = classes[torch.randint(0, len(classes), (n,), generator=generator)]
+        x = torch.randn(n, features, generator=generator) + 3 * nn.functional.one_hot(y, features).float()
+        tasks.append(((x, y), (x, y)))
+    return tasks
+
+
+def test_fit_evaluates_in_eval_mode_and_gives_back_each_modules_training_mode():
+    model = ModeRecorder()
+    result = lamaml.fit(model, _easy_tasks(), method="online", progress=False)
+    evaluations = [training for training, grad in model.calls if not grad]
+    training = [training for training, grad in model.calls if grad]
+    assert len(evaluations) >= 1 + 3 and not any(evaluations)     # the probe, the baseline, after each task
+    assert len(training) == result.updates and all(training)
+    assert model.training and model.net[2].training and not model.frozen.training
+
+
+def test_the_engines_evaluation_restores_the_mode_it_found():
+    from lamaml.engine.evaluate import evaluate_all
+    from lamaml.methods import method_class
+    model = ModeRecorder().eval()
+    stream = lamaml.stream_from_data(_easy_tasks())
+    method = method_class("online")(model, method_class("online").Params(), torch.Generator())
+    evaluate_all(method, stream, torch.device("cpu"), 100)
+    assert not model.training and model.calls == [(False, False)] * 2
+    model.train()
+    evaluate_all(method, stream, torch.device("cpu"), 100)
+    assert model.training and model.net[2].training and model.calls[-1] == (False, False)
+
+
+# -- task-aware heads when tasks name their classes -------------------------------------------------
+
+def _fixed_logits_model():
+    """Logits [5, 0, 1, 0] for every input: class 0 (task 0's) wins over everything, class 2 over 3."""
+    model = nn.Linear(4, 4)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([5.0, 0.0, 1.0, 0.0]))
+    return model
+
+
+def _two_tasks_of_their_own_classes():
+    x = torch.zeros(10, 4)
+    return [((x, torch.zeros(10, dtype=torch.long)),) * 2, ((x, torch.full((10,), 2)),) * 2]
+
+
+def test_tasks_that_name_their_classes_get_task_aware_heads():
+    (train_0, test_0), (train_1, test_1) = _two_tasks_of_their_own_classes()
+    tasks = [lamaml.Task(0, train=train_0, test=lambda: test_0, n_train=10, classes=[0, 1]),
+             {"train": train_1, "test": test_1, "classes": [2, 3]}]
+    # lr: no step moves the logits, so the accuracies show only how predictions are read
+    result = lamaml.fit(_fixed_logits_model(), tasks, method="online", lr=1e-12, progress=False)
+    assert result.heads == "task-aware"
+    assert result.acc_matrix[-1].tolist() == [100.0, 100.0]     # task 1 reads classes 2 and 3 only
+
+
+def test_tasks_without_classes_share_one_head():
+    result = lamaml.fit(_fixed_logits_model(), _two_tasks_of_their_own_classes(), method="online", lr=1e-12,
+                        progress=False)
+    assert result.heads == "single"
+    assert result.acc_matrix[-1].tolist() == [100.0, 0.0]       # class 0 wins everywhere
+
+
+def test_a_label_outside_its_tasks_classes_is_a_user_error():
+    (train, test), _ = _two_tasks_of_their_own_classes()
+    with pytest.raises(lamaml.UserError, match=r"task 0: labels \[0\] are not among the task's classes \[1, 2\]"):
+        lamaml.fit(nn.Linear(4, 3), [{"train": train, "test": test, "classes": [1, 2]}])
+
+
+# -- inputs checked before training ------------------------------------------------------------------
+
+def test_inputs_the_model_cannot_take_are_a_user_error_naming_the_shapes():
+    with pytest.raises(lamaml.UserError, match=r"inputs of shape \(4,\) per sample \(torch.float32\), whose first "
+                                               r"layer Linear takes 5 features: mat1 and mat2"):
+        lamaml.fit(nn.Sequential(nn.Linear(5, 3)), _easy_tasks(), progress=False)
+    with pytest.raises(lamaml.UserError, match=r"the model returned \(2, 3, 1\) for a batch of 2"):
+        lamaml.fit(nn.Sequential(nn.Linear(4, 3), nn.Unflatten(1, (3, 1))), _easy_tasks(), progress=False)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.full((30,), -1), r"task 0 train: label -1; class indices start at 0"),
+    (torch.full((30,), 0.5), r"task 0 train: label 0.5; labels are class indices"),
+    (torch.zeros(30, 3), r"task 0 train: labels of shape \(30, 3\); give one class index per sample"),
+])
+def test_labels_that_are_not_class_indices_are_a_user_error(labels, message):
+    with pytest.raises(lamaml.UserError, match=message):
+        lamaml.fit(nn.Linear(4, 3), [((torch.randn(30, 4), labels), (torch.randn(30, 4), torch.zeros(30)))])
+
+
+def test_uint8_inputs_are_images_scaled_to_0_1_and_other_integers_are_refused():
+    pixels = torch.tensor([[0, 51, 255, 255]] * 30, dtype=torch.uint8)
+    stream = lamaml.stream_from_data([((pixels, torch.zeros(30)), (pixels, torch.zeros(30)))])
+    assert stream[0].train()[0][0].tolist() == pytest.approx([0.0, 0.2, 1.0, 1.0])
+    result = lamaml.fit(nn.Linear(4, 1), [((pixels, torch.zeros(30)),) * 2], progress=False)
+    assert result.acc_matrix.tolist() == [[100.0]]
+    with pytest.raises(lamaml.UserError, match="inputs of dtype torch.int64; give floating-point inputs"):
+        lamaml.fit(nn.Linear(4, 1), [((pixels.long(), torch.zeros(30)),) * 2])
+
+
+# -- protocol defaults, progress and the per-task callback -------------------------------------------
+
+def test_fit_defaults_to_five_glances_and_reports_each_task_to_on_task_end(capsys):
+    rows = []
+    result = lamaml.fit(nn.Linear(4, 3), _easy_tasks(n_tasks=3), method="online",
+                        on_task_end=lambda task, row: rows.append((task, row)))
+    assert result.updates == 3 * 3 * 5                  # 3 tasks x 3 batches of 10 x 5 glances
+    assert [task for task, _ in rows] == [0, 1, 2]
+    np.testing.assert_array_equal(np.stack([row for _, row in rows]), result.acc_matrix)
+    assert capsys.readouterr().err == ""                # the bar is off when stderr is not a terminal
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_on_a_terminal_the_progress_bar_counts_every_batch_unless_turned_off(monkeypatch, progress):
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    lamaml.fit(nn.Linear(4, 3), _easy_tasks(n_tasks=3), method="online", batch_size=7, progress=progress)
+    shown = sys.stderr.getvalue()
+    assert ("15/15" in shown and "task=3/3" in shown) if progress else shown == ""   # ceil(30 / 7) batches a task

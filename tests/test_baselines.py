@@ -173,7 +173,7 @@ def test_every_method_learns_two_easy_tasks(name):
 
 
 def test_the_iid_oracle_trains_once_on_every_task_and_reports_only_the_final_row():
-    result = lamaml.fit(tiny_net(5), _two_easy_tasks(), method="iid", batch_size=5, epochs=3, lr=0.05)
+    result = lamaml.fit(tiny_net(5), _two_easy_tasks(), method="iid", batch_size=5, epochs=3, glances=1, lr=0.05)
     assert np.isnan(result.acc_matrix[0]).all() and result.acc_matrix[1].min() > 60
     assert result.metrics["bti"] is None and result.ra == pytest.approx(result.acc_matrix[1].mean())
     assert result.updates == 3 * 24

@@ -3,7 +3,8 @@ from .errors import DataError, LamamlError, RunFailed, UserError
 from .version import __version__
 
 # Imported on first use (PEP 562): `lamaml --help` and the errors above need no torch.
-_LAZY = {"fit": ".api", "Task": ".data", "TaskStream": ".data", "stream_from_data": ".data"}
+_LAZY = {"fit": ".api", "benchmark": ".api", "Benchmark": ".engine", "Task": ".data", "TaskStream": ".data",
+         "stream_from_data": ".data"}
 
 
 def __getattr__(name: str):
@@ -15,5 +16,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'lamaml' has no attribute {name!r}")
 
 
-__all__ = ["DataError", "LamamlError", "RunFailed", "Task", "TaskStream", "UserError", "__version__",
-           "fit", "stream_from_data"]
+__all__ = ["Benchmark", "DataError", "LamamlError", "RunFailed", "Task", "TaskStream", "UserError", "__version__",
+           "benchmark", "fit", "stream_from_data"]

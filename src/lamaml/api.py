@@ -1,59 +1,204 @@
-"""The Python API: La-MAML (or any method) on your own model and your own tasks.
+"""The Python API: La-MAML (or any method) on your own model, on your own tasks or a built-in benchmark.
 
     import lamaml
     result = lamaml.fit(my_model, [(train_0, test_0), (train_1, test_1)], method="la-maml",
-                        glances=5, alpha_init=0.15, opt_lr=0.3)
-    print(result.ra, result.bti, result.acc_matrix)
+                        alpha_init=0.15, opt_lr=0.3)
+    print(result.ra, result.bti, result.acc_matrix, result.heads)
 
-Each task is ``(train, test)``, each of which is an ``(inputs, labels)`` pair of tensors or a
-Dataset of ``(x, y)`` pairs.
+Your tasks: each is ``(train, test)``, a dict ``{"train": ..., "test": ..., "classes": [...]}`` or a
+``lamaml.Task``; ``train`` and ``test`` are ``(inputs, labels)`` tensors or Datasets of ``(x, y)``.
+
+- Task ids: tasks that name their ``classes`` get task-aware heads (each task's loss and predictions
+  see only its classes, as the vision benchmarks); otherwise one head is shared by all tasks.
+  ``result.heads`` says which ("task-aware" or "single").
+- Inputs: floats are used in the default dtype; uint8 inputs are images and are scaled to [0, 1],
+  as the built-in benchmarks scale theirs; other integer inputs are refused. Labels are class
+  indices >= 0, one per sample. The model is tried on two samples first: inputs it cannot take,
+  or too few outputs for the labels, are one ``UserError`` naming the shapes.
+- Protocol: by default the paper's single-pass protocol of La-MAML on MNIST (one epoch, batches
+  of 10, 5 glances at each batch); the method's hyperparameters default to the authors' values.
+- Evaluation runs in eval mode (dropout off, batch norm on running statistics); each module's mode
+  is restored after.
+
+A built-in benchmark gives the run ``lamaml run`` makes, accuracy matrix included:
+
+    bench = lamaml.benchmark("mnist-rotations", data_dir="data", seed=0)
+    result = lamaml.fit(bench.model("la-maml"), bench, "la-maml")   # = lamaml run mnist-rotations la-maml
+
+The preset's epochs, batch size, glances and hyperparameters apply unless given to ``fit``.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 
 from .data import TaskStream, stream_from_data
-from .engine import StreamResult, build_method, derived_seeds, resolve_device, train
+from .engine import (Benchmark, Callbacks, Plugin, StreamResult, build_learner, eval_mode, load_benchmark,
+                     resolve_device, train_as_configured)
 from .errors import UserError
-from .methods import method_class
+from .methods import MethodParams, method_class
+
+# The paper's single-pass protocol for La-MAML on MNIST (its presets for Rotations and Permutations).
+EPOCHS, BATCH_SIZE, GLANCES = 1, 10, 5
 
 
-def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream, method: str = "la-maml", *,
-        epochs: int = 1, batch_size: int = 10, glances: int = 1, seed: int = 0, device: str = "cpu",
-        train_threads: int | None = 1, **hyperparameters: Any) -> StreamResult:
+def benchmark(name: str, data_dir: str | Path | None = None, *, setting: str = "single", seed: int = 0,
+              tasks: int | None = None, samples_per_task: int | None = None, hparams: str = "scripts",
+              download: bool = True) -> Benchmark:
+    """Built-in benchmark ``name`` (``lamaml list``) as ``lamaml run`` builds it for ``seed``.
+
+    ``.stream`` is its tasks (the first ``tasks``; ``samples_per_task`` training samples each, None:
+    the benchmark's own); ``.config(method)`` the run's resolved settings (the paper's preset for
+    ``setting`` and ``hparams``); ``.model(method)`` the paper's network with that run's initial weights.
+    ``data_dir``: as ``--data-dir`` (None: ``$LAMAML_DATA``, then ./data).
+    """
+    return load_benchmark(name, data_dir, setting=setting, seed=seed, tasks=tasks,
+                          samples_per_task=samples_per_task, hparams=hparams, download=download)
+
+
+@dataclass
+class _Protocol:
+    """What ``train_as_configured`` and ``build_learner`` read of a run config, for the user's own tasks."""
+
+    method: str
+    params: MethodParams
+    seed: int
+    epochs: int
+    batch_size: int
+    glances: int
+    train_threads: int | None
+    eval_batch_size: int = 10000
+    evaluate: str = "all"
+
+    def method_params(self) -> MethodParams:
+        return self.params
+
+
+def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, method: str = "la-maml", *,
+        epochs: int | None = None, batch_size: int | None = None, glances: int | None = None,
+        seed: int | None = None, device: str = "cpu", train_threads: int | None = 1, progress: bool = True,
+        on_task_end: Callable[[int, np.ndarray], None] | None = None, **hyperparameters: Any) -> StreamResult:
     """Train ``model`` on ``tasks`` in order with ``method``; returns the accuracy matrix and metrics.
 
-    ``hyperparameters`` are the method's (see ``lamaml list``); the trained method, with its
-    learned rates and memory, is ``result.method``.
+    ``tasks``: your tasks (see the module's docstring), a ``TaskStream``, or ``lamaml.benchmark(...)``.
+    ``epochs``, ``batch_size``, ``glances``: None takes the benchmark's preset, or for your own tasks
+    1, 10 and 5 (La-MAML's single-pass protocol on MNIST). ``seed`` (None: the benchmark's, or 0)
+    seeds the stream order and the method. ``hyperparameters``: the method's (``lamaml list``); with
+    a benchmark, any ``lamaml run --set`` key. ``progress``: a tqdm bar on stderr when it is a
+    terminal. ``on_task_end(task, row)``: after each task is learned and every task evaluated, with
+    that row of the accuracy matrix (percent; NaN where not evaluated).
+
+    The trained method, with its learned rates and memory, is ``result.method``.
     """
-    stream = tasks if isinstance(tasks, TaskStream) else stream_from_data(tasks)
-    for name, value in {"epochs": epochs, "batch_size": batch_size, "glances": glances}.items():
-        if not isinstance(value, int) or value < 1:
-            raise UserError(f"{name}={value!r}: must be an integer >= 1")
+    if on_task_end is not None and not callable(on_task_end):
+        raise UserError(f"on_task_end={on_task_end!r}: must be a function (task, accuracy_row)")
+    protocol = {"epochs": epochs, "batch_size": batch_size, "glances": glances}
+    if isinstance(tasks, Benchmark):
+        stream, config = tasks.stream, _benchmark_config(tasks, method, protocol, seed, train_threads, hyperparameters)
+    else:
+        stream = tasks if isinstance(tasks, TaskStream) else stream_from_data(tasks)
+        config = _own_config(method, protocol, seed, train_threads, hyperparameters)
+    target = resolve_device(device)
+    model = model.to(target)
+    check_model(model, stream, target)
+    learner = build_learner(config, model, stream)
+    plugins: list[Plugin] = []
+    if on_task_end is not None:
+        plugins.append(Callbacks(on_task=lambda task, row: on_task_end(task, row.copy())))
+    bar = ProgressBar(stream, config, enabled=progress)
+    try:
+        result = train_as_configured(learner, stream, config, target, [bar, *plugins])
+    finally:
+        bar.close()
+    result.method = learner
+    return result
+
+
+def _benchmark_config(bench: Benchmark, method: str, protocol: dict[str, int | None], seed: int | None,
+                      train_threads: int | None, hyperparameters: dict[str, Any]):
+    """The run ``lamaml run`` would make, with what ``fit`` was given on top (as ``--set``)."""
+    overrides = {key: value for key, value in {**protocol, "seed": seed, "train_threads": train_threads}.items()
+                 if value is not None}
+    try:
+        return bench.config(method, **overrides, **hyperparameters)
+    except UserError as error:     # the CLI's wording names --set; here they are keyword arguments
+        raise UserError(str(error).replace("--set ", "")) from None
+
+
+def _own_config(method: str, protocol: dict[str, int | None], seed: int | None, train_threads: int | None,
+                hyperparameters: dict[str, Any]) -> _Protocol:
+    defaults = {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "glances": GLANCES}
+    chosen = {key: defaults[key] if value is None else value for key, value in protocol.items()}
+    for key, value in chosen.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"{key}={value!r}: must be an integer >= 1")
+    for key, value, least in (("seed", seed, 0), ("train_threads", train_threads, 1)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise UserError(f"{key}={value!r}: must be an integer >= {least}")
     try:
         params = method_class(method).Params(**hyperparameters)
     except ValidationError as error:
         first = error.errors()[0]
         raise UserError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    target = resolve_device(device)
-    model = model.to(target)
-    _check_outputs(model, stream, target)
-    seeds = derived_seeds(seed)
-    learner = build_method(method, model, params, seeds["method"])
-    result = train(learner, stream, epochs=epochs, batch_size=batch_size, glances=glances,
-                   generator=torch.Generator().manual_seed(seeds["order"]), device=target,
-                   train_threads=train_threads if target.type == "cpu" else None)
-    result.method = learner
-    return result
+    return _Protocol(method, params, seed or 0, train_threads=train_threads, **chosen)
 
 
-def _check_outputs(model: torch.nn.Module, stream: TaskStream, device: torch.device) -> None:
-    x, _ = stream[0].train()
-    with torch.no_grad():
-        outputs = model(x[:1].to(device)).shape[-1]
-    if outputs < stream.n_outputs:
-        raise UserError(f"the model has {outputs} outputs but the tasks' labels go up to "
+def check_model(model: torch.nn.Module, stream: TaskStream, device: torch.device) -> None:
+    """Try the model on two training samples (in eval mode, without gradients: nothing changes),
+    so a mismatch is one UserError naming the shapes rather than a torch error mid-run."""
+    task = stream[0]
+    x, _ = task.train()
+    sample = x[:2]
+    if task.prepare is not None:     # a throwaway generator: the run's draws stay as they were
+        sample = task.prepare(sample, torch.Generator().manual_seed(0))
+    sample = sample.to(device)
+    try:
+        with torch.no_grad(), eval_mode(model):
+            outputs = model(sample)
+    except (RuntimeError, TypeError, ValueError, IndexError) as error:
+        raise UserError(f"the model does not take inputs of shape {tuple(sample.shape[1:])} per sample "
+                        f"({sample.dtype}){_first_layer(model)}: {str(error).splitlines()[0]}") from error
+    if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2 or len(outputs) != len(sample):
+        shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+        raise UserError(f"the model returned {shape} for a batch of {len(sample)}; "
+                        f"it must return logits of shape (batch, outputs)")
+    if outputs.shape[1] < stream.n_outputs:
+        raise UserError(f"the model has {outputs.shape[1]} outputs but the tasks' labels go up to "
                         f"{stream.n_outputs - 1}; it needs at least {stream.n_outputs}")
+
+
+def _first_layer(model: torch.nn.Module) -> str:
+    """What the model's first layer expects, where it says (", whose first layer Linear takes 784 features")."""
+    for module in model.modules():
+        for attribute, unit in (("in_features", "features"), ("in_channels", "channels"),
+                                ("num_embeddings", "token ids below")):
+            if hasattr(module, attribute):
+                return f", whose first layer {type(module).__name__} takes {getattr(module, attribute)} {unit}"
+    return ""
+
+
+class ProgressBar(Plugin):
+    """A tqdm bar over the run's batches, on stderr, shown only when stderr is a terminal
+    (``disable=None``), with the task and the RA so far after each task."""
+
+    def __init__(self, stream: TaskStream, config, enabled: bool = True):
+        from tqdm import tqdm
+        per_task = [config.epochs * -(-task.n_train // config.batch_size) for task in stream]
+        self.tasks = len(stream)
+        self.bar = tqdm(total=sum(per_task), unit="batch", desc=config.method, file=sys.stderr,
+                        disable=None if enabled else True, dynamic_ncols=True)
+
+    def batch_done(self, run, task, loss):
+        self.bar.update(1)
+
+    def task_done(self, run, task, row):
+        self.bar.set_postfix(task=f"{task + 1}/{self.tasks}", ra=f"{np.nanmean(row[:task + 1]):.1f}")
+
+    def close(self) -> None:
+        self.bar.close()

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from ..errors import UserError
+from .files import resolve_data_dir
 from .mnist import load_mnist, locate_mnist
 from .stream import Task, TaskStream
 from .transforms import apply_index_map, rotation_index_map, with_zero_pixel
@@ -127,10 +128,11 @@ def benchmark_info(name: str) -> BenchmarkInfo:
     return BENCHMARKS[name]
 
 
-def build_benchmark(name: str, data_dir: Path, seed: int, samples_per_task: int | None = None,
+def build_benchmark(name: str, data_dir: str | Path | None, seed: int, samples_per_task: int | None = None,
                     download: bool = True) -> TaskStream:
+    """The stream of benchmark ``name``; ``data_dir`` as ``--data-dir`` (a str, a Path, or None)."""
     info = benchmark_info(name)
-    return info.build(data_dir, seed, samples_per_task or info.samples_per_task, download)
+    return info.build(resolve_data_dir(data_dir), seed, samples_per_task or info.samples_per_task, download)
 
 
 def require_data(name: str, data_dir: Path, download: bool = True) -> None:

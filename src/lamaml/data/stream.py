@@ -77,6 +77,34 @@ class TaskStream(Sequence[Task]):
         return [dict(task=task.index, **task.info) for task in self.tasks]
 
 
+def _inputs(x: torch.Tensor, what: str) -> torch.Tensor:
+    """Model inputs: floats in the default dtype; uint8 taken as images and scaled to [0, 1], as the
+    built-in benchmarks scale theirs. Other integer inputs are refused: pixels in 0..255 and integer
+    features look alike, and guessing wrong would train silently on the wrong scale."""
+    if x.dtype == torch.uint8:
+        return x.to(torch.get_default_dtype()).div_(255.0)
+    if x.is_floating_point():
+        return x.to(torch.get_default_dtype())
+    raise UserError(f"{what}: inputs of dtype {x.dtype}; give floating-point inputs (x.float()), "
+                    f"or uint8 images, which are scaled to [0, 1]")
+
+
+def _labels(y: torch.Tensor, what: str) -> torch.Tensor:
+    """Labels as class indices: one whole number >= 0 per sample."""
+    if y.ndim != 1:
+        raise UserError(f"{what}: labels of shape {tuple(y.shape)}; give one class index per sample "
+                        f"(a 1-D tensor; one-hot labels: y.argmax(1))")
+    if y.is_complex():
+        raise UserError(f"{what}: labels of dtype {y.dtype}; labels are class indices 0, 1, 2, ...")
+    if y.is_floating_point():
+        fractional = y[y != y.round()]          # NaN too: it differs from itself
+        if len(fractional):
+            raise UserError(f"{what}: label {fractional[0].item()}; labels are class indices 0, 1, 2, ...")
+    if len(y) and y.min() < 0:
+        raise UserError(f"{what}: label {int(y.min())}; class indices start at 0")
+    return y.long()
+
+
 def _as_tensors(data: Any, what: str) -> Tensors:
     """(x, y) tensors from a pair of tensors/arrays or from a map-style Dataset of (x, y)."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
@@ -89,28 +117,69 @@ def _as_tensors(data: Any, what: str) -> Tensors:
         if not items:
             raise UserError(f"{what} is empty")
         x = torch.stack([torch.as_tensor(item[0]) for item in items])
-        y = torch.as_tensor([int(item[1]) for item in items])
+        y = torch.stack([torch.as_tensor(item[1]) for item in items])
     if len(x) == 0 or len(x) != len(y):
         raise UserError(f"{what}: {len(x)} inputs and {len(y)} labels; need the same, non-zero number")
-    if x.is_floating_point() is False:
-        x = x.float()
-    return x, y.long()
+    return _inputs(x, what), _labels(y, what)
+
+
+def _parts(task: Any, index: int) -> tuple[Any, Any, Sequence[int] | None]:
+    """(train, test, classes) of one task as the user gave it: a ``Task`` (train and test: callables
+    or data), a dict with keys train, test and optionally classes, or a (train, test) pair."""
+    if isinstance(task, Task):
+        data = [part() if callable(part) else part for part in (task.train, task.test)]
+        return data[0], data[1], task.classes
+    if isinstance(task, dict):
+        unknown = set(task) - {"train", "test", "classes"}
+        if unknown or not {"train", "test"} <= set(task):
+            raise UserError(f"task {index}: a dict needs keys train and test (and may have classes), "
+                            f"not {sorted(task)}")
+        return task["train"], task["test"], task.get("classes")
+    try:
+        train, test = task
+    except (TypeError, ValueError):
+        raise UserError(f"task {index}: expected (train, test), a dict or a lamaml.Task, "
+                        f"not {type(task).__name__}") from None
+    return train, test, None
+
+
+def _classes(classes: Sequence[int] | None, labels: torch.Tensor, what: str) -> list[int] | None:
+    """The task's own classes (its head), checked to hold every one of its labels."""
+    if classes is None:
+        return None
+    try:
+        chosen = sorted({int(c) for c in classes})
+    except (TypeError, ValueError):
+        raise UserError(f"{what}: classes must be a list of class indices, not {classes!r}") from None
+    if not chosen or chosen[0] < 0:
+        raise UserError(f"{what}: classes {chosen}: need at least one, all >= 0")
+    outside = sorted(set(labels.unique().tolist()) - set(chosen))
+    if outside:
+        raise UserError(f"{what}: labels {outside[:5]} are not among the task's classes {chosen}")
+    return chosen
 
 
 def stream_from_data(tasks: Sequence[Any], name: str = "custom") -> TaskStream:
-    """A stream from the user's own data: each task is ``(train, test)`` or a dict with those keys.
+    """A stream from the user's own data: each task is ``(train, test)``, a dict with keys ``train``,
+    ``test`` and optionally ``classes``, or a ``Task``.
 
-    ``train`` and ``test`` are ``(inputs, labels)`` tensors or Datasets yielding ``(x, y)``.
+    ``train`` and ``test`` are ``(inputs, labels)`` tensors or Datasets yielding ``(x, y)``. A task
+    that names its ``classes`` gets its own head (task-aware: its loss and predictions see only those
+    outputs). Float inputs take the default dtype; uint8 inputs are images, scaled to [0, 1].
     """
     built, shapes, top_label = [], set(), 0
     for index, task in enumerate(tasks):
-        train, test = (task["train"], task["test"]) if isinstance(task, dict) else task
+        train, test, classes = _parts(task, index)
         train_xy = _as_tensors(train, f"task {index} train")
         test_xy = _as_tensors(test, f"task {index} test")
+        classes = _classes(classes, torch.cat([train_xy[1], test_xy[1]]), f"task {index}")
         shapes.add(tuple(train_xy[0].shape[1:]))
-        top_label = max(top_label, int(train_xy[1].max()), int(test_xy[1].max()))
+        if tuple(test_xy[0].shape[1:]) != tuple(train_xy[0].shape[1:]):
+            raise UserError(f"task {index}: train inputs of shape {tuple(train_xy[0].shape[1:])} per sample "
+                            f"but test inputs of shape {tuple(test_xy[0].shape[1:])}")
+        top_label = max(top_label, int(train_xy[1].max()), int(test_xy[1].max()), *(classes or []))
         built.append(Task(index, train=lambda xy=train_xy: xy, test=lambda xy=test_xy: xy,
-                          n_train=len(train_xy[1])))
+                          n_train=len(train_xy[1]), classes=classes))
     if not built:
         raise UserError("the task list is empty")
     if len(shapes) != 1:

@@ -1,5 +1,8 @@
-"""Accuracy of a method on every task, in large batches, without gradients."""
+"""Accuracy of a method on every task, in large batches, without gradients, in eval mode."""
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -7,14 +10,28 @@ import torch
 from ..data import TaskStream
 
 
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode (dropout off, batch norm on its running statistics), then each module
+    back in its own previous mode: a user's model may keep some modules frozen in eval mode."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 @torch.no_grad()
 def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int, device: torch.device,
                   batch_size: int) -> float:
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        correct += (method.predict(xb, task).argmax(1) == yb).sum()
+    with eval_mode(method.model):
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device, non_blocking=True)
+            yb = y[start:start + batch_size].to(device, non_blocking=True)
+            correct += (method.predict(xb, task).argmax(1) == yb).sum()
     return 100.0 * correct.item() / len(x)
 
 

@@ -36,6 +36,7 @@ class StreamResult:
     series: dict[str, list] = field(default_factory=dict)
     test_matrix: np.ndarray | None = None   # benchmarks with a validation split: acc_matrix is on it
     test_baseline: np.ndarray | None = None
+    heads: str = "single"                   # "task-aware": each task's loss and prediction saw only its classes
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -225,4 +226,5 @@ def train(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: 
         torch.set_num_threads(eval_threads)
     return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
                         progress.updates, progress.task_losses, progress.train_time_after_task,
-                        progress.series, progress.test_matrix, progress.test_baseline)
+                        progress.series, progress.test_matrix, progress.test_baseline,
+                        heads="single" if getattr(method, "heads", None) is None else "task-aware")

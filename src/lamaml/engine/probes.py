@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..data import TaskStream
+from .evaluate import eval_mode
 from .plugins import Plugin
 
 ANALYSES = ("alignment", "fast-weights", "lr-stats")
@@ -111,8 +112,9 @@ class Probes(Plugin):
     @torch.no_grad()
     def retained_accuracy(self, method, task: int) -> float:
         correct = total = 0
-        for seen in range(task + 1):
-            x, y = self._held_out(seen)
-            correct += int((method.predict(x, seen).argmax(1) == y).sum())
-            total += len(y)
+        with eval_mode(method.model):
+            for seen in range(task + 1):
+                x, y = self._held_out(seen)
+                correct += int((method.predict(x, seen).argmax(1) == y).sum())
+                total += len(y)
         return 100.0 * correct / total

@@ -45,6 +45,26 @@ def build_method(name: str, model: torch.nn.Module, params, seed: int):
     return cls(model, params, torch.Generator().manual_seed(seed))
 
 
+def build_stream(benchmark: str, data_dir: str | Path | None, seed: int, samples_per_task: int | None = None,
+                 tasks: int | None = None, download: bool = True) -> TaskStream:
+    """The task stream of a built-in benchmark as every run of this seed sees it."""
+    return build_benchmark(benchmark, resolve_data_dir(data_dir), seed, samples_per_task, download).first(tasks)
+
+
+def build_paper_model(config: RunConfig, stream: TaskStream) -> torch.nn.Module:
+    """The config's network (the paper's, with its preset's init), drawn from the run's model seed:
+    the same initial weights as every run of this config."""
+    torch.manual_seed(derived_seeds(config.seed)["model"])
+    return build_model(config.model, stream.input_shape, stream.n_outputs, config.init)
+
+
+def build_learner(config: RunConfig, model: torch.nn.Module, stream: TaskStream) -> Method:
+    """The config's method on ``model``, seeded from the run's method seed, with the stream's task heads."""
+    method = build_method(config.method, model, config.method_params(), derived_seeds(config.seed)["method"])
+    method.use_task_heads(stream.head_mask())
+    return method
+
+
 def prepare(config: RunConfig, data_dir: str | Path | None = None,
             download: bool = True) -> tuple[torch.device, TaskStream, Method, list[Plugin]]:
     """What a run builds, and so checks, before training: the device, the task stream, the model and
@@ -53,18 +73,23 @@ def prepare(config: RunConfig, data_dir: str | Path | None = None,
     ``lamaml run --dry-run`` stops after this, so it refuses whatever the run would refuse.
     """
     device = resolve_device(config.device)
-    stream = build_benchmark(config.benchmark, resolve_data_dir(data_dir), config.seed,
-                             config.samples_per_task, download).first(config.tasks)
-    seeds = derived_seeds(config.seed)
-    torch.manual_seed(seeds["model"])
-    model = build_model(config.model, stream.input_shape, stream.n_outputs, config.init).to(device)
-    method = build_method(config.method, model, config.method_params(), seeds["method"])
-    method.use_task_heads(stream.head_mask())
+    stream = build_stream(config.benchmark, data_dir, config.seed, config.samples_per_task, config.tasks, download)
+    method = build_learner(config, build_paper_model(config, stream).to(device), stream)
     plugins: list[Plugin] = []
     if config.analyses:
         plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
     refuse_for_joint(method, plugins)
     return device, stream, method, plugins
+
+
+def train_as_configured(method: Method, stream: TaskStream, config: RunConfig, device: torch.device,
+                        plugins: list[Plugin] = (), resume: dict | None = None) -> StreamResult:
+    """The run loop with the config's protocol (epochs, batches, glances, evaluation) and its order seed."""
+    order = torch.Generator().manual_seed(derived_seeds(config.seed)["order"])
+    return train(method, stream, epochs=config.epochs, batch_size=config.batch_size, glances=config.glances,
+                 generator=order, device=device, eval_batch_size=config.eval_batch_size,
+                 evaluate=config.evaluate, plugins=plugins, resume=resume,
+                 train_threads=config.train_threads if device.type == "cpu" else None)
 
 
 def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = True,
@@ -87,11 +112,7 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
         header = {"config": config.model_dump(), "lamaml_version": __version__, "started_at": started_at,
                   "checkpoint_every": str(checkpoint_every)}
         plugins.append(Checkpoints(Checkpointer(checkpoint_dir, checkpoint_every, header)))
-    seeds = derived_seeds(config.seed)
-    result = train(method, stream, epochs=config.epochs, batch_size=config.batch_size, glances=config.glances,
-                   generator=torch.Generator().manual_seed(seeds["order"]), device=device,
-                   eval_batch_size=config.eval_batch_size, evaluate=config.evaluate, plugins=plugins,
-                   resume=resume, train_threads=config.train_threads if device.type == "cpu" else None)
+    result = train_as_configured(method, stream, config, device, plugins, resume)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
     return metrics
