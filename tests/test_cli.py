@@ -30,7 +30,7 @@ def assert_user_facing_error(result, out_dir, message, status=2):
 
 @pytest.mark.parametrize("args, message", [
     (["--benchmark", "mnist-rotatoins"], "unknown benchmark 'mnist-rotatoins'; choose from mnist-rotations"),
-    (["--method", "la-mamll"], "unknown method 'la-mamll'; choose from a-gem, c-maml, er, ewc, gem, icarl, iid, la-er, la-maml, mer, meta-bgd"),
+    (["--method", "la-mamll"], "unknown method 'la-mamll'; choose from a-gem, c-maml, der, der++, er, er-ace, ewc, gem, icarl, iid, la-er, la-maml, mer, meta-bgd"),
     (["--set", "glances=0"], "--set glances=0: glances must be greater than or equal to 1"),
     (["--set", "alpha_init=abc"], "--set alpha_init=abc: alpha_init must be a valid number"),
     (["--set", "alpha_init"], "--set alpha_init: expected key=value"),

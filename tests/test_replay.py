@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lamaml.methods.replay import ReservoirMemory
@@ -57,3 +58,19 @@ def test_a_snapshot_does_not_see_later_additions():
     frozen = memory.snapshot()
     memory.add(torch.zeros(50, 1), torch.full((50,), 5), task=1)
     assert frozen.y.tolist() == [0, 1] and 5 in memory.y.tolist()
+
+
+def test_stored_logits_stay_with_their_samples_through_every_replacement():
+    memory = ReservoirMemory(6, torch.Generator().manual_seed(4))
+    for start in range(0, 60, 7):
+        ids = torch.arange(start, start + 7)
+        memory.add(ids.float()[:, None], ids, task=0, logits=torch.stack([ids.float(), -ids.float()], 1))
+    assert memory.n_seen == 63 and memory.logits.shape == (6, 2)
+    assert torch.equal(memory.logits[:, 0].long(), memory.y) and torch.equal(memory.logits[:, 1].long(), -memory.y)
+    x, y, _, logits = memory.sample(4, replacement=False)
+    assert torch.equal(logits[:, 0].long(), y) and torch.equal(x[:, 0].long(), y)
+    restored = ReservoirMemory(6, torch.Generator())
+    restored.load_state_dict(memory.state_dict())
+    assert torch.equal(restored.logits, memory.logits) and torch.equal(memory.snapshot().logits, memory.logits)
+    with pytest.raises(ValueError, match="logits for every sample or for none"):
+        memory.add(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), task=0)

@@ -1,4 +1,8 @@
-"""Replay memory filled by reservoir sampling, preallocated on the data's device."""
+"""Replay memory filled by reservoir sampling, preallocated on the data's device.
+
+A memory may also keep one vector per slot beside each sample (DER's logits at insertion time):
+pass ``logits`` to every ``add``; ``sample`` then returns them as a fourth tensor.
+"""
 from __future__ import annotations
 
 import torch
@@ -18,18 +22,23 @@ class ReservoirMemory:
         self.off_by_one = int(authors_off_by_one)
         self.n_seen = 0
         self.size = 0
-        self.x = self.y = self.t = None
+        self.x = self.y = self.t = self.logits = None
 
-    def _allocate(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _allocate(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor | None) -> None:
         self.x = torch.empty((self.capacity, *x.shape[1:]), dtype=x.dtype, device=x.device)
         self.y = torch.empty(self.capacity, dtype=y.dtype, device=y.device)
         self.t = torch.empty(self.capacity, dtype=torch.long, device=y.device)
+        if logits is not None:
+            self.logits = torch.empty((self.capacity, *logits.shape[1:]), dtype=logits.dtype, device=logits.device)
 
-    def add(self, x: torch.Tensor, y: torch.Tensor, task: int) -> None:
+    def add(self, x: torch.Tensor, y: torch.Tensor, task: int, logits: torch.Tensor | None = None) -> None:
+        """Offer a batch; ``logits`` (one row per sample, detached) are kept in the same slots."""
         if self.capacity == 0:
             return
         if self.x is None:
-            self._allocate(x, y)
+            self._allocate(x, y, logits)
+        if (logits is None) != (self.logits is None):
+            raise ValueError("a memory keeps logits for every sample or for none")
         # Slot for each sample: the next free one while filling, then a uniform draw over all
         # samples seen so far (kept only if it falls on a slot). Later samples in the batch
         # overwrite earlier ones on collision, exactly as one-at-a-time insertion would.
@@ -50,9 +59,12 @@ class ReservoirMemory:
             self.x.index_copy_(0, where, x.index_select(0, rows))
             self.y.index_copy_(0, where, y.index_select(0, rows))
             self.t[where] = task
+            if logits is not None:
+                self.logits.index_copy_(0, where, logits.detach().index_select(0, rows))
 
     def sample(self, k: int, replacement: bool = True):
-        """``k`` stored samples (fewer if fewer are stored), drawn uniformly."""
+        """``k`` stored samples (fewer if fewer are stored), drawn uniformly: (x, y, t), and their
+        logits where the memory keeps them."""
         k = min(k, self.size)
         if k == 0:
             return None
@@ -61,14 +73,17 @@ class ReservoirMemory:
         else:
             index = torch.randperm(self.size, generator=self.generator)[:k]
         index = index.to(self.x.device, non_blocking=True)
-        return self.x[index], self.y[index], self.t[index]
+        drawn = self.x[index], self.y[index], self.t[index]
+        return drawn if self.logits is None else (*drawn, self.logits[index])
 
     def state_dict(self) -> dict:
-        return {"n_seen": self.n_seen, "size": self.size, "x": self.x, "y": self.y, "t": self.t}
+        return {"n_seen": self.n_seen, "size": self.size, "x": self.x, "y": self.y, "t": self.t,
+                "logits": self.logits}
 
     def load_state_dict(self, state: dict) -> None:
         self.n_seen, self.size = state["n_seen"], state["size"]
         self.x, self.y, self.t = state["x"], state["y"], state["t"]
+        self.logits = state.get("logits")     # checkpoints written before memories kept logits
 
     def snapshot(self) -> "ReservoirMemory":
         """A frozen copy to replay from; later ``add`` calls on this memory do not reach it."""
@@ -76,4 +91,6 @@ class ReservoirMemory:
         copy.size, copy.n_seen = self.size, self.n_seen
         if self.x is not None:
             copy.x, copy.y, copy.t = self.x.clone(), self.y.clone(), self.t.clone()
+        if self.logits is not None:
+            copy.logits = self.logits.clone()
         return copy
