@@ -1,10 +1,14 @@
 import multiprocessing
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
 from lamaml.errors import UserError
-from lamaml.experiments.store import Store, config_hash, parse_filter
+from lamaml.experiments.store import Store, _alive, config_hash, parse_filter
 
 
 def _config(seed, method="la-maml", glances=5):
@@ -139,3 +143,71 @@ def test_what_the_cli_reads_from_a_store_is_a_library_call(tmp_path):
     with pytest.raises(UserError, match="--store .*nope.sqlite: no results store there"):
         report_store(tmp_path / "nope.sqlite")
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+def _claimer(path, barrier, configs, queue):
+    store = Store(path)
+    barrier.wait()
+    queue.put([store.claim(config).run_id is not None for config in configs])
+
+
+def test_four_processes_claiming_the_same_20_combinations_at_once_get_each_exactly_once(tmp_path):
+    path, configs = tmp_path / "runs.sqlite", [_config(seed) for seed in range(20)]
+    Store(path)
+    context = multiprocessing.get_context("spawn")
+    barrier, queue = context.Barrier(4), context.Queue()
+    processes = [context.Process(target=_claimer, args=(path, barrier, configs, queue)) for _ in range(4)]
+    for p in processes:
+        p.start()
+    won = [queue.get(timeout=120) for _ in processes]
+    for p in processes:
+        p.join(120)
+        assert p.exitcode == 0
+    assert [sum(column) for column in zip(*won)] == [1] * 20
+    assert len(Store(path).query(["status=running"])) == 20
+
+
+def test_a_combination_running_in_a_live_process_is_refused_to_a_second_claim(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    first = store.claim(_config(0))
+    assert first.run_id is not None and first.holder == ""
+    assert store.claim(_config(0)) == (None, f"running in process {os.getpid()}")
+    assert store.claim(_config(1)).run_id is not None        # another combination is free
+    assert len(store.query(["status=running"])) == 2
+
+
+def test_a_combination_left_running_by_a_dead_process_is_taken_over(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = store.claim(_config(0)).run_id
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE runs SET pid=? WHERE id=?", (dead.pid, abandoned))
+    taken = store.claim(_config(0)).run_id
+    rows = {row["id"]: row for row in store.query()}
+    assert taken not in (None, abandoned) and rows[taken]["status"] == "running"
+    assert rows[abandoned]["status"] == "failed" and rows[abandoned]["error"] == "interrupted (its process died)"
+
+
+def test_a_done_combination_is_never_claimed_again_but_a_failed_one_is(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    store.fail(store.claim(_config(0)).run_id, "diverged")
+    done = store.claim(_config(0)).run_id
+    store.finish(done, {"ra": 70.0})
+    assert store.claim(_config(0)) == (None, "already done")
+    with sqlite3.connect(store.path) as conn:      # a row hashed by older code is still recognised as done
+        conn.execute("UPDATE runs SET config_hash='hashed-by-older-code' WHERE id=?", (done,))
+    assert store.claim(_config(0)) == (None, "already done")
+    assert [r["status"] for r in store.query()] == ["failed", "done"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombies are read from /proc")
+def test_a_killed_process_not_yet_reaped_counts_as_dead():
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(child.pid, 9)
+        time.sleep(0.5)                             # not reaped: a zombie, which kill(pid, 0) still finds
+        os.kill(child.pid, 0)
+        assert not _alive(child.pid) and _alive(os.getpid())
+    finally:
+        child.wait()

@@ -8,6 +8,10 @@ store and data paths are made absolute here, in the driver, before anything is d
 worker of a Ray cluster runs in a folder of its own (where ``ray start`` ran), where a relative
 path names another file. Workers must see the same data folder and store path (a shared file
 system), as with any Ray job.
+
+Each run is claimed in the store before it starts (``Store.claim``); a worker that finds its
+combination done, or running in a live process, skips it, so no combination runs twice however a
+sweep and its reruns overlap. Local workers die with the sweep (lifeline.py).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Any, Callable
 
 from ..data.files import resolve_data_dir
 from ..errors import UserError
+from .lifeline import die_with_parent
 from .ray_cluster import connect
 from .store import Store
 
@@ -48,7 +53,8 @@ def dispatch(engine: str, pending: list[dict[str, Any]], store_path: str | os.Pa
 
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int,
             tensorboard: str | None = None) -> dict[str, Any]:
-    """One combination in a worker: record it as running, run it, record the outcome."""
+    """One combination in a worker: claim it, run it, record the outcome; skip it if another
+    process has done it or is running it."""
     import torch
     torch.set_num_threads(threads)
     from ..config import RunConfig
@@ -56,13 +62,18 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     from ..errors import LamamlError
     from .progress import RunPlugins
     store = Store(store_path)
-    run_id = store.start(config_dict)
+    run_id, holder = store.claim(config_dict)
+    if run_id is None:
+        return {"status": "skipped", "reason": holder, "config": config_dict}
     plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
     try:
         metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins)
     except LamamlError as error:
         store.fail(run_id, str(error))
         return {"status": "failed", "error": str(error), "config": config_dict}
+    except BaseException as error:  # a bug: release the claim (a Ray worker outlives its task), then raise
+        store.fail(run_id, f"crashed: {error.__class__.__name__}: {error}")
+        raise
     if plugins:
         plugins.finish(metrics)
     store.finish(run_id, metrics)
@@ -73,8 +84,16 @@ def _plain_label(config: dict[str, Any]) -> str:
     return f"{config['benchmark']} {config['method']} seed {config['seed']}"
 
 
+def _detail(outcome: dict[str, Any]) -> str:
+    if outcome["status"] == "done":
+        return f"RA {outcome['ra']:.2f}"
+    if outcome["status"] == "skipped":
+        return f"skipped, {outcome['reason']}"
+    return outcome["error"]
+
+
 def _report(outcome: dict[str, Any], done: int, total: int, label: Label | None) -> None:
-    detail = f"RA {outcome['ra']:.2f}" if outcome["status"] == "done" else outcome["error"]
+    detail = _detail(outcome)
     print(f"  [{done}/{total}] {(label or _plain_label)(outcome['config'])}: {detail}", file=sys.stderr)
 
 
@@ -85,9 +104,12 @@ def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | No
     Workers are spawned, never forked: a child forked from a process whose torch has run an
     OpenMP parallel region hangs in its first parallel op (libgomp is not fork-safe), and the
     driver has usually run one (loading data, or a run before the sweep, as a test does).
+    Every worker is started by ``submit``, in this thread, which waits here until the pool is done:
+    lifeline.py needs the thread that starts the workers to outlive them.
     """
     results = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard) for c in pending]
         for future in as_completed(futures):
             results.append(future.result())

@@ -3,6 +3,8 @@
 A run is recorded when it starts (``running``) and updated when it ends (``done`` with its
 metrics, or ``failed`` with the error). The file uses SQLite's write-ahead log and a busy timeout,
 each change is one transaction, so several processes can record runs at once without losing any.
+A sweep's worker *claims* its combination (``claim``): one process at a time may hold it, and none
+once it is done, so no combination runs twice whatever is killed when.
 Filters from users are parsed into (column, operator, value) and always bound as parameters:
 no text a user types is ever pasted into SQL.
 """
@@ -18,7 +20,7 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from ..errors import UserError
 from ..version import __version__
@@ -62,8 +64,25 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed but not yet reaped (Linux): kill(pid, 0) still finds it, yet it will never finish a run.
+    An orphan stays so for good where the container's init does not reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+
+
+class Claim(NamedTuple):
+    run_id: int | None      # the new 'running' row; None when the combination is taken
+    holder: str = ""        # why it is taken: "already done", "running in process N"
+
+_ABANDON = "UPDATE runs SET status='failed', error='interrupted (its process died)', ended_at=? WHERE id=?"
 
 
 def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -167,13 +186,65 @@ class Store:
         return conn
 
     def start(self, config: dict[str, Any]) -> int:
+        """Record ``config`` as running in this process, unconditionally: ``lamaml run`` runs what it is
+        asked to, even again. Sweeps use ``claim``."""
         with closing(self._connect()) as conn, conn:
-            cursor = conn.execute(
-                "INSERT INTO runs (config_hash, benchmark, method, seed, config, status, code_version, host,"
-                " pid, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                (config_hash(config), config["benchmark"], config["method"], config["seed"],
-                 json.dumps(config, sort_keys=True), __version__, platform.node(), os.getpid(), _now()))
-            return int(cursor.lastrowid)
+            return self._insert(conn, config)
+
+    def claim(self, config: dict[str, Any]) -> Claim:
+        """Record ``config`` as running in this process, unless it is done or running in a live process.
+
+        Checked and recorded in one transaction holding SQLite's write lock (BEGIN IMMEDIATE), so of
+        several processes claiming a combination at once exactly one gets it. A row left running by a
+        dead process of this host is marked failed and the combination taken over. A row running on
+        another host does not block: its process cannot be checked from here, and a dead one would
+        block the combination for good.
+        """
+        digest = config_hash(config)
+        with closing(self._connect()) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                holder, abandoned = self._holder(conn, config, digest)
+                if holder:
+                    conn.rollback()
+                    return Claim(None, holder)
+                conn.executemany(_ABANDON, [(_now(), run_id) for run_id in abandoned])
+                run_id = self._insert(conn, config, digest)
+                conn.commit()
+                return Claim(run_id)
+            except BaseException:
+                conn.rollback()
+                raise
+
+    @staticmethod
+    def _holder(conn: sqlite3.Connection, config: dict[str, Any], digest: str) -> tuple[str, list[int]]:
+        """Who holds ``config`` ("" if nobody), and the ids of its rows left running by dead processes here.
+
+        Rows are matched by the hash of their stored config, not their config_hash column: stores
+        written before canonical_config hashed the same run differently (see done_hashes)."""
+        here, abandoned = platform.node(), []
+        rows = conn.execute("SELECT id, status, host, pid, config FROM runs WHERE benchmark=? AND method=?"
+                            " AND seed=? AND status IN ('done', 'running')",
+                            (config["benchmark"], config["method"], config["seed"]))
+        for run_id, status, host, pid, stored in rows:
+            if config_hash(json.loads(stored)) != digest:
+                continue
+            if status == "done":
+                return "already done", []
+            if host == here and pid is not None:
+                if _alive(pid):
+                    return f"running in process {pid}", []
+                abandoned.append(run_id)
+        return "", abandoned
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, config: dict[str, Any], digest: str | None = None) -> int:
+        cursor = conn.execute(
+            "INSERT INTO runs (config_hash, benchmark, method, seed, config, status, code_version, host,"
+            " pid, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            (digest or config_hash(config), config["benchmark"], config["method"], config["seed"],
+             json.dumps(config, sort_keys=True), __version__, platform.node(), os.getpid(), _now()))
+        return int(cursor.lastrowid)
 
     def finish(self, run_id: int, metrics: dict[str, Any]) -> None:
         with closing(self._connect()) as conn, conn:
