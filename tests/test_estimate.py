@@ -7,7 +7,8 @@ import pytest
 from lamaml import cli
 from lamaml.config import resolve_config
 from lamaml.engine import run
-from lamaml.engine.estimate import duration, estimate, evaluation_count
+from lamaml.durations import duration
+from lamaml.engine.estimate import estimate, evaluation_count
 
 
 @pytest.mark.parametrize("evaluate, validation, expected", [
@@ -47,3 +48,21 @@ def test_estimate_and_dry_run_print_the_projection_and_write_nothing(data_dir, t
 
 def test_durations_read_as_a_person_would_say_them():
     assert [duration(s) for s in (12.4, 600, 3 * 3600)] == ["12 s", "10 min", "3.0 h"]
+
+
+def test_a_sweep_projects_from_the_stores_history_and_times_only_what_it_lacks(data_dir, tmp_path, monkeypatch):
+    from lamaml.experiments import projection
+    from lamaml.experiments.store import Store
+    store = Store(tmp_path / "runs.sqlite")
+    done = resolve_config("mnist-rotations", "online", {"samples_per_task": 20}, tasks=1).model_dump()
+    run_id, _ = store.claim(done)
+    store.finish(run_id, {"ra": 50.0, "bti": 0.0, "wall_time_s": 40.0, "train_time_s": 30.0})
+    timed = []
+    monkeypatch.setattr(projection, "estimate", lambda config, *a, **k: timed.append(config.method) or
+                        type("E", (), {"total_s": 10.0, "lower_bound": None})())
+    other = resolve_config("mnist-rotations", "er", {"samples_per_task": 20}, tasks=1).model_dump()
+    pending = [{**done, "seed": 1}, {**done, "seed": 2}, other, {**other, "seed": 1}]
+    total, notes = projection.project(pending, store, str(data_dir), jobs=2)
+    assert timed == ["er"]                           # online's seeds come from history, er is timed once
+    assert total == (40 + 40 + 10 + 10) / 2 and notes == []
+    assert projection.project(pending[:1], store, str(data_dir), jobs=4)[0] == 40   # never below the longest run

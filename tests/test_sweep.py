@@ -194,7 +194,7 @@ def test_the_driver_fetches_missing_data_once_where_downloads_are_allowed(tmp_pa
 
 
 def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
-    from lamaml.experiments.engines import _report
+    from lamaml.experiments.engines import _Reporter
     spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml", "c-maml"], seeds=[0, 1],
                      grid={"opt_lr": [0.1, 0.3]})
     configs = [c.model_dump() for c in combinations(spec)]
@@ -203,5 +203,10 @@ def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
         "mnist-rotations c-maml seed 0", "mnist-rotations c-maml seed 1",
         "mnist-rotations la-maml opt_lr=0.1 seed 0", "mnist-rotations la-maml opt_lr=0.1 seed 1",
         "mnist-rotations la-maml opt_lr=0.3 seed 0", "mnist-rotations la-maml opt_lr=0.3 seed 1"]
-    _report({"status": "done", "ra": 76.123, "config": configs[1]}, 3, 6, label)
-    assert capsys.readouterr().err == f"  [3/6] {label(configs[1])}: RA 76.12\n"
+    report = _Reporter(3, label)
+    report.start -= 60                                  # the first run took a minute
+    report({"status": "done", "ra": 76.123, "config": configs[1]})
+    assert capsys.readouterr().err == f"  [1/3] {label(configs[1])}: RA 76.12; about 2 min left\n"
+    report({"status": "done", "ra": 70.0, "config": configs[0]})
+    report({"status": "done", "ra": 71.0, "config": configs[2]})
+    assert capsys.readouterr().err.splitlines()[-1] == f"  [3/3] {label(configs[2])}: RA 71.00"

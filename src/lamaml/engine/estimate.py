@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
+from ..durations import duration
 from .loop import Phase, epoch_batches, joint_phase, learn_batch, stream_phases
 from .evaluate import evaluate_all
 from .progress import Progress
@@ -60,14 +61,6 @@ class Estimate:
         if self.lower_bound:
             out.append(f"  a lower bound: the cost per update grows over the stream ({self.lower_bound})")
         return out
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def evaluation_count(tasks: int, evaluate: str, validation: bool) -> int:

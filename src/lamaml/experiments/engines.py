@@ -18,11 +18,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
 from ..data.files import resolve_data_dir
+from ..durations import duration
 from ..errors import UserError
 from .lifeline import die_with_parent
 from .ray_cluster import connect
@@ -92,9 +94,19 @@ def _detail(outcome: dict[str, Any]) -> str:
     return outcome["error"]
 
 
-def _report(outcome: dict[str, Any], done: int, total: int, label: Label | None) -> None:
-    detail = _detail(outcome)
-    print(f"  [{done}/{total}] {(label or _plain_label)(outcome['config'])}: {detail}", file=sys.stderr)
+class _Reporter:
+    """One line per finished run on stderr, with the time left at the pace so far."""
+
+    def __init__(self, total: int, label: Label | None):
+        self.total, self.label, self.done, self.start = total, label or _plain_label, 0, time.perf_counter()
+
+    def __call__(self, outcome: dict[str, Any]) -> None:
+        self.done += 1
+        left = self.total - self.done
+        pace = (time.perf_counter() - self.start) / self.done
+        eta = f"; about {duration(pace * left)} left" if left else ""
+        print(f"  [{self.done}/{self.total}] {self.label(outcome['config'])}: {_detail(outcome)}{eta}",
+              file=sys.stderr)
 
 
 def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
@@ -107,13 +119,13 @@ def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | No
     Every worker is started by ``submit``, in this thread, which waits here until the pool is done:
     lifeline.py needs the thread that starts the workers to outlive them.
     """
-    results = []
+    results, report = [], _Reporter(len(pending), label)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard) for c in pending]
         for future in as_completed(futures):
             results.append(future.result())
-            _report(results[-1], len(results), len(pending), label)
+            report(results[-1])
     return results
 
 
@@ -133,11 +145,11 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
     try:
         remote = ray.remote(num_cpus=1)(run_one)
         refs = [remote.remote(config, store_path, data_dir, threads, tensorboard) for config in pending]
-        results, waiting = [], list(refs)
+        results, waiting, report = [], list(refs), _Reporter(len(pending), label)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             results.append(ray.get(ready[0]))
-            _report(results[-1], len(results), len(pending), label)
+            report(results[-1])
         return results
     finally:
         if started_here:

@@ -12,7 +12,8 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-from ..engine.estimate import duration, estimate
+from ..durations import duration
+from ..engine.estimate import estimate
 from .store import Store, config_hash
 
 

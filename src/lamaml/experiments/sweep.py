@@ -28,6 +28,7 @@ from ..errors import DataError, UserError
 from ..methods import METHODS, method_class
 from .engines import dispatch
 from .groups import group_by_setting
+from .projection import print_projection
 from .store import Store, config_hash
 
 
@@ -128,9 +129,10 @@ def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec]) -> list[di
 
 def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
               engine: str = "local", address: str | None = None, order=None,
-              tensorboard: Path | None = None) -> list[dict[str, Any]]:
+              tensorboard: Path | None = None, project: bool = False) -> list[dict[str, Any]]:
     """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first;
-    ``tensorboard``: a folder where each run logs into a subfolder of its own.
+    ``tensorboard``: a folder where each run logs into a subfolder of its own; ``project``: print the
+    projected duration first (projection.py).
 
     Several specs run as one pool (a combination they share runs once).
     """
@@ -148,6 +150,8 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     check_data({c["benchmark"] for c in pending}, data_dir)
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
+    if project and pending:
+        print_projection(pending, store, data_dir, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
     return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label, tensorboard)

@@ -56,7 +56,7 @@ def make_figures(out: Path, figures_dir: Path, specs: dict[str, list[SweepSpec]]
                  data_dir: str | None, run: bool = True) -> list[Path]:
     store = out / STORE_NAME
     if run:
-        run_sweep([s for group in specs.values() for s in group], store, jobs, data_dir, order=_slow_first)
+        run_sweep([s for group in specs.values() for s in group], store, jobs, data_dir, order=_slow_first, project=True)
     runs = {name: done_metrics(store, group) for name, group in specs.items()}
     la_maml_seed0 = [r for r in runs["analyses"] if r["method"] == "la-maml" and r["seed"] == 0]
     wanted = [

@@ -66,7 +66,7 @@ def _slowest_first(config: dict[str, Any]) -> tuple[bool, bool]:
 
 
 def run_table1(out: Path, spec, jobs: int, data_dir: str | None) -> list[dict[str, Any]]:
-    return run_sweep(spec, out / STORE_NAME, jobs, data_dir, order=_slowest_first)
+    return run_sweep(spec, out / STORE_NAME, jobs, data_dir, order=_slowest_first, project=True)
 
 
 def collect(out: Path, spec) -> dict[tuple[str, str], list[dict]]:
