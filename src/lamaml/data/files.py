@@ -1,8 +1,9 @@
 """Finding, verifying and downloading data files.
 
-Every file we know is checked against its published digest (sha256, or md5 where that is all its
-publishers give) before it is trusted, so a truncated download or a flipped byte is caught as a
-clear error naming the file and both digests rather than a silently wrong number. ``download`` is
+Every file we know is checked against the digest of its official content (sha256, or md5 where that
+is all its publishers give) before it is trusted, so a truncated download or a flipped byte is
+caught as a clear error naming the file and both digests rather than a silently wrong number. The
+loaders hash the content, not the packing, so a copy unpacked or packed again passes. ``download`` is
 the one way a data file arrives: mirrors in order, a timeout, the digest checked, atomic placement.
 """
 from __future__ import annotations
