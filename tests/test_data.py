@@ -1,8 +1,10 @@
 import gzip
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ import torch
 
 from lamaml.data import build_benchmark
 from lamaml.data.benchmarks import permutations, rotation_angles, training_subsets
-from lamaml.data.mnist import load_mnist
+from lamaml.data import mnist as mnist_files
+from lamaml.data.mnist import load_mnist, locate_mnist
 from lamaml.data.transforms import apply_index_map, rotation_index_map, with_zero_pixel
 from lamaml.errors import DataError
 
@@ -33,14 +36,64 @@ def _copy_mnist(data_dir, tmp_path):
     return tmp_path
 
 
-def test_a_flipped_byte_is_reported_as_a_checksum_mismatch(data_dir, tmp_path):
+def test_a_flipped_byte_in_a_gz_file_is_reported_with_its_and_the_official_sha256(data_dir, tmp_path):
     root = _copy_mnist(data_dir, tmp_path)
     target = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
     raw = bytearray(target.read_bytes())
     raw[100] ^= 0xFF
     target.write_bytes(bytes(raw))
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt: its sha256"):
+    with pytest.raises(DataError, match=f"t10k-labels-idx1-ubyte.gz is corrupt: its sha256 is "
+                                        f"{hashlib.sha256(raw).hexdigest()}, the official t10k-labels-idx1-ubyte.gz's "
+                                        f"is f7ae60f9.*, and it does not decompress .*delete it and download it again"):
         load_mnist(root)
+
+
+def _official_content(data_dir, name):
+    return gzip.decompress((data_dir / "mnist" / f"{name}.gz").read_bytes())
+
+
+def test_unpacked_and_regzipped_copies_of_the_official_files_load_as_the_official_ones(data_dir, tmp_path, mnist):
+    (tmp_path / "mnist").mkdir()
+    # gunzip, then gzip -9 / -1 with another mtime: other bytes on disk, the same content
+    for name, level in [("train-images-idx3-ubyte", None), ("train-labels-idx1-ubyte", 9),
+                        ("t10k-images-idx3-ubyte", 1), ("t10k-labels-idx1-ubyte", None)]:
+        content = _official_content(data_dir, name)
+        if level is None:
+            (tmp_path / "mnist" / name).write_bytes(content)
+        else:
+            packed = gzip.compress(content, compresslevel=level, mtime=1234567890)
+            assert packed != (data_dir / "mnist" / f"{name}.gz").read_bytes()
+            (tmp_path / "mnist" / f"{name}.gz").write_bytes(packed)
+    loaded = load_mnist(tmp_path, allow_download=False)
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert torch.equal(getattr(loaded, key), getattr(mnist, key))
+
+
+@pytest.mark.parametrize("packing", ["unpacked", "regzipped"])
+def test_one_changed_pixel_byte_is_refused_naming_the_file_and_both_content_checksums(data_dir, tmp_path, packing):
+    name = "t10k-images-idx3-ubyte"
+    content = bytearray(_official_content(data_dir, name))
+    expected = hashlib.sha256(content).hexdigest()
+    content[16 + 784 * 5000 + 400] ^= 0x01          # one pixel of image 5000, one bit
+    path = tmp_path / "mnist" / (name + (".gz" if packing == "regzipped" else ""))
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(bytes(content)) if packing == "regzipped" else bytes(content))
+    for other in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / "mnist" / f"{other}.gz").symlink_to(data_dir / "mnist" / f"{other}.gz")
+    with pytest.raises(DataError) as caught:
+        load_mnist(tmp_path, allow_download=False)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is corrupt: its ") and "\n" not in message
+    assert f"sha256 is {hashlib.sha256(content).hexdigest()}, the official content's is {expected}" in message
+    assert ("decompressed content's sha256" in message) == (packing == "regzipped")
+    assert message.endswith("delete it and download it again")
+
+
+def test_a_gzip_bomb_is_stopped_at_the_official_size(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes(50_000_000)))      # 50 MB of zeros for a 10 kB file
+    with pytest.raises(DataError, match=r"holds more than the 10,008 bytes"):
+        mnist_files.read_idx(path, "t10k-labels-idx1-ubyte")
 
 
 def test_a_truncated_unpacked_idx_file_is_reported(data_dir, tmp_path):
@@ -61,9 +114,45 @@ def test_a_file_with_the_wrong_magic_number_is_refused(data_dir, tmp_path):
         load_mnist(root)
 
 
-def test_a_missing_folder_names_the_file_and_where_it_looked(tmp_path):
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is missing: looked in .*nowhere"):
-        load_mnist(tmp_path / "nowhere")
+def test_a_missing_folder_names_the_file_and_every_place_it_looked(tmp_path):
+    root = tmp_path / "nowhere"
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is missing: looked in ") as caught:
+        load_mnist(root)
+    assert f"looked in {root / 'mnist'}, {root} and {root / 'MNIST' / 'raw'} (for " in str(caught.value)
+
+
+def test_files_in_torchvisions_mnist_raw_folder_are_found(data_dir, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in mnist_files.FILES:
+        (raw / f"{name}.gz").symlink_to(data_dir / "mnist" / f"{name}.gz")
+    assert locate_mnist(tmp_path, allow_download=False) == [raw / f"{name}.gz" for name in mnist_files.FILES]
+
+
+class _DroppedConnection(io.BytesIO):
+    def read(self, size=-1):
+        if self.tell() >= 1000:
+            raise ConnectionResetError("connection reset by peer")
+        return super().read(min(size, 1000))
+
+
+def _raise_after_creating_the_folder(urls, target, digest):
+    target.parent.mkdir(parents=True)
+    raise DataError(f"could not download {target.name} (no network)")
+
+
+@pytest.mark.parametrize("failure", ["connection dropped mid-file", "download raised"])
+def test_a_failed_download_leaves_no_folder_or_partial_file(tmp_path, monkeypatch, failure):
+    monkeypatch.delenv("LAMAML_NO_DOWNLOAD")
+    if failure == "download raised":
+        monkeypatch.setattr(mnist_files, "download", _raise_after_creating_the_folder)
+    else:
+        monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: _DroppedConnection(bytes(5000)))
+    (tmp_path / "keep").mkdir()         # a folder that was there before stays
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is missing .* could not download") as caught:
+        load_mnist(tmp_path / "keep" / "data")
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*")] == [Path("keep")]
+    assert str(tmp_path / "keep" / "data" / "MNIST" / "raw") in str(caught.value)
 
 
 def test_rotation_angles_for_seed_0_are_the_authors_measured_ones():

@@ -103,19 +103,39 @@ def _fake_files(seed=0, train_per_class=11, val_per_class=3) -> dict[str, bytes]
     return files
 
 
-def _write_folder(root, files):
+@pytest.fixture(autouse=True)
+def _known_content_per_test(monkeypatch):
+    """A copy of the table of known content fingerprints, so the fake sets a test trusts stay its own."""
+    monkeypatch.setattr(tin_archive, "KNOWN_CONTENT", dict(tin_archive.KNOWN_CONTENT))
+
+
+def _trust_content(source):
+    """Make what ``source`` holds count as the release's content, as the real set's fingerprint does."""
+    try:
+        with tin_archive.Reader(source) as reader:
+            fingerprint = tin_archive.fingerprint(reader, tin_archive.read_index(reader))
+    except DataError:
+        return      # too damaged to index: the loader stops before the checksum
+    tin_archive.KNOWN_CONTENT[fingerprint] = "a fake set"
+
+
+def _write_folder(root, files, trust=True):
     for rel, data in files.items():
         path = root / "tiny-imagenet-200" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+    if trust:
+        _trust_content(tin_archive.Source(root / "tiny-imagenet-200", False))
     return root
 
 
-def _write_zip(path, files):
+def _write_zip(path, files, trust=True, compression=zipfile.ZIP_STORED):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for rel, data in files.items():
             archive.writestr(f"tiny-imagenet-200/{rel}", data)
+    if trust:
+        _trust_content(tin_archive.Source(path, True))
     return path
 
 
@@ -203,9 +223,9 @@ def test_the_cache_is_written_then_reused_without_decoding(tmp_path, monkeypatch
     _trust(monkeypatch, archive)
     first = load_tinyimagenet(tmp_path)
     with np.load(tmp_path / CACHE_NAME, allow_pickle=False) as stored:   # no pickles inside
-        assert stored["classes"].dtype.kind == "U" and str(stored["source_digest"]).startswith("md5:")
+        assert stored["classes"].dtype.kind == "U" and str(stored["source_digest"]).startswith("content:")
     monkeypatch.setattr(tin, "_decode_chunk", lambda *_: pytest.fail("decoded although the cache is valid"))
-    monkeypatch.setattr(tin_archive, "verify_archive", lambda *_: pytest.fail("hashed although the cache is valid"))
+    monkeypatch.setattr(tin_archive, "verify_content", lambda *_: pytest.fail("hashed although the cache is valid"))
     again = load_tinyimagenet(tmp_path)
     _assert_matches(again, files)
     assert again.classes == first.classes and torch.equal(again.train_images, first.train_images)
@@ -265,17 +285,68 @@ def _one_line(error) -> str:
     return message
 
 
-def test_a_trainval_zip_that_fails_its_checks_is_refused(tmp_path, monkeypatch):
-    archive = _write_zip(tmp_path / REAL, _fake_files())
+def test_a_zip_whose_files_are_not_the_releases_is_refused_naming_both_fingerprints(tmp_path):
+    archive = _write_zip(tmp_path / REAL, _fake_files(), trust=False)
     with pytest.raises(DataError) as error:
         load_tinyimagenet(tmp_path)
-    assert str(archive) in _one_line(error) and "bytes" in str(error.value) and "replace it" in str(error.value)
-    # with the right size, the sha256 is what fails
-    monkeypatch.setitem(tin_archive.KNOWN_ARCHIVES, REAL,
-                        (*tin_archive.KNOWN_ARCHIVES[REAL][:2], archive.stat().st_size, "the copy"))
-    with pytest.raises(DataError, match=r"tiny-imagenet-200-trainval\.zip is corrupt: its sha256 is") as error:
-        load_tinyimagenet(tmp_path)
-    _one_line(error)
+    message = _one_line(error)
+    with tin_archive.Reader(tin_archive.Source(archive, True)) as reader:
+        actual = tin_archive.fingerprint(reader, tin_archive.read_index(reader))
+    assert message.startswith(f"{archive} is corrupt or not Tiny ImageNet-200: the sha256 of its labelled files'")
+    assert f"is {actual}, the release's is {next(iter(tin_archive.KNOWN_CONTENT))}" in message
+    assert "it has 33 training and 9 val images" in message and message.endswith("replace it with an intact copy")
+
+
+def _change_one_byte(files, rel="train/n0002/images/n0002_4.JPEG"):
+    changed = bytearray(files[rel])
+    changed[len(changed) // 2] ^= 0x01
+    return {**files, rel: bytes(changed)}
+
+
+def test_an_unpacked_folder_is_checked_and_one_changed_byte_is_refused(tmp_path):
+    files = _fake_files()
+    _write_folder(tmp_path / "intact", files)            # the release's content, for this test
+    _write_folder(tmp_path / "changed", _change_one_byte(files), trust=False)
+    assert len(load_tinyimagenet(tmp_path / "intact", cache=False).train_labels) == 33
+    with pytest.raises(DataError, match="tiny-imagenet-200 is corrupt or not Tiny ImageNet-200: the sha256") as error:
+        load_tinyimagenet(tmp_path / "changed", cache=False)
+    assert str(tmp_path / "changed" / "tiny-imagenet-200") in _one_line(error)
+
+
+def test_a_zip_packed_again_passes_by_its_content(tmp_path, monkeypatch):
+    files = _fake_files()
+    official = _write_zip(tmp_path / "official" / tin_archive.OFFICIAL_ZIP, files)
+    _trust(monkeypatch, official)
+    # unzipped and zipped again: deflated, another member order, other bytes and size
+    repacked = _write_zip(tmp_path / "repacked" / tin_archive.OFFICIAL_ZIP, dict(reversed(files.items())),
+                          trust=False, compression=zipfile.ZIP_DEFLATED)
+    assert repacked.stat().st_size != official.stat().st_size
+    _assert_matches(load_tinyimagenet(repacked.parent, cache=False), files)
+
+
+def test_the_official_zip_byte_for_byte_passes_by_its_md5(tmp_path, monkeypatch):
+    archive = _write_zip(tmp_path / tin_archive.OFFICIAL_ZIP, _fake_files(), trust=False)
+    _trust(monkeypatch, archive)        # its files are not the shared copy's, but it is the official zip
+    assert len(load_tinyimagenet(tmp_path, cache=False).train_labels) == 33
+
+
+def test_a_zip_member_whose_bytes_disagree_with_its_crc_is_refused_when_read(tmp_path):
+    files = _fake_files()
+    archive = _write_zip(tmp_path / REAL, files)        # stored: the member's bytes lie as they are in the zip
+    raw = bytearray(archive.read_bytes())
+    member = files["train/n0002/images/n0002_4.JPEG"]
+    at = raw.index(member) + len(member) // 2
+    raw[at] ^= 0x01
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"n0002_4\.JPEG cannot be read \(Bad CRC-32.*the data set is damaged"):
+        load_tinyimagenet(tmp_path, cache=False)
+
+
+def test_the_real_archive_holds_the_known_content(real_dir):
+    source = tin_archive.Source(real_dir / REAL, True)
+    with tin_archive.Reader(source) as reader:
+        assert tin_archive.verify_content(reader, tin_archive.read_index(reader)) == \
+            f"content:{next(iter(tin_archive.KNOWN_CONTENT))}"
 
 
 def test_an_image_that_is_not_64x64_is_named(tmp_path, monkeypatch):

@@ -16,10 +16,12 @@ image per row, 1024 red values, then green, then blue, each plane row-major 32 x
 50,000 rows and test 10,000. ``meta`` holds ``fine_label_names`` (100 names) and
 ``coarse_label_names``. We keep the fine labels: ``classes[k]`` names fine label ``k``.
 
-Checks: the archive's md5 (or, for the unpacked folder, each file's md5) against the official
-release when ``verify_checksums`` (the default); then, always, the content itself: the keys, the
-dtype and shape of ``data``, and one label in 0..99 per row. Any fault is a one-line ``DataError``
-naming the file and what to do.
+Checks: each of the three files' md5 against the official release's, whether it comes from the
+folder or out of the archive, when ``verify_checksums`` (the default): the check is on the content,
+so an archive packed again (another gzip level, tar format or order) passes and one changed byte
+in a file fails. A download is checked against the official archive's md5 as it arrives. Then,
+always, the content itself: the keys, the dtype and shape of ``data``, and one label in 0..99 per
+row. Any fault is a one-line ``DataError`` naming the file and what to do.
 
 Security: a pickle can name any callable to run while it loads, so these files are read with
 ``load_restricted_pickle``, which admits only numpy arrays and plain containers and refuses
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .files import check_digest, download, downloads_allowed, verify
+from .files import check_digest, download, downloads_allowed, no_new_folders_on_failure
 from .images import ImageSet
 from .safety import load_restricted_pickle
 
@@ -94,7 +96,8 @@ def _locate(data_dir: Path, allow_download: bool) -> tuple[Path, bool]:
     if not (allow_download and downloads_allowed()):
         raise DataError(f"CIFAR-100 not found: {looked}; {by_hand}")
     try:
-        download([URL], archive, MD5[ARCHIVE], "md5")
+        with no_new_folders_on_failure(archive):
+            download([URL], archive, MD5[ARCHIVE], "md5")
     except DataError as error:
         raise DataError(f"CIFAR-100 not found ({looked}) and the download failed "
                         f"({' '.join(str(error).split())}); {by_hand}") from None
@@ -110,15 +113,16 @@ def _read_folder(folder: Path, check: bool) -> dict[str, tuple[bytes, str]]:
         except OSError as error:
             raise DataError(f"{path} cannot be read ({error.strerror or error})") from None
         if check:
-            check_digest(str(path), hashlib.md5(data, usedforsecurity=False).hexdigest(), MD5[name], "md5",
-                         remedy="replace it with the file from an intact official archive")
+            _check_md5(data, str(path), name, "replace it with the file from an intact official archive")
         blobs[name] = (data, str(path))
     return blobs
 
 
+def _check_md5(data: bytes, source: str, name: str, remedy: str) -> None:
+    check_digest(source, hashlib.md5(data, usedforsecurity=False).hexdigest(), MD5[name], "md5", remedy=remedy)
+
+
 def _read_archive(archive: Path, check: bool) -> dict[str, tuple[bytes, str]]:
-    if check:
-        verify(archive, MD5[ARCHIVE], "md5", whose="the official archive's")
     wanted = {f"{ROOT}/{name}": name for name in MEMBERS}
     blobs = {}
     try:
@@ -139,6 +143,9 @@ def _read_archive(archive: Path, check: bool) -> dict[str, tuple[bytes, str]]:
     if lacking:
         raise DataError(f"{archive} lacks {', '.join(f'{ROOT}/{n}' for n in lacking)}: it is not the official "
                         f"CIFAR-100 python archive; delete it and download it again")
+    if check:   # the members, not the archive: a copy packed again holds the same files
+        for name, (data, source) in blobs.items():
+            _check_md5(data, source, name, "delete the archive and download it again")
     return blobs
 
 

@@ -1,8 +1,9 @@
 """Finding, verifying and downloading data files.
 
-Every file we know is checked against its published digest (sha256, or md5 where that is all its
-publishers give) before it is trusted, so a truncated download or a flipped byte is caught as a
-clear error naming the file and both digests rather than a silently wrong number. ``download`` is
+Every file we know is checked against the digest of its official content (sha256, or md5 where that
+is all its publishers give) before it is trusted, so a truncated download or a flipped byte is
+caught as a clear error naming the file and both digests rather than a silently wrong number. The
+loaders hash the content, not the packing, so a copy unpacked or packed again passes. ``download`` is
 the one way a data file arrives: mirrors in order, a timeout, the digest checked, atomic placement.
 """
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..atomic import atomic_open
 from ..errors import DataError
@@ -40,10 +43,12 @@ def digest_of(path: Path, algorithm: str = "sha256") -> str:
 
 
 def check_digest(source: str, actual: str, expected: str, algorithm: str = "sha256",
-                 whose: str = "the official file's", remedy: str = "delete it and download it again") -> None:
-    """A DataError naming ``source``, the digest it has and the digest it should have, unless they match."""
+                 whose: str = "the official file's", remedy: str = "delete it and download it again",
+                 subject: str = "its") -> None:
+    """A DataError naming ``source``, the digest it has and the digest it should have, unless they match
+    (``subject`` says what was hashed: "its" for the file, "its decompressed content's", ...)."""
     if actual != expected:
-        raise DataError(f"{source} is corrupt: its {algorithm} is {actual}, {whose} is {expected}; {remedy}")
+        raise DataError(f"{source} is corrupt: {subject} {algorithm} is {actual}, {whose} is {expected}; {remedy}")
 
 
 def verify(path: Path, expected: str, algorithm: str = "sha256", whose: str = "the official file's",
@@ -58,12 +63,35 @@ def downloads_allowed() -> bool:
     return os.environ.get(NO_DOWNLOAD_ENV, "").lower() not in {"1", "true", "yes"}
 
 
+@contextmanager
+def no_new_folders_on_failure(target: Path) -> Iterator[None]:
+    """On an error in the block, remove the folders on the way to ``target`` that the block created,
+    deepest first, while they are empty: a failed download leaves the data folder as it found it.
+    (A partial file never stays: ``download`` writes atomically.) Only empty folders are removed,
+    so another process's file in one keeps it."""
+    created = []
+    for folder in [Path(target).parent, *Path(target).parent.parents]:
+        if folder.exists():
+            break
+        created.append(folder)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:     # absent, or holds something now: leave it and the folders above it
+                break
+        raise
+
+
 def download(urls: list[str], target: Path, digest: str, algorithm: str = "sha256", timeout: float = 30.0) -> None:
     """Fetch ``target`` from the first of ``urls`` that answers with the right file, hashing it as it arrives.
 
     The file only appears under its final name once its digest holds (lamaml.atomic), so an
-    interrupted or corrupt download never leaves a file that looks complete. When every URL fails,
-    one DataError names the file and what went wrong at each.
+    interrupted or corrupt download never leaves a file that looks complete (callers wrap it in
+    ``no_new_folders_on_failure`` so no empty folder stays either). When every URL fails, one
+    DataError names the file and what went wrong at each.
     """
     errors = []
     for url in urls:

@@ -6,8 +6,9 @@ order): ``tinyimagenet_archive.py``. There is no download: the official host is 
 Decoding the 110,000 JPEGs costs ~18 s of CPU (25-30 s wall on 2 shared cores), so the first
 load writes the uint8 arrays to ``tiny-imagenet-200.lamaml-cache.npz`` in the cache folder
 (``$LAMAML_CACHE``, else ``~/.cache/lamaml``; 1.35 GB, uncompressed: it reads back in ~1 s). The
-archive checksum is only computed when the cache is built; the cache records the source's path,
-size and mtime and is rebuilt when they change or when it cannot be read.
+content check (``tinyimagenet_archive.verify_content``) runs whenever images are decoded, not when
+the cache is read; the cache records the source's path, size and mtime and is rebuilt when they
+change or when it cannot be read.
 """
 from __future__ import annotations
 
@@ -208,9 +209,10 @@ def load_tinyimagenet(data_dir: Path, cache: bool = True, *, cache_dir: Path | N
         cached = _read_cache(cache_path, identity)
         if cached is not None:
             return cached
-    digest = archive.verify_archive(source)
     with archive.Reader(source) as reader:
-        index = archive.limit_index(archive.read_index(reader), classes_limit, per_class_limit)
+        full = archive.read_index(reader)
+        digest = archive.verify_content(reader, full)    # the whole set, even when a subset is decoded
+        index = archive.limit_index(full, classes_limit, per_class_limit)
         images = _decode_all(reader, [rel for rel, _ in index.train + index.test],
                              _default_workers() if workers is None else workers)
     n_train = len(index.train)
