@@ -70,9 +70,45 @@ def test_a_corrupted_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
     state, warnings = load_latest(tmp_path)
     assert state["value"].item() == 1.0
     assert len(warnings) == 1 and "checkpoint.pt is corrupt" in warnings[0]
+    assert warnings[0].endswith(f"; resuming from the previous checkpoint, {PREVIOUS}")
     (tmp_path / PREVIOUS).write_bytes(b"garbage")
     with pytest.raises(UserError, match="no usable checkpoint"):
         load_latest(tmp_path)
+
+
+def test_a_refused_checkpoint_with_no_previous_one_says_there_is_none(tmp_path):
+    _save(tmp_path, 1.0)
+    (tmp_path / CURRENT).write_bytes(b"garbage")
+    with pytest.raises(UserError) as caught:
+        load_latest(tmp_path)
+    assert str(caught.value) == (f"no usable checkpoint in {tmp_path}: {tmp_path / CURRENT} is corrupt (its checksum "
+                                 f"does not match its content); there is no previous checkpoint ({PREVIOUS}) to fall "
+                                 f"back on")
+
+
+def test_a_refused_checkpoint_is_reported_in_one_line_without_torch_warnings(data_dir, tmp_path):
+    import hashlib
+    import pickle
+    payload = pickle.dumps({"format": 2, "x": os.system}, protocol=4)    # torch warns about protocol 4
+    (tmp_path / CURRENT).write_bytes(hashlib.sha256(payload).digest() + payload)
+    result = lamaml("run", "--resume", tmp_path, data_dir=data_dir)
+    assert result.returncode == 2 and result.stderr == (
+        f"lamaml: no usable checkpoint in {tmp_path}: {tmp_path / CURRENT} is not a lamaml checkpoint or holds objects "
+        f"it may not (UnpicklingError); there is no previous checkpoint ({PREVIOUS}) to fall back on\n")
+
+
+def test_a_resumed_run_finishes_its_row_in_the_store_it_was_recorded_in(data_dir, tmp_path):
+    from lamaml.experiments.store import Store
+    out, store = tmp_path / "run", tmp_path / "runs.sqlite"
+    killed = lamaml("run", "--out", out, "--store", store, *SMALL, "--checkpoint-every", "1b", data_dir=data_dir,
+                    fault="batch:5")
+    assert killed.returncode == -9 and [r["status"] for r in Store(store).query()] == ["running"]
+    resumed = lamaml("run", "--resume", out, "--quiet", data_dir=data_dir)      # no --store: the folder knows it
+    assert resumed.returncode == 0, resumed.stderr
+    rows = Store(store).query()
+    assert [(r["id"], r["status"]) for r in rows] == [(1, "done")]
+    assert rows[0]["ra"] == json.loads((out / "metrics.json").read_text())["ra"]
+    assert json.loads((out / "status.json").read_text()) == {"status": "done", "store": str(store), "run_id": 1}
 
 
 def test_resume_on_a_folder_without_checkpoint_says_so(tmp_path):

@@ -42,7 +42,7 @@ def test_an_interrupted_run_prints_the_command_that_resumes_it(data_dir, tmp_pat
     with open(tmp_path / "err", "w") as err:
         # 20 short tasks: after the first task's checkpoint, 19 remain (seconds), so the interrupt lands
         # mid-run even when a loaded machine is slow to schedule this test's polling.
-        process = subprocess.Popen([sys.executable, "-m", "lamaml.cli", "run", "--tasks", "20", "--set",
+        process = subprocess.Popen([sys.executable, "-m", "lamaml", "run", "--tasks", "20", "--set",
                                     "samples_per_task=100", "--quiet", "--out", str(out), "--checkpoint-every", "1"],
                                    stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO,
                                    # Ctrl-C's default even where this test process ignores SIGINT (an
@@ -82,12 +82,14 @@ def test_a_run_that_fails_after_a_checkpoint_names_the_resume_command(tmp_path, 
 def test_resuming_a_finished_run_is_refused_and_leaves_its_metrics(data_dir, tmp_path):
     first = lamaml("run", *TINY, "--quiet", "--out", tmp_path, "--checkpoint-every", "1", data_dir=data_dir)
     assert first.returncode == 0, first.stderr
-    metrics = (tmp_path / "metrics.json").read_bytes()
+    records = {name: ((tmp_path / name).read_bytes(), (tmp_path / name).stat().st_mtime_ns)
+               for name in ("metrics.json", "status.json", "checkpoint.pt")}
     again = lamaml("run", "--resume", tmp_path, data_dir=data_dir)
     assert again.returncode == 2 and again.stderr == (
         f"lamaml: --resume {tmp_path}: the run in {tmp_path} is already finished; "
         f"its metrics are in {tmp_path / 'metrics.json'}\n")
-    assert (tmp_path / "metrics.json").read_bytes() == metrics
+    assert {name: ((tmp_path / name).read_bytes(), (tmp_path / name).stat().st_mtime_ns)
+            for name in records} == records         # not even rewritten with the same bytes
 
 
 def test_a_dry_run_refuses_what_the_run_would_refuse(data_dir, monkeypatch, capsys):

@@ -4,16 +4,51 @@ Every write goes to a temporary file beside the target (same folder, so the same
 an atomic rename), is flushed and fsynced, and only then moved over the target with
 ``os.replace``; on any failure the temporary file is removed and the target is left as it was.
 Temporary files are named ``.<target name>.<random>.tmp`` and are created as ``open`` would create
-the target (permissions from the umask). Imports nothing of lamaml, so every layer may use it.
+the target (permissions from the umask). A write that fails for want of space or permission raises
+``WriteFailed`` (an OSError) naming the target, so the command line can say which file was not
+written in one line. Imports only ``lamaml.errors``, so every layer may use it.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
+
+from .errors import WriteFailed
+
+# What only a write says: the storage is full. Only these are turned into WriteFailed when they come
+# from the caller's block, since other OSErrors there may be its reads' (a download feeding the file).
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _failed(target: Path, error: OSError) -> WriteFailed:
+    return WriteFailed(f"cannot write {target} ({error.strerror or error})", error.errno)
+
+
+@contextmanager
+def _naming(target: Path) -> Iterator[None]:
+    """Any OSError of the writer's own steps (create, fsync, rename) becomes a WriteFailed naming ``target``."""
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except OSError as error:
+        raise _failed(target, error) from error
+
+
+def _fresh_temporary(target: Path, suffix: str) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:     # a name another writer drew: draw again
+            continue
 
 
 def _fsync(path: Path) -> None:
@@ -32,20 +67,20 @@ def atomic_path(target: str | os.PathLike, *, suffix: str = ".tmp",
     (e.g. to keep the previous version) and it is moved over ``target``. ``suffix`` ends the
     temporary name, for writers that pick the format by it (``.tmp.png``)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:     # a name another writer drew: draw again
-            continue
+    with _naming(target):
+        tmp = _fresh_temporary(target, suffix)
     try:
-        yield tmp
-        _fsync(tmp)
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, target)
+        try:
+            yield tmp
+        except OSError as error:
+            if error.errno in STORAGE_ERRORS and not isinstance(error, WriteFailed):
+                raise _failed(target, error) from error
+            raise
+        with _naming(target):
+            _fsync(tmp)
+            if before_replace is not None:
+                before_replace()
+            os.replace(tmp, target)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)

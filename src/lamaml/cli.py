@@ -9,6 +9,7 @@ metrics.json is written for a run that did not finish.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -16,11 +17,6 @@ from pathlib import Path
 from typing import Sequence
 
 DEFAULT_BENCHMARK, DEFAULT_METHOD = "mnist-rotations", "la-maml"
-
-
-def parse_value(text: str):
-    from .config import parse_value as parse
-    return parse(text)
 
 
 def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
@@ -36,20 +32,17 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 
 def cmd_run(args) -> int:
     from .config import RunConfig, resolve_config
-    from .engine.checkpoint import Every, load_latest
+    from .engine.checkpoint import Every
     from .errors import RunFailed, UserError
     from .experiments.report import summary_table
-    from .experiments.runs import check_writable, resume_command, run_recorded, run_status
+    from .experiments.runs import check_writable, explain_failure, resume_command, resume_point, run_recorded
     resume = None
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
             raise UserError("--resume DIR continues the run as it was configured; "
                             "--set, --tasks, --analyses and --out cannot change it")
         out = Path(args.resume)
-        if run_status(out).get("status") == "done":     # resuming would overwrite its metrics with a stub
-            raise UserError(f"--resume {out}: the run in {out} is already finished; "
-                            f"its metrics are in {out / 'metrics.json'}")
-        resume, warnings = load_latest(out)
+        resume, warnings = resume_point(out)
         for warning in warnings:
             print(f"lamaml: warning: {warning}", file=sys.stderr)
         config = RunConfig(**resume["config"])
@@ -82,21 +75,24 @@ def cmd_run(args) -> int:
         print(json.dumps(dry_run(config, data_dir=args.data_dir, download=not args.no_download, store=args.store,
                                  tensorboard=Path(args.tensorboard) if args.tensorboard else None), indent=2))
         return 0
+    shown = []
+
+    def show(metrics):      # before the results are written: a disk that is full then loses none
+        print(summary_table(metrics), flush=True)
+        shown.append(True)
     try:
-        metrics = run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out,
-                               store=args.store, quiet=args.quiet,
-                               tensorboard=Path(args.tensorboard) if args.tensorboard else None,
-                               checkpoint_every=every, resume=resume)
+        run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out, store=args.store,
+                     quiet=args.quiet, tensorboard=Path(args.tensorboard) if args.tensorboard else None,
+                     checkpoint_every=every, resume=resume, show=show)
     except (KeyboardInterrupt, RunFailed) as error:
         command = resume_command(out, data_dir=args.data_dir, store=args.store, tensorboard=args.tensorboard,
                                  download=not args.no_download)
-        if command is None:
-            raise
-        if isinstance(error, KeyboardInterrupt):
+        if isinstance(error, KeyboardInterrupt) and command:
             print(f"lamaml: interrupted; continue from its last checkpoint with: {command}", file=sys.stderr)
             return 130
-        raise RunFailed(f"{error}; its last checkpoint, from before the failure, is kept: {command}") from None
-    print(summary_table(metrics))
+        if isinstance(error, KeyboardInterrupt) or not (command or shown):
+            raise
+        raise RunFailed(explain_failure(error, command, results_shown=bool(shown))) from None
     if out:
         print(f"results: {out / 'metrics.json'}")
     return 0
@@ -110,6 +106,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from .config import parse_value
     from .errors import UserError
     from .experiments.sweep import load_spec, parse_seeds, run_sweep, validate_spec
     if not args.file and not (args.benchmarks and args.methods):
@@ -399,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush cannot fail again
         return 0
+    except OSError as error:    # a full disk or a refused permission outside lamaml's writers: not a bug
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        print(f"lamaml: {error.filename or 'a file'}: {error.strerror}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

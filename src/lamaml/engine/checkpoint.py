@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if len(raw) < 33 or hashlib.sha256(payload).digest() != digest:
         raise UserError(f"{path} is corrupt (its checksum does not match its content)")
     try:
-        state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():     # torch's own warnings about a refused file would precede our one line
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
     except Exception as error:   # noqa: BLE001 - any unpickling refusal means "not a checkpoint of ours"
         raise UserError(f"{path} is not a lamaml checkpoint or holds objects it may not ({error.__class__.__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -116,15 +119,19 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def load_latest(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """The newest good checkpoint in ``folder`` and warnings about any bad one skipped."""
-    warnings = []
+    refused = []
     for name in (CURRENT, PREVIOUS):
         path = Path(folder) / name
         if not path.exists():
             continue
         try:
-            return read_checkpoint(path), warnings
+            state = read_checkpoint(path)
         except UserError as error:
-            warnings.append(f"{error}; trying the previous checkpoint")
-    if warnings:
-        raise UserError(f"no usable checkpoint in {folder}: " + "; ".join(warnings))
+            refused.append(str(error))
+            continue
+        return state, [f"{problem}; resuming from the previous checkpoint, {path.name}" for problem in refused]
+    if refused:
+        if not (Path(folder) / PREVIOUS).exists():
+            refused.append(f"there is no previous checkpoint ({PREVIOUS}) to fall back on")
+        raise UserError(f"no usable checkpoint in {folder}: " + "; ".join(refused))
     raise UserError(f"--resume {folder}: no checkpoint there (expected {CURRENT}; runs write one with --checkpoint-every)")

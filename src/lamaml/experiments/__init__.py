@@ -3,8 +3,9 @@
 store.py     the results store (SQLite): every run as a row, its config hash as its identity
 sweep.py     benchmarks x methods x seeds x a grid, each combination run once; engines.py runs them
              (a local process pool or Ray), ray_cluster.py joins a Ray cluster or says why it cannot
-runs.py      one run recorded as ``lamaml run`` records it (store row, metrics.json, status.json),
-             and finished runs' metrics read back from run folders or a store
+runs.py      one run recorded as ``lamaml run`` records it, and finished runs' metrics read back
+             from run folders or a store; record.py keeps those records (store row, metrics.json,
+             status.json), and says which could not be written
 progress.py  the progress bar (and TensorBoard log) hooks of a run
 groups.py    runs grouped by setting (benchmark, method, every setting but the seed): the one grouping
              of the report, the figures and a sweep's progress lines

@@ -1,9 +1,9 @@
 """One run recorded as ``lamaml run`` records it, and finished runs' metrics read back.
 
-``run_recorded`` runs a config and keeps its records: a row in a results store (``running``,
-then ``done`` with the metrics or ``failed`` with the error) and, in a run folder,
-``metrics.json`` and ``status.json`` (``done``, or ``failed`` with the error and whether a
-checkpoint was kept). No ``metrics.json`` is written for a run that did not finish.
+``run_recorded`` runs a config and keeps its records (``record.py``): a row in a results store
+(``running``, then ``done`` with the metrics or ``failed`` with the error) and, in a run folder,
+``metrics.json`` and ``status.json`` (``running``, ``done``, or ``failed`` with the error and
+whether a checkpoint was kept). No ``metrics.json`` is written for a run that did not finish.
 """
 from __future__ import annotations
 
@@ -11,47 +11,63 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from ..atomic import write_json_atomic
 from ..errors import RunFailed, UserError
 from .progress import RunPlugins
+from .record import METRICS, RunRecord, run_status
 from .store import Store, open_store
+
+__all__ = ["check_writable", "dry_run", "explain_failure", "load_runs", "resume_command", "resume_point",
+           "run_recorded", "run_status"]
 
 
 def run_recorded(config, *, data_dir: str | Path | None = None, download: bool = True, out: Path | None = None,
                  store: str | Path | None = None, quiet: bool = True, tensorboard: Path | None = None,
-                 checkpoint_every=None, resume: dict | None = None) -> dict[str, Any]:
+                 checkpoint_every=None, resume: dict | None = None,
+                 show: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``config`` (a RunConfig) and return its metrics, recorded in ``store`` and ``out`` when given.
 
     ``quiet=False`` shows a progress bar; ``tensorboard`` also logs there; ``checkpoint_every``
     (an ``engine.checkpoint.Every``) checkpoints into ``out``; ``resume`` (a loaded checkpoint of
-    this config) continues a run.
+    this config) continues a run, recorded in the store row it was first recorded in (see
+    ``record.py``). ``show(metrics)`` is called as soon as the run is done, before anything is
+    written, so a disk that fills up at the end loses nothing the user has not seen. A record
+    that cannot be written raises ``WriteFailed`` naming it and what was kept.
     """
     from ..engine import run
-    results = run_id = None
-    if store:
-        results = Store(store)
-        run_id = results.start(config.model_dump())
+    record = RunRecord.open(config.model_dump(), out, store, resumed=resume is not None)
     plugins = RunPlugins(quiet, tensorboard)
     try:
         metrics = run(config, data_dir=data_dir, download=download, plugins=plugins, checkpoint_dir=out,
                       checkpoint_every=checkpoint_every, resume=resume)
     except (RunFailed, UserError, KeyboardInterrupt) as error:
-        message = str(error) or "interrupted"
-        if out:
-            write_json_atomic(out / "status.json", {"status": "failed", "error": message,
-                                                    "checkpoint_kept": (out / "checkpoint.pt").exists()})
-        if results:
-            results.fail(run_id, message)
+        record.failed(str(error) or "interrupted")
         raise
+    if show:
+        show(metrics)
     plugins.finish(metrics)
-    if results:
-        results.finish(run_id, metrics)
-    if out:
-        write_json_atomic(out / "metrics.json", metrics)
-        write_json_atomic(out / "status.json", {"status": "done"})
+    record.done(metrics)
     return metrics
+
+
+def explain_failure(error: BaseException, resume_with: str | None, *, results_shown: bool) -> str:
+    """The one line for a run that failed: what went wrong, then what is kept."""
+    parts = [str(error)]
+    if results_shown:
+        parts.append("the results are shown above")
+    if resume_with:
+        when = "" if results_shown else ", from before the failure,"
+        parts.append(f"its last checkpoint{when} is kept: {resume_with}")
+    return "; ".join(parts)
+
+
+def resume_point(out: Path) -> tuple[dict[str, Any], list[str]]:
+    """The checkpoint ``lamaml run --resume out`` continues from, and warnings about bad ones skipped."""
+    from ..engine.checkpoint import load_latest
+    if run_status(out).get("status") == "done":     # resuming would overwrite its metrics with a stub
+        raise UserError(f"--resume {out}: the run in {out} is already finished; its metrics are in {out / METRICS}")
+    return load_latest(out)
 
 
 def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True, store: str | Path | None = None,
@@ -84,15 +100,6 @@ def resume_command(out: Path | None, *, data_dir=None, store=None, tensorboard=N
         if value:
             words += [option, str(value)]
     return shlex.join(words + ([] if download else ["--no-download"]))
-
-
-def run_status(out: Path) -> dict[str, Any]:
-    """A run folder's status.json (``{}`` where there is none, or it cannot be read)."""
-    try:
-        status = json.loads((Path(out) / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return status if isinstance(status, dict) else {}
 
 
 def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,
