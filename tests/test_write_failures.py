@@ -152,3 +152,18 @@ def test_a_refusal_met_outside_lamamls_writers_is_one_line_and_status_1(monkeypa
     monkeypatch.setattr(cli, "cmd_list", bug)
     with pytest.raises(FileNotFoundError):
         cli.main(["list"])
+
+
+def test_a_sweep_whose_store_fills_the_disk_ends_in_one_line(monkeypatch, capsys, tmp_path):
+    import sqlite3
+
+    from lamaml import cli
+    from lamaml.experiments import sweep
+
+    def full(*args, **kwargs):      # what a worker's store.finish raises on a full disk, re-raised by the pool
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(sweep, "run_sweep", full)
+    status = cli.main(["sweep", "--benchmarks", "mnist-rotations", "--methods", "online", "--seeds", "0",
+                       "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "disk is full" in err and "Traceback" not in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -254,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush cannot fail again
         return 0
+    except sqlite3.OperationalError as error:   # the results store on a full or read-only disk (a sweep's worker)
+        if "full" not in str(error) and "readonly" not in str(error):
+            raise
+        print(f"lamaml: the results store cannot be written ({error}); finished runs are kept in it", file=sys.stderr)
+        return 1
     except OSError as error:    # a full disk or a refused permission outside lamaml's writers: not a bug
         if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             raise
