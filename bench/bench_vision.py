@@ -43,12 +43,15 @@ def _sync(device: torch.device) -> None:
 
 
 def time_updates(benchmark: str, method: str, setting: str, device: torch.device, updates: int, warmup: int,
-                 overrides: dict) -> dict:
-    """ms per ``observe`` call on task 1 (so memories and earlier-task terms are populated), and eval speed."""
+                 overrides: dict, compile_model: bool = False) -> dict:
+    """ms per ``observe`` call on task 1 (so memories and earlier-task terms are populated), and eval speed;
+    ``compile_model``: the net wrapped in ``torch.compile`` (bench/gpu_check.py)."""
     config = resolve_config(benchmark, method, overrides, setting=setting)
     shape, n_out, n_tasks = SHAPES[benchmark]
     torch.manual_seed(0)
     model = build_model(config.model, shape, n_out, config.init).to(device)
+    if compile_model:
+        model = torch.compile(model)
     learner = build_method(method, model, config.method_params(), 0)
     heads = torch.zeros(n_tasks, n_out, dtype=torch.bool)
     for t in range(n_tasks):
