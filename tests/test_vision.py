@@ -167,8 +167,8 @@ def test_the_appendix_hyperparameters_are_one_option_away_and_the_scripts_stay_t
 def test_one_registry_holds_every_benchmark_and_the_protocols_the_paper_ran_it_under():
     from lamaml.data import BENCHMARKS
     from lamaml.data.vision import cifar100_stream, tinyimagenet_stream
-    assert list(BENCHMARKS) == ["mnist-rotations", "mnist-permutations", "mnist-many-permutations", "cifar100",
-                                "tinyimagenet"]
+    assert list(BENCHMARKS) == ["mnist-rotations", "mnist-permutations", "mnist-many-permutations", "split-mnist",
+                                "cifar100", "tinyimagenet"]
     assert (BENCHMARKS["cifar100"].build, BENCHMARKS["tinyimagenet"].build) == (cifar100_stream, tinyimagenet_stream)
     assert {name for name, info in BENCHMARKS.items() if info.settings == ("single", "multi")} == \
         {"cifar100", "tinyimagenet"}

@@ -50,16 +50,17 @@ EPOCHS, BATCH_SIZE, GLANCES = 1, 10, 5
 
 def benchmark(name: str, data_dir: str | Path | None = None, *, setting: str = "single", seed: int = 0,
               tasks: int | None = None, samples_per_task: int | None = None, hparams: str = "scripts",
-              download: bool = True) -> Benchmark:
+              download: bool = True, scenario: str | None = None) -> Benchmark:
     """Built-in benchmark ``name`` (``lamaml list``) as ``lamaml run`` builds it for ``seed``.
 
     ``.stream`` is its tasks (the first ``tasks``; ``samples_per_task`` training samples each, None:
     the benchmark's own); ``.config(method)`` the run's resolved settings (the paper's preset for
     ``setting`` and ``hparams``); ``.model(method)`` the paper's network with that run's initial weights.
-    ``data_dir``: as ``--data-dir`` (None: ``$LAMAML_DATA``, then ./data).
+    ``data_dir``: as ``--data-dir`` (None: ``$LAMAML_DATA``, then ./data). ``scenario``: task-il,
+    class-il or domain-il where the benchmark allows it (None: its own; ``lamaml list``).
     """
     return load_benchmark(name, data_dir, setting=setting, seed=seed, tasks=tasks,
-                          samples_per_task=samples_per_task, hparams=hparams, download=download)
+                          samples_per_task=samples_per_task, hparams=hparams, download=download, scenario=scenario)
 
 
 @dataclass

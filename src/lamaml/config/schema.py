@@ -11,9 +11,10 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
-from ..data import benchmark_info
+from ..data import benchmark_info, check_scenario
 from ..errors import UserError
 from ..methods import MethodParams, method_class
 
@@ -52,6 +53,15 @@ class RunConfig(BaseModel):
         "learned and the next, then all at the end: 3T evaluations instead of T^2), those seen and the "
         "next (RA after every task), or every task (the full matrix, as the authors); skipped entries "
         "are null")
+    scenario: Literal["task-il", "class-il", "domain-il"] | None = Field(
+        None, description="task-il: each task's loss and prediction see only its classes (task id at test); "
+        "class-il: one head over all outputs, no task id at test; domain-il: the same classes in every task. "
+        "null: the benchmark's own (split-mnist class-il, cifar100 and tinyimagenet task-il, the MNIST "
+        "rotations and permutations domain-il, their only one)")
+    eval_every: int | None = Field(
+        None, ge=1, description="anytime evaluation: every N incoming batches and at each task's end, accuracy "
+        "on the tasks seen so far (the curve, aaa, min_acc and worst_case_accuracy in metrics.json; not "
+        "training time); null: off")
     analyses: list[Literal["alignment", "fast-weights", "lr-stats"]] = Field(
         default_factory=list, description="series measured during the run for the paper's analyses "
         "(gradient alignment, RA at fast weights, learned-rate statistics); they do not change the run")
@@ -62,6 +72,16 @@ class RunConfig(BaseModel):
     # The same hyperparameters as the method's typed Params, validated once with the config: what the
     # method is built with. ``params`` is their plain form, for JSON, stores and config hashes.
     _method_params: MethodParams | None = PrivateAttr(None)
+
+    @field_validator("scenario")
+    @classmethod
+    def _scenario_of_benchmark(cls, scenario: str | None, info: ValidationInfo) -> str | None:
+        if scenario is not None and "benchmark" in info.data:
+            try:
+                check_scenario(info.data["benchmark"], scenario)
+            except UserError as error:
+                raise ValueError(str(error).removeprefix(f"scenario={scenario}: ")) from None
+        return scenario
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "RunConfig":
@@ -79,7 +99,7 @@ class RunConfig(BaseModel):
         if tasks_per_batch is not None and self.batch_size % tasks_per_batch:
             raise ValueError(f"batch_size={self.batch_size} is not a multiple of tasks_per_batch={tasks_per_batch}: "
                              f"each batch takes batch_size / tasks_per_batch samples of each task")
-        if self.batch_size > samples:
+        if samples is not None and self.batch_size > samples:
             raise ValueError(f"batch_size={self.batch_size} exceeds the {samples} training samples per task")
         cls = method_class(self.method)
         if "fast-weights" in self.analyses and not hasattr(cls, "record_fast_weights"):
@@ -88,6 +108,9 @@ class RunConfig(BaseModel):
         if "lr-stats" in self.analyses and not hasattr(cls, "record_fast_weights"):
             raise ValueError(f"analyses=lr-stats needs a method with per-parameter rates "
                              f"(la-maml, c-maml, sync-la-maml, la-er), not {self.method}")
+        if check_scenario(self.benchmark, self.scenario) == "class-il" and cls.needs_task_id_at_test:
+            raise ValueError(f"scenario=class-il: {self.method} predicts with the task id (its class means are "
+                             f"per task); run it with --set scenario=task-il")
         if len(set(self.analyses)) != len(self.analyses):
             raise ValueError(f"analyses={self.analyses}: each analysis at most once")
         if self.tasks is not None and self.tasks > bench.n_tasks:

@@ -1,9 +1,12 @@
-"""Every benchmark of the La-MAML paper in one registry, ``BENCHMARKS``: name -> size, description, builder.
+"""Every benchmark of the La-MAML paper, and Split MNIST, in one registry, ``BENCHMARKS``: name ->
+size, description, builder, the scenarios it runs under.
 
 The MNIST ones are built here, lazily from the uint8 images: each task = the original images
 under one index-map transform (a rotation or a permutation) plus a seeded choice of training
 images, nothing per task materialised until it is used. CIFAR-100 and Tiny ImageNet are class
-splits built by ``vision.py``.
+splits built by ``vision.py``. Split MNIST (not in the La-MAML paper; the standard benchmark of its
+successors, e.g. van de Ven and Tolias 2019, Buzzega et al. 2020): 5 tasks of two digits each
+(0-1, 2-3, 4-5, 6-7, 8-9), every training and test image of those digits.
 """
 from __future__ import annotations
 
@@ -27,13 +30,16 @@ from .vision import cifar100_stream, tinyimagenet_stream
 class BenchmarkInfo:
     name: str
     n_tasks: int
-    samples_per_task: int
+    samples_per_task: int | None        # None: every training image of the task's classes
     description: str
     build: Callable[..., TaskStream]     # (data_dir, seed, samples_per_task, download) -> the stream
     # The protocols the paper ran it under, each with its own presets: MNIST single-pass only.
     settings: tuple[str, ...] = ("single",)
     # (data_dir, download) -> the files ``build`` reads, fetched where missing and allowed, none read
     files: Callable[[Path, bool], object] | None = None
+    # The scenarios it runs under (data/stream.py, TaskStream), its default first: the MNIST ones of the
+    # paper are domain-incremental (one head, the same 10 digits in every task).
+    scenarios: tuple[str, ...] = ("domain-il",)
 
 
 def rotation_angles(n_tasks: int, seed: int, span: float = 180.0) -> list[float]:
@@ -93,6 +99,32 @@ def _permuted(name: str, n_tasks: int):
     return build
 
 
+SPLIT_MNIST_DIGITS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+
+
+def split_mnist_stream(data_dir: Path, seed: int, samples_per_task: int | None, download: bool = True) -> TaskStream:
+    """Task t: the digits 2t and 2t + 1, every training image of them (or a seeded choice of
+    ``samples_per_task``) and every test image; labels stay the digits, so task t owns outputs
+    2t and 2t + 1 of one 10-way head."""
+    mnist = load_mnist(data_dir, allow_download=download)
+    flat = lambda images, rows: images[rows].reshape(len(rows), -1).to(torch.get_default_dtype()).div_(255.0)  # noqa: E731
+    generator = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t, digits in enumerate(SPLIT_MNIST_DIGITS):
+        train = torch.isin(mnist.train_labels, torch.tensor(digits)).nonzero().flatten()
+        test = torch.isin(mnist.test_labels, torch.tensor(digits)).nonzero().flatten()
+        if samples_per_task is not None:
+            if not 1 <= samples_per_task <= len(train):
+                raise UserError(f"samples_per_task={samples_per_task}: split-mnist's task {t} (digits "
+                                f"{digits[0]} and {digits[1]}) has {len(train)} training images; use 1..{len(train)}")
+            train = train[torch.randperm(len(train), generator=generator)[:samples_per_task]].sort().values
+        tasks.append(Task(t, train=lambda r=train: (flat(mnist.train_images, r), mnist.train_labels[r]),
+                          test=lambda r=test: (flat(mnist.test_images, r), mnist.test_labels[r]),
+                          n_train=len(train), classes=list(digits),
+                          info={"digits": list(digits), "n_test": len(test)}))
+    return TaskStream("split-mnist", tasks, input_shape=(784,), n_outputs=10)
+
+
 def _cifar100_files(data_dir: Path, download: bool):
     from .cifar100 import locate_cifar100
     return locate_cifar100(data_dir, download)
@@ -114,10 +146,13 @@ BENCHMARKS = {
         BenchmarkInfo("mnist-many-permutations", 100, 200,
                       "MNIST, 100 permutation tasks of 200 samples", _permuted("mnist-many-permutations", 100),
                       files=locate_mnist),
+        BenchmarkInfo("split-mnist", 5, None, "MNIST, 5 tasks x 2 digits (0-1, ..., 8-9), every image of them",
+                      split_mnist_stream, files=locate_mnist, scenarios=("class-il", "task-il")),
         BenchmarkInfo("cifar100", 20, 2250, "CIFAR-100, 20 tasks x 5 classes, task-aware heads", cifar100_stream,
-                      ("single", "multi"), files=_cifar100_files),
+                      ("single", "multi"), files=_cifar100_files, scenarios=("task-il", "class-il")),
         BenchmarkInfo("tinyimagenet", 40, 2250, "Tiny ImageNet-200, 40 tasks x 5 classes, task-aware heads",
-                      tinyimagenet_stream, ("single", "multi"), files=_tinyimagenet_files),
+                      tinyimagenet_stream, ("single", "multi"), files=_tinyimagenet_files,
+                      scenarios=("task-il", "class-il")),
     ]
 }
 
@@ -128,11 +163,27 @@ def benchmark_info(name: str) -> BenchmarkInfo:
     return BENCHMARKS[name]
 
 
-def build_benchmark(name: str, data_dir: str | Path | None, seed: int, samples_per_task: int | None = None,
-                    download: bool = True) -> TaskStream:
-    """The stream of benchmark ``name``; ``data_dir`` as ``--data-dir`` (a str, a Path, or None)."""
+def check_scenario(name: str, scenario: str | None) -> str:
+    """The scenario a run of benchmark ``name`` takes (None: its default); one line naming the allowed ones
+    for any other."""
     info = benchmark_info(name)
-    return info.build(resolve_data_dir(data_dir), seed, samples_per_task or info.samples_per_task, download)
+    if scenario is None:
+        return info.scenarios[0]
+    if scenario not in info.scenarios:
+        why = " (domain-incremental: every task has the same 10 digits over one head)" \
+            if info.scenarios == ("domain-il",) else ""
+        raise UserError(f"scenario={scenario}: {name} runs under {' or '.join(info.scenarios)} only{why}")
+    return scenario
+
+
+def build_benchmark(name: str, data_dir: str | Path | None, seed: int, samples_per_task: int | None = None,
+                    download: bool = True, scenario: str | None = None) -> TaskStream:
+    """The stream of benchmark ``name``; ``data_dir`` as ``--data-dir`` (a str, a Path, or None);
+    ``scenario``: task-il, class-il or domain-il where the benchmark allows it (None: its default)."""
+    info = benchmark_info(name)
+    scenario = check_scenario(name, scenario)
+    stream = info.build(resolve_data_dir(data_dir), seed, samples_per_task or info.samples_per_task, download)
+    return stream if stream.scenario == scenario else stream.with_scenario(scenario)
 
 
 def require_data(name: str, data_dir: Path, download: bool = True) -> None:

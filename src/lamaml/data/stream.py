@@ -5,7 +5,7 @@ memory of one task at a time. ``stream[:t]`` is every task up to t, as with any 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import torch
@@ -36,21 +36,59 @@ class Task:
     prepare: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
+SCENARIOS = ("task-il", "class-il", "domain-il")
+
+
 @dataclass
 class TaskStream(Sequence[Task]):
-    """The tasks of one benchmark in order, with what a model needs to know about them."""
+    """The tasks of one benchmark in order, with what a model needs to know about them.
+
+    ``scenario`` (van de Ven and Tolias 2019, "Three scenarios for continual learning") says what a
+    model is told about tasks: ``task-il``, each task's loss and prediction see only its own classes
+    (the task id is given at test time); ``class-il``, one head over every output for all tasks, no
+    task id at test time (prediction: argmax over all outputs, as Mammoth's class-il; the task id is
+    still given while training, as task boundaries are); ``domain-il``, every task has the same
+    classes over one shared head. None: task-il where the tasks name their classes, else domain-il.
+    """
 
     name: str
     tasks: list[Task]
     input_shape: tuple[int, ...]
     n_outputs: int
+    scenario: str | None = None
+
+    def __post_init__(self):
+        if self.scenario is None:
+            self.scenario = self.scenarios[0]
+        if self.scenario not in self.scenarios:
+            raise UserError(f"scenario={self.scenario}: {self.name} allows {' or '.join(self.scenarios)} only"
+                            + ("" if self.named_classes else " (its tasks share one head over the same classes)"))
+
+    @property
+    def named_classes(self) -> bool:
+        return any(task.classes is not None for task in self.tasks)
+
+    @property
+    def scenarios(self) -> tuple[str, ...]:
+        """The scenarios this stream can run under: tasks that name their classes can be told apart
+        by id (task-il) or not (class-il); tasks without classes share one head (domain-il)."""
+        return ("task-il", "class-il") if self.named_classes else ("domain-il",)
+
+    def with_scenario(self, scenario: str) -> "TaskStream":
+        """The same tasks under another scenario (a one-line UserError where it does not fit them)."""
+        return replace(self, scenario=scenario)
+
+    @property
+    def task_ids_at_test(self) -> bool:
+        """Whether evaluation tells ``predict`` which task a sample comes from (not in class-il)."""
+        return self.scenario != "class-il"
 
     def __len__(self) -> int:
         return len(self.tasks)
 
     def __getitem__(self, item):
         if isinstance(item, slice):
-            return TaskStream(self.name, self.tasks[item], self.input_shape, self.n_outputs)
+            return TaskStream(self.name, self.tasks[item], self.input_shape, self.n_outputs, self.scenario)
         return self.tasks[item]
 
     def first(self, n_tasks: int | None) -> "TaskStream":
@@ -61,8 +99,9 @@ class TaskStream(Sequence[Task]):
         return self[:n_tasks]
 
     def head_mask(self) -> torch.Tensor | None:
-        """(tasks, outputs) booleans: the outputs each task may use; None when all tasks share one head."""
-        if all(task.classes is None for task in self.tasks):
+        """(tasks, outputs) booleans: the outputs each task may use; None when all tasks share one head
+        (class-il and domain-il)."""
+        if self.scenario != "task-il":
             return None
         mask = torch.zeros(len(self.tasks), self.n_outputs, dtype=torch.bool)
         for t, task in enumerate(self.tasks):

@@ -10,7 +10,7 @@ import torch
 
 from ..config import RunConfig, resolve_config
 from ..config.schema import HPARAMS, SETTINGS
-from ..data import TaskStream, benchmark_info
+from ..data import TaskStream, benchmark_info, check_scenario
 from ..errors import UserError
 from .run import build_paper_model, build_stream
 
@@ -28,13 +28,18 @@ class Benchmark:
     hparams: str = "scripts"
     samples_per_task: int | None = None
     tasks: int | None = None
+    scenario: str | None = None
 
     def config(self, method: str = "la-maml", **overrides: Any) -> RunConfig:
-        """The resolved run: preset < this benchmark's seed, tasks and sizes < ``overrides`` (any
+        """The resolved run: preset < this benchmark's seed, tasks, sizes and scenario < ``overrides`` (any
         ``lamaml run --set`` key: a run field or one of the method's hyperparameters)."""
-        return resolve_config(self.name, method, overrides, seed=self.seed, tasks=self.tasks,
-                              samples_per_task=self.samples_per_task, setting=self.setting,
-                              hparams=self.hparams)
+        config = resolve_config(self.name, method, overrides, seed=self.seed, tasks=self.tasks,
+                                samples_per_task=self.samples_per_task, setting=self.setting,
+                                hparams=self.hparams, scenario=self.scenario)
+        if check_scenario(self.name, config.scenario) != self.stream.scenario:
+            raise UserError(f"scenario={check_scenario(self.name, config.scenario)}: this stream was built "
+                            f"{self.stream.scenario}; build it with lamaml.benchmark(..., scenario=...)")
+        return config
 
     def model(self, method: str = "la-maml", **overrides: Any) -> torch.nn.Module:
         """The network ``lamaml run`` trains for ``method`` (MLP or conv net, the preset's init),
@@ -44,10 +49,11 @@ class Benchmark:
 
 def load_benchmark(name: str, data_dir: str | Path | None = None, *, setting: str = "single", seed: int = 0,
                    tasks: int | None = None, samples_per_task: int | None = None, hparams: str = "scripts",
-                   download: bool = True) -> Benchmark:
+                   download: bool = True, scenario: str | None = None) -> Benchmark:
     """Build benchmark ``name``'s stream for ``seed`` (the first ``tasks`` tasks, ``samples_per_task``
-    training samples each; None: the benchmark's own), as ``lamaml run`` does."""
+    training samples each, under ``scenario``; None: the benchmark's own), as ``lamaml run`` does."""
     benchmark_info(name)
+    check_scenario(name, scenario)
     if setting not in SETTINGS:
         raise UserError(f"setting={setting!r}: choose single (one pass, with glances) or multi (10 epochs)")
     if hparams not in HPARAMS:
@@ -55,5 +61,5 @@ def load_benchmark(name: str, data_dir: str | Path | None = None, *, setting: st
     for key, value in {"seed": seed, "tasks": tasks, "samples_per_task": samples_per_task}.items():
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < (key != "seed")):
             raise UserError(f"{key}={value!r}: must be an integer >= {int(key != 'seed')}")
-    stream = build_stream(name, data_dir, seed, samples_per_task, tasks, download)
-    return Benchmark(name, stream, seed, setting, hparams, samples_per_task, tasks)
+    stream = build_stream(name, data_dir, seed, samples_per_task, tasks, download, scenario)
+    return Benchmark(name, stream, seed, setting, hparams, samples_per_task, tasks, scenario)

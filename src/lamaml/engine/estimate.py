@@ -21,6 +21,7 @@ import torch
 from ..config import RunConfig
 from ..durations import duration
 from .loop import Phase, epoch_batches, joint_phase, learn_batch, stream_phases
+from .anytime import anytime_evaluations
 from .evaluate import evaluate_all
 from .progress import Progress
 from .run import derived_seeds, prepare
@@ -130,6 +131,11 @@ def estimate(config: RunConfig, data_dir=None, download: bool = True, warmup: in
     evaluate_all(method, stream, device, config.eval_batch_size, split=split, only=[0])
     per_eval = time.perf_counter() - start
     evaluations = evaluation_count(len(stream), "joint" if method.joint else config.evaluate, stream.has_validation)
+    if config.eval_every:
+        per_phase = [config.epochs * _batches_per_epoch(method, phase, n, config.batch_size)
+                     for phase, n in zip(phases, sizes)]
+        evaluations += anytime_evaluations(per_phase, [phase.row for phase in phases], config.eval_every,
+                                           "joint" if method.joint else config.evaluate)
     return Estimate(setup_s=setup_s, load_s=load_s * len(phases), train_s=per_batch * batches,
                     eval_s=per_eval * evaluations, updates=batches * config.glances,
                     ms_per_update=1000 * per_batch / config.glances, evaluations=evaluations,

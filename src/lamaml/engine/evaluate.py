@@ -1,4 +1,5 @@
-"""Accuracy of a method on every task, in large batches, without gradients, in eval mode."""
+"""Accuracy of a method on every task, in large batches, without gradients, in eval mode; with the
+task id where the stream's scenario gives it at test time (not in class-il)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -23,8 +24,14 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
             module.training = training
 
 
+def task_id_at_test(stream: TaskStream, position: int) -> int | None:
+    """The task id evaluation hands ``predict`` for the stream's task at ``position``: its index, or None
+    in class-il (no task id at test time: the prediction is the argmax over every output)."""
+    return stream[position].index if stream.task_ids_at_test else None
+
+
 @torch.no_grad()
-def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int, device: torch.device,
+def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int | None, device: torch.device,
                   batch_size: int) -> float:
     correct = torch.zeros((), dtype=torch.long, device=device)
     with eval_mode(method.model):
@@ -44,5 +51,5 @@ def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: i
     for i in chosen:
         task = stream[i]
         x, y = task.val() if split == "val" else task.test()
-        accuracies[i] = task_accuracy(method, x, y, task.index, device, batch_size)
+        accuracies[i] = task_accuracy(method, x, y, task_id_at_test(stream, i), device, batch_size)
     return accuracies

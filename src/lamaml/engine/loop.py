@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data import TaskStream
-from ..errors import RunFailed
+from ..errors import RunFailed, UserError
 from .checkpoint import fault_point
 from .evaluate import evaluate_all
 from .metrics import summarize
@@ -37,6 +37,8 @@ class StreamResult:
     test_matrix: np.ndarray | None = None   # benchmarks with a validation split: acc_matrix is on it
     test_baseline: np.ndarray | None = None
     heads: str = "single"                   # "task-aware": each task's loss and prediction saw only its classes
+    anytime: list[dict] = field(default_factory=list)   # anytime evaluation's curve (engine/anytime.py)
+    scenario: str | None = None             # the stream's: task-il, class-il or domain-il
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -143,6 +145,9 @@ def train(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: 
     """
     T = len(stream)
     refuse_for_joint(method, plugins, resume)
+    if not stream.task_ids_at_test and getattr(method, "needs_task_id_at_test", False):
+        raise UserError(f"{getattr(method, 'name', 'this method')} predicts with the task id; "
+                        f"a {stream.scenario} stream gives none at test time")
     phases = joint_phase(stream) if method.joint else stream_phases(stream)
     if resume is not None:
         progress = Progress.from_state(resume["progress"])
@@ -227,4 +232,5 @@ def train(method, stream: TaskStream, *, epochs: int, batch_size: int, glances: 
     return StreamResult(progress.matrix, progress.baseline, progress.train_time, progress.eval_time,
                         progress.updates, progress.task_losses, progress.train_time_after_task,
                         progress.series, progress.test_matrix, progress.test_baseline,
-                        heads="single" if getattr(method, "heads", None) is None else "task-aware")
+                        heads="single" if getattr(method, "heads", None) is None else "task-aware",
+                        anytime=progress.anytime, scenario=stream.scenario)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..data import TaskStream
-from .evaluate import eval_mode
+from .evaluate import eval_mode, task_id_at_test
 from .plugins import Plugin
 
 ANALYSES = ("alignment", "fast-weights", "lr-stats")
@@ -115,6 +115,6 @@ class Probes(Plugin):
         with eval_mode(method.model):
             for seen in range(task + 1):
                 x, y = self._held_out(seen)
-                correct += int((method.predict(x, seen).argmax(1) == y).sum())
+                correct += int((method.predict(x, task_id_at_test(self._stream, seen)).argmax(1) == y).sum())
                 total += len(y)
         return 100.0 * correct / total

@@ -25,6 +25,7 @@ class Progress:
     task_losses: list[float] = field(default_factory=list)
     train_time_after_task: list[float] = field(default_factory=list)   # cumulative, seconds
     series: dict[str, list] = field(default_factory=dict)               # the probes' measurements
+    anytime: list[dict] = field(default_factory=list)   # anytime evaluation's points (engine/anytime.py)
     test_matrix: np.ndarray | None = None   # with a validation split, the matrix on the test split
     test_baseline: np.ndarray | None = None
 

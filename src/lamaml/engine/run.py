@@ -19,7 +19,8 @@ from ..models import build_model
 from .checkpoint import Checkpointer, Every
 from .plugins import Checkpoints, Plugin, refuse_for_joint
 from .loop import StreamResult, train
-from .metrics import summarize
+from .anytime import AnytimeEvaluation
+from .metrics import anytime_metrics, summarize
 from .probes import Probes
 from .results import code_commit, peak_rss_mb
 
@@ -46,9 +47,11 @@ def build_method(name: str, model: torch.nn.Module, params, seed: int):
 
 
 def build_stream(benchmark: str, data_dir: str | Path | None, seed: int, samples_per_task: int | None = None,
-                 tasks: int | None = None, download: bool = True) -> TaskStream:
-    """The task stream of a built-in benchmark as every run of this seed sees it."""
-    return build_benchmark(benchmark, resolve_data_dir(data_dir), seed, samples_per_task, download).first(tasks)
+                 tasks: int | None = None, download: bool = True, scenario: str | None = None) -> TaskStream:
+    """The task stream of a built-in benchmark as every run of this seed sees it (``scenario`` None: the
+    benchmark's own)."""
+    return build_benchmark(benchmark, resolve_data_dir(data_dir), seed, samples_per_task, download,
+                           scenario).first(tasks)
 
 
 def build_paper_model(config: RunConfig, stream: TaskStream) -> torch.nn.Module:
@@ -73,11 +76,14 @@ def prepare(config: RunConfig, data_dir: str | Path | None = None,
     ``lamaml run --dry-run`` stops after this, so it refuses whatever the run would refuse.
     """
     device = resolve_device(config.device)
-    stream = build_stream(config.benchmark, data_dir, config.seed, config.samples_per_task, config.tasks, download)
+    stream = build_stream(config.benchmark, data_dir, config.seed, config.samples_per_task, config.tasks, download,
+                          config.scenario)
     method = build_learner(config, build_paper_model(config, stream).to(device), stream)
     plugins: list[Plugin] = []
     if config.analyses:
         plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
+    if config.eval_every:
+        plugins.append(AnytimeEvaluation(stream, device, config.eval_every, config.eval_batch_size, config.glances))
     refuse_for_joint(method, plugins)
     return device, stream, method, plugins
 
@@ -123,6 +129,13 @@ def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in matrix]
 
 
+def anytime_report(points: list[dict]) -> dict[str, Any]:
+    """AAA, min-ACC, WC-ACC (engine/metrics.py) and the curve they come from, accuracies rounded as the matrix's."""
+    curve = [{**point, "accuracy": round(point["accuracy"], 4), "accuracies": [round(a, 4) for a in point["accuracies"]]}
+             for point in points]
+    return {**anytime_metrics(points), "anytime_curve": curve}
+
+
 def report(result: StreamResult, config: RunConfig, stream, device, wall_start: float,
            started_at: str) -> dict[str, Any]:
     return {
@@ -138,6 +151,8 @@ def report(result: StreamResult, config: RunConfig, stream, device, wall_start: 
         "task_losses": [round(v, 6) for v in result.losses],
         "train_time_after_task_s": [round(v, 3) for v in result.train_time_after_task],
         **({"series": result.series} if result.series else {}),
+        "scenario": result.scenario,
+        **(anytime_report(result.anytime) if config.eval_every else {}),
         "accuracy_split": "val" if result.test_matrix is not None else "test",
         **({"test": {**summarize(result.test_matrix, result.test_baseline),
                      "acc_matrix": _json_matrix(result.test_matrix)}} if result.test_matrix is not None else {}),

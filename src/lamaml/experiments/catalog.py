@@ -12,8 +12,11 @@ def catalog() -> str:
     from ..methods import METHODS
     lines = ["benchmarks:"]
     for info in BENCHMARKS.values():
-        lines.append(f"  {info.name:<26} {info.n_tasks:>3} tasks x {info.samples_per_task:>4} samples   "
-                     f"{info.description}")
+        samples = "all" if info.samples_per_task is None else info.samples_per_task
+        scenarios = f"; {info.scenarios[0]} (or --set scenario={','.join(info.scenarios[1:])})" \
+            if len(info.scenarios) > 1 else ""
+        lines.append(f"  {info.name:<26} {info.n_tasks:>3} tasks x {samples:>4} samples   "
+                     f"{info.description}{scenarios}")
     lines += ["", "methods (paper defaults per benchmark; change any with --set key=value):"]
     for name, cls in sorted(METHODS.items()):
         lines.append(f"  {name:<14} {cls.summary}")

@@ -39,7 +39,7 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
 # numbers the paper reports: a group differing from the paper only in these (or in a method's
 # hyperparameters marked computation-only, MethodParams.computation_only) is its protocol.
 NOT_PROTOCOL = ("seed", "device", "train_threads", "eval_batch_size", "evaluate", "analyses", "analysis_every",
-                "analysis_samples")
+                "analysis_samples", "eval_every")
 PAPER_SETTING = "single"    # Table 1 is the single-pass protocol
 
 
@@ -185,6 +185,8 @@ def summary_table(metrics: dict) -> str:
         ("BWT (first T-1 tasks)", _percent(metrics["bwt"], "+")),
         ("learning accuracy", _percent(metrics["learning_accuracy"])),
         ("forward transfer (FWT)", _percent(metrics["fwt"], "+")),
+        *([("average anytime acc. (AAA)", _percent(metrics["aaa"])),
+           ("worst-case acc. (WC-ACC)", _percent(metrics["worst_case_accuracy"]))] if "aaa" in metrics else []),
         ("training time", f"{metrics['train_time_s']:.1f} s ({metrics['ms_per_update']:.2f} ms/update, "
                           f"{metrics['updates']} updates)"),
         ("evaluation time", f"{metrics['eval_time_s']:.1f} s"),
@@ -192,7 +194,9 @@ def summary_table(metrics: dict) -> str:
         ("peak memory", f"{metrics['peak_rss_mb']:.0f} MB"),
     ]
     width = max(len(name) for name, _ in rows)
-    title = f"{metrics['method']} on {metrics['benchmark']}, seed {metrics['seed']}, {len(metrics['acc_matrix'])} tasks"
+    scenario = f", {metrics['scenario']}" if metrics.get("scenario") in ("task-il", "class-il") else ""
+    title = (f"{metrics['method']} on {metrics['benchmark']}{scenario}, seed {metrics['seed']}, "
+             f"{len(metrics['acc_matrix'])} tasks")
     final = " ".join(f"{v:.0f}" for v in metrics["acc_matrix"][-1] if v is not None)
     lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
     return "\n".join(lines + [f"{'final accuracy per task':<{width}}  {final}"])

@@ -37,6 +37,8 @@ class Method:
     Params: ClassVar[type[MethodParams]] = MethodParams
     joint: ClassVar[bool] = False      # True: trained once on all tasks together (the IID oracle)
     state_attributes: ClassVar[tuple[str, ...]] = ()   # what a checkpoint keeps besides the weights
+    # True: ``predict`` cannot do without the task id (refused in class-il, which evaluates with task None)
+    needs_task_id_at_test: ClassVar[bool] = False
 
     heads: torch.Tensor | None = None   # (tasks, outputs) bool: each task's slice of the shared head
 
@@ -80,7 +82,8 @@ class Method:
         """After the last batch of a task, before it is evaluated (EWC's Fisher, iCaRL's exemplars)."""
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, task: int) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, task: int | None) -> torch.Tensor:
+        """Scores over all outputs; ``task`` None: no task id (class-il), argmax over every output."""
         return self.mask_logits(self.model(x), task)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, task: int | torch.Tensor | None = None) -> torch.Tensor:

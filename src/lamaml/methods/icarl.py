@@ -39,6 +39,7 @@ class ICaRL(SGDMethod):
     summary = "iCaRL (task-incremental): distillation on herded exemplars, nearest-class-mean prediction"
     Params = ICaRLParams
     state_attributes = ("current_task", "seen_x", "seen_y", "exemplars", "class_means", "classes_seen")
+    needs_task_id_at_test = True    # its class means are per task: class-il would need them pooled
 
     def __init__(self, model, params, generator):
         super().__init__(model, params, generator)
