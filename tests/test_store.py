@@ -48,6 +48,16 @@ def test_filters_select_by_column_and_by_nested_config(tmp_path):
                                    config_hash(_config(0, "c-maml"))}
 
 
+def test_filters_reach_every_metric_a_run_recorded(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for seed, aaa in [(0, 61.5), (1, 70.25), (2, None)]:     # seed 2 ran without anytime evaluation
+        store.finish(store.start(_config(seed)), {"ra": 70.0, **({"aaa": aaa} if aaa is not None else {})})
+    assert [r["seed"] for r in store.query(["metrics.aaa>65"])] == [1]
+    assert [r["seed"] for r in store.query(["metrics.aaa<=61.5"])] == [0]
+    with pytest.raises(UserError, match="did you mean metrics.aaa"):
+        store.query(["metric.aaa>1"])
+
+
 @pytest.mark.parametrize("hostile", [
     "method=x' OR '1'='1",
     "method=la-maml; DROP TABLE runs; --",

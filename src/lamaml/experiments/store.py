@@ -114,13 +114,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# What a run's metrics.json holds that a filter may compare (``metrics.<key>``): the summary metrics,
+# the anytime ones (runs with eval_every) and the costs.
+METRIC_KEYS = ("ra", "bti", "bwt", "learning_accuracy", "fwt", "aaa", "min_acc", "worst_case_accuracy",
+               "train_time_s", "eval_time_s", "wall_time_s", "ms_per_update", "updates", "peak_rss_mb")
+
+
 def filter_keys() -> list[str]:
-    """Every key a filter may name: the store's columns, ``config.<run field>`` and
+    """Every key a filter may name: the store's columns, ``metrics.<key>``, ``config.<run field>`` and
     ``config.params.<hyperparameter>`` of any method."""
     from ..config import RunConfig
     from ..methods import METHODS
     params = sorted({name for cls in METHODS.values() for name in cls.Params.model_fields})
-    return [*COLUMNS, *(f"config.{name}" for name in RunConfig.model_fields if name != "params"),
+    return [*COLUMNS, *(f"metrics.{name}" for name in METRIC_KEYS),
+            *(f"config.{name}" for name in RunConfig.model_fields if name != "params"),
             *(f"config.params.{name}" for name in params)]
 
 
@@ -130,13 +137,13 @@ def _suggest(key: str, known: list[str]) -> str:
     same_name = [k for k in known if k.rpartition(".")[2] == last]
     close = same_name or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else \
-        f"; use a column ({', '.join(COLUMNS)}), config.<run field> or config.params.<hyperparameter>"
+        f"; use a column ({', '.join(COLUMNS)}), metrics.<key>, config.<run field> or config.params.<hyperparameter>"
 
 
 def parse_filter(text: str) -> tuple[str, list[Any]]:
     """``key OP value`` -> (SQL condition with placeholders, parameters).
 
-    ``key`` is a column name, ``config.<field>`` or ``config.params.<hyperparameter>``; any other
+    ``key`` is a column name, ``metrics.<key>``, ``config.<field>`` or ``config.params.<hyperparameter>``; any other
     key (which would silently match nothing) is refused with the nearest known one.
     """
     match = _FILTER.match(text)
@@ -155,7 +162,8 @@ def parse_filter(text: str) -> tuple[str, list[Any]]:
     known = filter_keys()
     if key not in known:
         raise UserError(f"--where {text!r}: unknown key {key!r}{_suggest(key, known)}")
-    return f"json_extract(config, ?) {op} ?", ["$." + key[len("config."):], value]
+    document, _, path = key.partition(".")          # "config" or "metrics", then the path inside it
+    return f"json_extract({document}, ?) {op} ?", ["$." + path, value]
 
 
 def open_store(path: str | Path) -> "Store":
