@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,13 @@ def double():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+def run_lamaml(*args, data_dir, fault=None):
+    """``python -m lamaml.cli ARGS`` in a child with the test data and no downloads; ``fault``: LAMAML_FAULT."""
+    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
+    env.pop("LAMAML_FAULT", None)
+    if fault:
+        env["LAMAML_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "lamaml.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)

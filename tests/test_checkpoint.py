@@ -1,13 +1,11 @@
 """Kill a run anywhere, resume it, and get exactly the numbers of a run that was never killed."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import run_lamaml as lamaml
 from lamaml.engine.checkpoint import CURRENT, PREVIOUS, Checkpointer, Every, load_latest, read_checkpoint
 from lamaml.errors import UserError
 from lamaml.methods.base import Method
@@ -15,15 +13,6 @@ from lamaml.methods.base import Method
 SMALL = ["--tasks", "3", "--set", "samples_per_task=40", "--set", "glances=2", "--quiet"]
 COMPARED = ("ra", "bti", "bwt", "fwt", "learning_accuracy", "acc_matrix", "baseline_accuracy", "task_losses",
             "updates", "config", "tasks")
-
-
-def lamaml(*args, data_dir, fault=None):
-    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
-    env.pop("LAMAML_FAULT", None)
-    if fault:
-        env["LAMAML_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "lamaml.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=300)
 
 
 @pytest.fixture(scope="module")

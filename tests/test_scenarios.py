@@ -1,15 +1,12 @@
 """Scenarios (task-il, class-il, domain-il), Split MNIST, and anytime evaluation (AAA, min-ACC, WC-ACC)."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from conftest import REPO
+from conftest import run_lamaml as lamaml
 from lamaml.config import resolve_config
 from lamaml.data import build_benchmark, stream_from_data
 from lamaml.data.images import ImageSet
@@ -23,15 +20,6 @@ from lamaml.methods import method_class
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]     # the data README (shared/data)
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 CPU = torch.device("cpu")
-
-
-def lamaml(*args, data_dir, fault=None):
-    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
-    env.pop("LAMAML_FAULT", None)
-    if fault:
-        env["LAMAML_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "lamaml.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=300)
 
 
 # -- Split MNIST ---------------------------------------------------------------------------------------

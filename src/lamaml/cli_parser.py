@@ -118,7 +118,7 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
     report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")
     report_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",
-                          help="only runs matching, e.g. method=la-maml, ra>=75, config.params.alpha_init=0.1 "
+                          help="only runs matching, e.g. method=la-maml, ra>=75, metrics.aaa>60, config.params.alpha_init=0.1 "
                           "(repeatable; OP one of != >= <= = > <)")
     report_p.add_argument("--format", choices=["table", "markdown", "csv", "latex"], default="table",
                           help="how the report is written")
@@ -139,7 +139,7 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     runs_p = commands.add_parser("runs", help="list the runs of a results store")
     runs_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")
     runs_p.add_argument("--where", action="append", default=[], metavar="KEY OP VALUE",
-                        help="filter, e.g. method=la-maml, ra>=75, config.glances=5, config.params.alpha_init=0.1 "
+                        help="filter, e.g. method=la-maml, ra>=75, metrics.fwt>0, config.glances=5, config.params.alpha_init=0.1 "
                         "(repeatable; OP one of != >= <= = > <)")
     runs_p.set_defaults(handler=handlers["runs"])
     config_p = commands.add_parser("config", help="print the fully resolved config of a run as JSON (no data needed)")
