@@ -140,7 +140,8 @@ def cmd_sweep(args) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address,
-                        tensorboard=Path(args.tensorboard) if args.tensorboard else None, project=True)
+                        tensorboard=Path(args.tensorboard) if args.tensorboard else None, project=True,
+                        checkpoint_every=args.checkpoint_every)
     failed, held = ([r for r in results if r["status"] == s] for s in ("failed", "skipped"))  # held by another sweep
     note = f", {len(held)} skipped (done or running elsewhere)" if held else ""
     print(f"sweep: {len(results) - len(failed) - len(held)} run(s) done, {len(failed)} failed{note}; store {args.store}")
@@ -191,9 +192,16 @@ def cmd_reproduce(args) -> int:
     from .experiments.runs import check_writable
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
-    out = Path(args.out)
+    out = Path(args.out or f"runs/{'table2' if args.table_name == 'table2' else 'table1'}")
     check_writable(out)
     overrides = _parse_sets(args.set)
+    command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
+    if args.table_name == "table2":
+        from .experiments.reproduce.table2 import reproduce_table2
+        print(reproduce_table2(out, args.benchmarks, args.settings, args.methods, args.seeds, args.tasks, overrides,
+                               args.jobs, args.engine, args.address, args.data_dir, args.checkpoint_every,
+                               args.table, args.table_only, command))
+        return 0
     if overrides:   # validate once, before any worker starts
         from .config import resolve_config
         resolve_config("mnist-rotations", "la-maml", overrides)
@@ -202,7 +210,6 @@ def cmd_reproduce(args) -> int:
     spec = table1_spec(args.seeds, args.tasks, overrides)
     if not args.table_only:
         run_table1(out, spec, args.jobs, args.data_dir)
-    command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
     targets = [out / "table1.md"] + ([Path(args.table)] if args.table else [])
     table = write_table1(collect(out, spec), args.seeds, command, targets, rebuilt=args.table_only)
     print(table)
@@ -287,12 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--resume", default=None, metavar="DIR",
                        help="continue the run whose checkpoints are in DIR (its config is reused)")
     run_p.set_defaults(handler=cmd_run)
-    rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1) or its "
-                                "appendix analyses on MNIST Rotations (figures)")
-    rep_p.add_argument("table_name", choices=["table1", "figures"], help="what to reproduce")
+    rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1), its vision table "
+                                "(table2) or its appendix analyses on MNIST Rotations (figures)")
+    rep_p.add_argument("table_name", choices=["table1", "table2", "figures"], help="what to reproduce")
+    for flag, what in (("--benchmarks", "cifar100,tinyimagenet"), ("--settings", "single,multi"), ("--methods", "the paper's 11")):
+        rep_p.add_argument(flag, default=None, help=f"table2: comma-separated (default: {what})")
+    rep_p.add_argument("--engine", choices=["local", "ray"], default="local", help="table2: as lamaml sweep's")
+    rep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="table2: a Ray cluster (engine ray)")
+    rep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N|off", help="table2: each run checkpoints "
+                       "beside the store this often and a killed one resumes there (default: 10m)")
     rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell")
     rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: the CPU count)")
-    rep_p.add_argument("--out", default="runs/table1", help="run folder; finished runs are reused")
+    rep_p.add_argument("--out", default=None, help="run folder; finished runs are reused (default: runs/table1, "
+                       "table2: runs/table2)")
     rep_p.add_argument("--table", default=None, help="also write the Markdown table here")
     rep_p.add_argument("--table-only", action="store_true", help="rebuild the table (or figures) from finished runs")
     rep_p.add_argument("--figures", default=None, metavar="DIR", help="figures: where the PNG and PDF files go "
@@ -300,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep_p.add_argument("--lr-seeds", type=int, default=1, help="figures: seeds per learning-rate setting")
     rep_p.add_argument("--lr-values", default=None, metavar="V1,V2",
                        help="figures: learning-rate values swept (default: 0.001,0.003,0.01,0.03,0.1,0.3)")
-    rep_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $LAMAML_DATA or ./data)")
+    rep_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (table2: cifar-100-python(.tar.gz), "
+                       "tiny-imagenet-200(.zip)) (default: $LAMAML_DATA or ./data)")
     rep_p.add_argument("--tasks", type=int, default=None, help="first N tasks only (smoke runs)")
     rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override for every run, e.g. samples_per_task=50 (smoke runs)")
@@ -329,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
     sweep_p.add_argument("--tensorboard", default=None, metavar="DIR",
                          help="log every run to TensorBoard, each in a subfolder of DIR (pip install 'lamaml[tensorboard]')")
+    sweep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N", help="each run checkpoints beside the "
+                         "store this often (minutes, batches, tasks); a killed one resumes there on the rerun")
     sweep_p.set_defaults(handler=cmd_sweep)
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
     report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")
