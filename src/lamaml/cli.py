@@ -137,7 +137,8 @@ def cmd_sweep(args) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address,
-                        tensorboard=Path(args.tensorboard) if args.tensorboard else None, project=True)
+                        tensorboard=Path(args.tensorboard) if args.tensorboard else None, project=True,
+                        checkpoint_every=args.checkpoint_every)
     failed, held = ([r for r in results if r["status"] == s] for s in ("failed", "skipped"))  # held by another sweep
     note = f", {len(held)} skipped (done or running elsewhere)" if held else ""
     print(f"sweep: {len(results) - len(failed) - len(held)} run(s) done, {len(failed)} failed{note}; store {args.store}")
@@ -188,9 +189,16 @@ def cmd_reproduce(args) -> int:
     from .experiments.runs import check_writable
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
-    out = Path(args.out)
+    out = Path(args.out or f"runs/{'table2' if args.table_name == 'table2' else 'table1'}")
     check_writable(out)
     overrides = _parse_sets(args.set)
+    command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
+    if args.table_name == "table2":
+        from .experiments.reproduce.table2 import reproduce_table2
+        print(reproduce_table2(out, args.benchmarks, args.settings, args.methods, args.seeds, args.tasks, overrides,
+                               args.jobs, args.engine, args.address, args.data_dir, args.checkpoint_every,
+                               args.table, args.table_only, command))
+        return 0
     if overrides:   # validate once, before any worker starts
         from .config import resolve_config
         resolve_config("mnist-rotations", "la-maml", overrides)
@@ -199,7 +207,6 @@ def cmd_reproduce(args) -> int:
     spec = table1_spec(args.seeds, args.tasks, overrides)
     if not args.table_only:
         run_table1(out, spec, args.jobs, args.data_dir)
-    command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
     targets = [out / "table1.md"] + ([Path(args.table)] if args.table else [])
     table = write_table1(collect(out, spec), args.seeds, command, targets, rebuilt=args.table_only)
     print(table)

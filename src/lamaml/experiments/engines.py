@@ -12,23 +12,30 @@ system), as with any Ray job.
 Each run is claimed in the store before it starts (``Store.claim``); a worker that finds its
 combination done, or running in a live process, skips it, so no combination runs twice however a
 sweep and its reruns overlap. Local workers die with the sweep (lifeline.py).
+
+With ``checkpoint_every`` (``10m``, ``50b``, ``2``: see engine.checkpoint.Every) each run
+checkpoints into ``<store folder>/checkpoints/<config hash>/``; a run claimed again after its process
+was killed resumes from there, and the folder is deleted when the run ends. A method trained on all
+tasks at once (IID) cannot resume mid-way and runs without checkpoints.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable
 
 from ..data.files import resolve_data_dir
 from ..durations import duration
-from ..errors import UserError
+from ..errors import RunFailed, UserError
 from .lifeline import die_with_parent
 from .ray_cluster import connect
-from .store import Store
+from .store import Store, config_hash
 
 Label = Callable[[dict[str, Any]], str]     # a config -> how its progress line names it
 
@@ -41,37 +48,68 @@ def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
 def dispatch(engine: str, pending: list[dict[str, Any]], store_path: str | os.PathLike, data_dir: str | None,
              threads: int, jobs: int, address: str | None = None, label: Label | None = None,
-             tensorboard: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+             tensorboard: str | os.PathLike | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
     """Run ``pending`` on ``engine`` ("local" or "ray"), with paths resolved in this process;
-    ``tensorboard``: a folder where every run logs into a subfolder of its own."""
+    ``tensorboard``: a folder where every run logs into a subfolder of its own; ``checkpoint_every``:
+    how often each run checkpoints (see the module's docstring)."""
     if not pending:     # nothing to do needs no cluster
         return []
     store_path, data_dir = absolute_paths(store_path, data_dir)
     tensorboard = os.path.abspath(os.path.expanduser(tensorboard)) if tensorboard else None
+    options = (tensorboard, checkpoint_every)
     if engine == "ray":
-        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label, tensorboard)
-    return run_local(pending, store_path, data_dir, threads, jobs, label, tensorboard)
+        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label, *options)
+    return run_local(pending, store_path, data_dir, threads, jobs, label, *options)
+
+
+def checkpoint_folder(store_path: str | os.PathLike, config: dict[str, Any]) -> Path:
+    """Where a sweep run of ``config`` keeps its checkpoints: beside the store, by configuration hash."""
+    return Path(store_path).parent / "checkpoints" / config_hash(config)
+
+
+def _resume_state(folder: Path, config: dict[str, Any]) -> dict | None:
+    """The checkpoint a killed run of ``config`` left in ``folder``, or None (then the folder is cleared:
+    no checkpoint, none usable, or one of another configuration)."""
+    from ..engine.checkpoint import load_latest
+    if not folder.exists():
+        return None
+    try:
+        state, _ = load_latest(folder)
+        if config_hash(state.get("config") or {}) == config_hash(config):
+            return state
+    except UserError:
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int,
-            tensorboard: str | None = None) -> dict[str, Any]:
-    """One combination in a worker: claim it, run it, record the outcome; skip it if another
-    process has done it or is running it."""
+            tensorboard: str | None = None, checkpoint_every: str | None = None) -> dict[str, Any]:
+    """One combination in a worker: claim it, run it (from its checkpoint, where a killed run of it left
+    one), record the outcome; skip it if another process has done it or is running it."""
     import torch
     torch.set_num_threads(threads)
     from ..config import RunConfig
     from ..engine import run
+    from ..engine.checkpoint import Every
     from ..errors import LamamlError
+    from ..methods import method_class
     from .progress import RunPlugins
     store = Store(store_path)
     run_id, holder = store.claim(config_dict)
     if run_id is None:
         return {"status": "skipped", "reason": holder, "config": config_dict}
+    every = Every.parse(checkpoint_every) if checkpoint_every and not method_class(config_dict["method"]).joint else None
+    folder = checkpoint_folder(store_path, config_dict) if every else None
+    resume = _resume_state(folder, config_dict) if folder else None
     plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
     try:
-        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins)
-    except LamamlError as error:
+        metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins,
+                      checkpoint_dir=folder, checkpoint_every=every, resume=resume)
+    except LamamlError as error:    # e.g. a diverging loss: a rerun from its checkpoint would diverge again
         store.fail(run_id, str(error))
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
         return {"status": "failed", "error": str(error), "config": config_dict}
     except BaseException as error:  # a bug: release the claim (a Ray worker outlives its task), then raise
         store.fail(run_id, f"crashed: {error.__class__.__name__}: {error}")
@@ -79,7 +117,9 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     if plugins:
         plugins.finish(metrics)
     store.finish(run_id, metrics)
-    return {"status": "done", "ra": metrics["ra"], "config": config_dict}
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"status": "done", "ra": metrics["ra"], "resumed": resume is not None, "config": config_dict}
 
 
 def _plain_label(config: dict[str, Any]) -> str:
@@ -88,7 +128,7 @@ def _plain_label(config: dict[str, Any]) -> str:
 
 def _detail(outcome: dict[str, Any]) -> str:
     if outcome["status"] == "done":
-        return f"RA {outcome['ra']:.2f}"
+        return f"RA {outcome['ra']:.2f}" + (" (resumed from its checkpoint)" if outcome.get("resumed") else "")
     if outcome["status"] == "skipped":
         return f"skipped, {outcome['reason']}"
     return outcome["error"]
@@ -110,28 +150,37 @@ class _Reporter:
 
 
 def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
-              jobs: int, label: Label | None = None, tensorboard: str | None = None) -> list[dict[str, Any]]:
+              jobs: int, label: Label | None = None, tensorboard: str | None = None,
+              checkpoint_every: str | None = None) -> list[dict[str, Any]]:
     """Run ``pending`` in ``jobs`` fresh worker processes.
 
     Workers are spawned, never forked: a child forked from a process whose torch has run an
     OpenMP parallel region hangs in its first parallel op (libgomp is not fork-safe), and the
     driver has usually run one (loading data, or a run before the sweep, as a test does).
     Every worker is started by ``submit``, in this thread, which waits here until the pool is done:
-    lifeline.py needs the thread that starts the workers to outlive them.
+    lifeline.py needs the thread that starts the workers to outlive them. A worker killed from outside
+    (out of memory, a kill) breaks the pool: the sweep stops with one line, and its rerun continues.
     """
     results, report = [], _Reporter(len(pending), label)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard) for c in pending]
-        for future in as_completed(futures):
-            results.append(future.result())
-            report(results[-1])
+        futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard, checkpoint_every)
+                   for c in pending]
+        try:
+            for future in as_completed(futures):
+                results.append(future.result())
+                report(results[-1])
+        except BrokenProcessPool:
+            raise RunFailed(f"a worker process was killed (out of memory, or by a signal) after {len(results)} of "
+                            f"{len(pending)} run(s); finished runs are in the store {store_path}: run the same "
+                            f"command again to continue" + (" (runs resume from their checkpoints)"
+                                                            if checkpoint_every else "")) from None
     return results
 
 
 def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
                address: str | None, jobs: int, label: Label | None = None,
-               tensorboard: str | None = None) -> list[dict[str, Any]]:
+               tensorboard: str | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -144,7 +193,8 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
         ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = ray.remote(num_cpus=1)(run_one)
-        refs = [remote.remote(config, store_path, data_dir, threads, tensorboard) for config in pending]
+        refs = [remote.remote(config, store_path, data_dir, threads, tensorboard, checkpoint_every)
+                for config in pending]
         results, waiting, report = [], list(refs), _Reporter(len(pending), label)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)

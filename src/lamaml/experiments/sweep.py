@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..config import RunConfig, resolve_config
 from ..data import require_data, resolve_data_dir
+from ..engine.checkpoint import Every
 from ..errors import DataError, UserError
 from ..methods import METHODS, method_class
 from .engines import dispatch
@@ -118,24 +119,35 @@ def _distinct(configs: list[RunConfig]) -> list[RunConfig]:
     return list(reversed(unique.values()))
 
 
-def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec]) -> list[dict[str, Any]]:
-    """Metrics of the finished runs of a sweep, read from the store by configuration hash."""
+def done_by_hash(store_path: Path) -> dict[str, dict[str, Any]]:
+    """Metrics of every finished run of a store, by configuration hash."""
+    return {config_hash(json.loads(row["config"])): json.loads(row["metrics"])
+            for row in Store(store_path).query(["status=done"])}
+
+
+def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec],
+                 by_hash: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Metrics of the finished runs of a sweep, read from the store by configuration hash (or from
+    ``by_hash``, done_by_hash's answer, when several sweeps are read from one store)."""
     specs = [spec] if isinstance(spec, SweepSpec) else spec
-    by_hash = {config_hash(json.loads(row["config"])): json.loads(row["metrics"])
-               for row in Store(store_path).query(["status=done"])}
+    by_hash = done_by_hash(store_path) if by_hash is None else by_hash
     wanted = _distinct([c for one in specs for c in combinations(one)])
     return [by_hash[h] for h in (config_hash(c.model_dump()) for c in wanted) if h in by_hash]
 
 
 def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
               engine: str = "local", address: str | None = None, order=None,
-              tensorboard: Path | None = None, project: bool = False) -> list[dict[str, Any]]:
+              tensorboard: Path | None = None, project: bool = False,
+              checkpoint_every: str | None = None) -> list[dict[str, Any]]:
     """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first;
     ``tensorboard``: a folder where each run logs into a subfolder of its own; ``project``: print the
-    projected duration first (projection.py).
+    projected duration first (projection.py); ``checkpoint_every`` (``10m``, ``50b``, ``2``): each run
+    checkpoints beside the store that often, and a killed one resumes there (engines.py).
 
     Several specs run as one pool (a combination they share runs once).
     """
+    if checkpoint_every is not None:
+        checkpoint_every = str(Every.parse(checkpoint_every))     # a bad value stops here, not in every worker
     configs = combinations(spec) if isinstance(spec, SweepSpec) else _distinct(
         [c for one in spec for c in combinations(one)])
     store = Store(store_path)
@@ -154,7 +166,8 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
         print_projection(pending, store, data_dir, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
-    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label, tensorboard)
+    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label, tensorboard,
+                    checkpoint_every)
 
 
 def check_data(benchmarks, data_dir: str | None) -> None:

@@ -1,9 +1,11 @@
-"""The paper's claims on its Table 1 benchmarks, judged on the paper's table and on our runs.
+"""The paper's claims on the benchmarks of a table, judged on the paper's table and on our runs.
 
 Every comparison the sources state in words on these benchmarks is data
-(config/paper/table1_claims.yaml, checked on load); each is judged on means over seeds against
-CLAIM_SE standard errors of its margin (see evaluate_claim). ``claims_section`` is the part of
-``table1.md`` that shows them, after a glance at the means alone.
+(config/paper/table1_claims.yaml, table2_claims.yaml; checked on load); each is judged on means over
+seeds against CLAIM_SE standard errors of its margin (see evaluate_claim). ``claims_section`` is the
+part of ``table1.md`` (and, given table 2's ``ClaimBook``, of ``table2.md``) that shows them, after a
+glance at the means alone. A table's cells are keyed ``(column, method)``: a column is a benchmark in
+Table 1, a benchmark and setting in Table 2.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
@@ -21,8 +23,9 @@ from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
 
 CLAIM_METRICS = {"ra": "RA", "bti": "BTI", "train_time_s": "train time"}
 METHOD_NAMES = {"online": "Online", "ewc": "EWC", "gem": "GEM", "mer": "MER", "c-maml": "C-MAML",
-                "sync-la-maml": "Sync La-MAML", "la-maml": "La-MAML"}
-CLAIM_KINDS = ("compare", "ratio")
+                "sync-la-maml": "Sync La-MAML", "la-maml": "La-MAML", "iid": "IID", "er": "ER", "icarl": "iCaRL",
+                "a-gem": "A-GEM", "meta-bgd": "Meta-BGD", "la-er": "La-ER"}
+CLAIM_KINDS = ("compare", "ratio", "difference")
 CLAIM_OPS = (">", "<")
 SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
 # What a claim's row can say: the three verdicts, then why a claim could not be judged.
@@ -32,36 +35,42 @@ CLAIM_SE = 2.0
 
 
 @lru_cache(maxsize=None)
-def table1_claims() -> dict[str, Any]:
-    """``{"paper_seeds": n, "claims": [...]}`` from config/paper/table1_claims.yaml, checked on load."""
-    data = yaml.safe_load(resources.files("lamaml.config").joinpath("paper/table1_claims.yaml").read_text())
-    problems = claim_problems(data)
+def load_claims(name: str, columns: tuple[str, ...], methods: tuple[str, ...], key: str) -> dict[str, Any]:
+    """``{"paper_seeds": n, "claims": [...]}`` from config/paper/<name>, checked on load."""
+    data = yaml.safe_load(resources.files("lamaml.config").joinpath(f"paper/{name}").read_text())
+    problems = claim_problems(data, columns, methods, key)
     if problems:    # packaged data: a bad entry is a bug in the file, not a user mistake
-        raise ValueError("config/paper/table1_claims.yaml: " + "; ".join(problems))
+        raise ValueError(f"config/paper/{name}: " + "; ".join(problems))
     return data
 
 
-def claim_problems(data: dict[str, Any]) -> list[str]:
-    """What is wrong with a claims file: unknown benchmarks, methods, metrics, kinds or operators, a
-    repeated id, a missing quote or source, a ratio without its value."""
-    problems = []
+def table1_claims() -> dict[str, Any]:
+    """Table 1's claims (config/paper/table1_claims.yaml)."""
+    return load_claims("table1_claims.yaml", tuple(TABLE1_BENCHMARKS), tuple(TABLE1_METHODS), "benchmarks")
+
+
+def claim_problems(data: dict[str, Any], columns: Sequence[str] = TABLE1_BENCHMARKS,
+                   methods: Sequence[str] = TABLE1_METHODS, key: str = "benchmarks") -> list[str]:
+    """What is wrong with a claims file: unknown columns (``key``: benchmarks, or Table 2's columns),
+    methods, metrics, kinds or operators, a repeated id, a missing quote or source, a ratio or a
+    difference without its value."""
+    problems, one = [], key[:-1]
     if not isinstance(data.get("paper_seeds"), int) or data["paper_seeds"] < 2:
         problems.append("paper_seeds must be an integer >= 2")
     ids = Counter(c.get("id") for c in data.get("claims") or [])
     problems += [f"id {i!r} appears {n} times" for i, n in ids.items() if n > 1]
     for claim in data.get("claims") or []:
         where = f"claim {claim.get('id')!r}"
-        for key in ("id", "quote", "source"):
-            if not isinstance(claim.get(key), str) or not claim[key].strip():
-                problems.append(f"{where}: {key} must be a non-empty string")
+        for field in ("id", "quote", "source"):
+            if not isinstance(claim.get(field), str) or not claim[field].strip():
+                problems.append(f"{where}: {field} must be a non-empty string")
         if "note" in claim and not isinstance(claim["note"], str):
             problems.append(f"{where}: note must be a string")
-        if not claim.get("benchmarks"):
-            problems.append(f"{where}: benchmarks must list at least one benchmark")
-        problems += [f"{where}: unknown benchmark {b!r}" for b in claim.get("benchmarks") or []
-                     if b not in TABLE1_BENCHMARKS]
+        if not claim.get(key):
+            problems.append(f"{where}: {key} must list at least one {one}")
+        problems += [f"{where}: unknown {one} {b!r}" for b in claim.get(key) or [] if b not in columns]
         problems += [f"{where}: unknown method {claim.get(side)!r} as {side}" for side in ("a", "b")
-                     if claim.get(side) not in TABLE1_METHODS]
+                     if claim.get(side) not in methods]
         if claim.get("a") == claim.get("b"):
             problems.append(f"{where}: a and b are the same method")
         if claim.get("metric") not in CLAIM_METRICS:
@@ -71,9 +80,9 @@ def claim_problems(data: dict[str, Any]) -> list[str]:
         if claim.get("kind") not in CLAIM_KINDS:
             problems.append(f"{where}: kind must be one of {', '.join(CLAIM_KINDS)}")
         value = claim.get("value")
-        if claim.get("kind") == "ratio" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                             or value <= 0):
-            problems.append(f"{where}: a ratio needs a positive number as value")
+        positive = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        if claim.get("kind") in ("ratio", "difference") and not positive:
+            problems.append(f"{where}: a {claim['kind']} needs a positive number as value")
         if claim.get("kind") == "compare" and "value" in claim:
             problems.append(f"{where}: a comparison takes no value")
     return problems
@@ -94,11 +103,12 @@ class Verdict:
 
 
 def claim_text(claim: dict[str, Any]) -> str:
-    """The claim in one line, e.g. "La-MAML RA > MER RA" or "MER train time / La-MAML train time > 6"."""
+    """The claim in one line, e.g. "La-MAML RA > MER RA", "MER train time / La-MAML train time > 6" or
+    "La-MAML RA - ER RA > 10"."""
     metric = CLAIM_METRICS[claim["metric"]]
     a, b = METHOD_NAMES[claim["a"]], METHOD_NAMES[claim["b"]]
-    if claim["kind"] == "ratio":
-        return f"{a} {metric} / {b} {metric} {claim['op']} {claim['value']:g}"
+    if claim["kind"] in ("ratio", "difference"):
+        return f"{a} {metric} {'/' if claim['kind'] == 'ratio' else '-'} {b} {metric} {claim['op']} {claim['value']:g}"
     return f"{a} {metric} {claim['op']} {b} {metric}"
 
 
@@ -117,8 +127,10 @@ def evaluate_claim(claim: dict[str, Any], a: Stat | None, b: Stat | None) -> Ver
     """One claim on one benchmark, from the two methods' statistics of the claim's metric.
 
     A comparison's margin is the difference of means (A - B for >, B - A for <), its standard error
-    sqrt(s_A^2/n_A + s_B^2/n_B). A ratio's margin is A/B minus the stated value (the value minus A/B
-    for <), its standard error the delta method's r * sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2)).
+    sqrt(s_A^2/n_A + s_B^2/n_B); a difference's is A - B minus the stated value (the value minus A - B
+    for <), with the same standard error. A ratio's margin is A/B minus the stated value (the value
+    minus A/B for <), its standard error the delta method's r * sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2)).
+    A std of NaN (a paper's number without its spread) judges on the means alone.
     """
     if a is None or b is None:
         return Verdict("no number", "")
@@ -134,10 +146,12 @@ def evaluate_claim(claim: dict[str, Any], a: Stat | None, b: Stat | None) -> Ver
         means, se_text = f"{a.mean:.{digits}f}{unit} / {b.mean:.{digits}f}{unit} = {ratio:.2f}", f"{CLAIM_SE * se:.2f}"
     else:
         diff = a.mean - b.mean
-        margin = sign * diff
+        margin = sign * (diff - claim.get("value", 0.0))
         se = math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
         means = f"{a.mean:.{digits}f}{unit} vs {b.mean:.{digits}f}{unit}: {diff:+.{digits}f}"
         se_text = f"{CLAIM_SE * se:.{digits}f}"
+    if math.isnan(se):      # no spread known: the means alone
+        return Verdict(judge(margin, 0.0), f"{means}; means only")
     if min(a.n, b.n) < 2:   # one seed has no spread, so no noise to judge a difference against
         return Verdict("too few seeds", f"{means}; {a.n} and {b.n} seed(s)")
     return Verdict(judge(margin, se), f"{means}, {CLAIM_SE:g} SE {se_text}")
@@ -156,17 +170,39 @@ def paper_stat(benchmark: str, method: str, metric: str) -> Stat | None:
     return Stat(float(cell[0]), float(cell[1]), table1_claims()["paper_seeds"]) if cell else None
 
 
-def claim_rows(cells: dict) -> list[tuple[dict[str, Any], str, Verdict, Verdict]]:
-    """(claim, benchmark, verdict on the paper's table, verdict on ours) for every claim on every one
-    of its benchmarks that the table covers."""
+@dataclass(frozen=True)
+class ClaimBook:
+    """A table's claims and how its section reads: the claims (``claims()``), the key of a claim's
+    columns, the paper's number of a (column, method, metric) (None: there is none; ``paper=None``:
+    the section leaves the paper's table out), the glance above them, and what the sentences name."""
+    claims: Callable[[], dict[str, Any]]
+    key: str
+    paper: Callable[[str, str, str], Stat | None] | None
+    glance: Callable[[dict], list[str]]
+    file: str
+    scope: str              # what the claims are about, e.g. "these benchmarks"
+    paper_rule: str         # how the paper's column is judged
+
+
+def table1_book() -> ClaimBook:
+    seeds = table1_claims()["paper_seeds"]
+    return ClaimBook(table1_claims, "benchmarks", paper_stat, _glance, "table1_claims.yaml", "these benchmarks",
+                     f"The paper's column applies the same rule to its Table 1, taking each std as over {seeds} "
+                     "seeds (an assumption); its table has no times.")
+
+
+def claim_rows(cells: dict, book: ClaimBook | None = None) -> list[tuple[dict[str, Any], str, Verdict, Verdict]]:
+    """(claim, column, verdict on the paper's table, verdict on ours) for every claim on every one
+    of its columns that the table covers."""
+    book = book or table1_book()
     covered = {b for b, _ in cells}
     rows = []
-    for claim in table1_claims()["claims"]:
-        for benchmark in claim["benchmarks"]:
+    for claim in book.claims()["claims"]:
+        for benchmark in claim[book.key]:
             if benchmark not in covered:
                 continue
             side = lambda stat: [stat(benchmark, claim[s], claim["metric"]) for s in ("a", "b")]  # noqa: E731
-            paper = evaluate_claim(claim, *side(paper_stat))
+            paper = evaluate_claim(claim, *side(book.paper)) if book.paper else Verdict("n/a", "")
             ours = evaluate_claim(claim, *side(lambda b, m, k: ours_stat(cells, b, m, k)))
             # No number: the paper's table has no times; our store has no finished run of a cell.
             rows.append((claim, benchmark, Verdict("n/a", "") if paper.verdict == "no number" else paper,
@@ -180,32 +216,33 @@ def _verdict_cell(verdict: Verdict) -> str:
     return f"{text} ({verdict.detail})" if verdict.detail else text
 
 
-def claims_section(cells: dict) -> list[str]:
-    """Every comparison the paper states in words on these benchmarks, judged on its table and on ours,
-    with the rule, a count per verdict and the words each claim rests on."""
-    data = table1_claims()
-    rows = claim_rows(cells)
+def claims_section(cells: dict, book: ClaimBook | None = None) -> list[str]:
+    """Every comparison the paper states in words on these benchmarks, judged on its table (unless
+    ``book.paper`` is None) and on ours, with the rule, a count per verdict and the words each claim
+    rests on."""
+    book = book or table1_book()
+    data = book.claims()
+    rows = claim_rows(cells, book)
     counts = Counter(ours.verdict for _, _, _, ours in rows)
     lines = ["", "## The paper's claims on these numbers", "",
-             "Means alone, at a glance:", "", *_glance(cells), "",
-             "Every comparison the sources at hand state in words on these benchmarks "
-             "(config/paper/table1_claims.yaml, which lists what was read and left out; the paper's body is not "
+             "Means alone, at a glance:", "", *book.glance(cells), "",
+             f"Every comparison the sources at hand state in words on {book.scope} "
+             f"(config/paper/{book.file}, which lists what was read and left out; the paper's body is not "
              "among them), judged on means over seeds.",
              f"Rule: the margin by which the means go the claim's way (for a ratio, the ratio minus the stated "
              f"value) against {CLAIM_SE:g} standard errors (SE) of it, SE = sqrt(s_A^2/n_A + s_B^2/n_B) "
              "(a ratio r = A/B: r sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2))): **supported** beyond "
              f"{CLAIM_SE:g} SE the claim's way, **not supported** beyond {CLAIM_SE:g} SE the other way, "
              f"**within noise** between. At 5 seeds a side, {CLAIM_SE:g} SE is about 1.3 pooled stds.",
-             f"The paper's column applies the same rule to its Table 1, taking each std as over "
-             f"{data['paper_seeds']} seeds (an assumption); its table has no times. Numbers: A vs B: A - B.",
+             f"{book.paper_rule} Numbers: A vs B: A - B.",
              f"Ours, of {len(rows)}: " + (", ".join(f"{n} {v}" for v, n in sorted(
                  counts.items(), key=lambda item: VERDICT_ORDER.index(item[0]))) or "nothing to judge") + ".",
              "",
-             "| claim | benchmark | comparison | paper's table | ours |",
-             "|---|---|---|---|---|"]
+             f"| claim | {book.key[:-1]} | comparison |" + (" paper's table |" if book.paper else "") + " ours |",
+             "|---|---|---|---|" + ("---|" if book.paper else "")]
     for claim, benchmark, paper, ours in rows:
-        lines.append(f"| `{claim['id']}` | {benchmark} | {claim_text(claim)} | {_verdict_cell(paper)} "
-                     f"| {_verdict_cell(ours)} |")
+        lines.append(f"| `{claim['id']}` | {benchmark} | {claim_text(claim)} |"
+                     + (f" {_verdict_cell(paper)} |" if book.paper else "") + f" {_verdict_cell(ours)} |")
     lines += ["", "What each claim rests on:", ""]
     for claim in dict.fromkeys(c["id"] for c, *_ in rows):
         entry = next(c for c in data["claims"] if c["id"] == claim)

@@ -9,14 +9,6 @@ on the paper's table and on ours (claims.py).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
-import platform
-import subprocess
-from collections import Counter
-from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -25,11 +17,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ...atomic import write_text_atomic
-from ..store import canonical_config, config_hash
 from ..sweep import SweepSpec, done_metrics, run_sweep
 from .claims import claims_section
 from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
+from .tables import (RUN_COLUMNS, STORE_NAME, commits_line, generated_lines, reproduced, run_rows, runs_csv,  # noqa: F401
+                     runs_csv_path, write_tables)
 
 
 @lru_cache(maxsize=None)
@@ -37,14 +29,6 @@ def table1_notes() -> dict[str, dict[str, str]]:
     """Why a cell may miss the paper: benchmark -> method -> explanation, shown under the table for the
     cells that are not reproduced (config/paper/table1_notes.yaml)."""
     return yaml.safe_load(resources.files("lamaml.config").joinpath("paper/table1_notes.yaml").read_text()) or {}
-
-
-def reproduced(mean: float, paper_mean: float, paper_std: float) -> bool:
-    """The rule the table states above itself: within max(1.5, 2 paper stds) of the paper, either side."""
-    return abs(mean - paper_mean) <= max(1.5, 2 * paper_std)
-
-
-STORE_NAME = "results.sqlite"
 
 
 # What each benchmark evaluates after every task: Rotations keeps RA after each task (the appendix F
@@ -83,13 +67,10 @@ def table1_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = False
     """The table, its claims section and the notes on missed cells; ``runs_csv`` names the file of its
     runs written beside it (see write_table1)."""
     paper = paper_table1()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     lines = [
         "# Table 1 (MNIST, single pass): lamaml vs the paper",
         "",
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`"
-        + (" (the table rebuilt from the store of its runs by the same command with `--table-only`)" if rebuilt else ""),
-        f"at commit {commit or 'unknown'} on {platform.machine()}, {os.cpu_count()} CPU cores.",
+        *generated_lines(command, rebuilt),
         commits_line(cells),
         *([f"The runs behind it, one row each: `{runs_csv}`, beside this file."] if runs_csv else []),
         "Ours: mean +/- sample std over seeds; paper: mean +/- std (arXiv 2102.05824, Table 3).",
@@ -126,93 +107,10 @@ def table1_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = False
     return "\n".join(lines + claims_section(cells) + _missed_section(missed)) + "\n"
 
 
-# ---- Where the runs came from, and the runs themselves ----
-
-RUN_COLUMNS = ["benchmark", "method", "seed", "ra", "bti", "learning_accuracy", "train_time_s", "eval_time_s",
-               "code_commit", "config_hash", "settings"]
-# The config fields a row names in columns of their own, so left out of its settings.
-_SETTINGS_SKIP = ("benchmark", "method", "seed")
-
-
-def commits_line(cells: dict) -> str:
-    """Which commits the runs ran, with how many runs each, and plainly whether any ran uncommitted
-    code (``+dirty``) or outside a checkout (no commit)."""
-    counts = Counter(str(r.get("code_commit") or "unknown") for runs in cells.values() for r in runs)
-    total = sum(counts.values())
-    if not total:
-        return "No runs are recorded yet."
-    named = ", ".join(f"{c} ({n} run{'s' if n > 1 else ''})" for c, n in sorted(counts.items()))
-    dirty = sum(n for c, n in counts.items() if c.endswith("+dirty"))
-    unknown = counts.get("unknown", 0)
-    if not dirty and not unknown:
-        return (f"All {total} runs ran clean commit {next(iter(counts))}." if len(counts) == 1
-                else f"All {total} runs ran clean commits: {named}.")
-    warnings = []
-    if dirty:
-        warnings.append(f"{dirty} of {total} runs ran uncommitted code (+dirty), which no commit holds")
-    if unknown:
-        warnings.append(f"{unknown} of {total} runs recorded no commit")
-    return f"**Warning: {'; '.join(warnings)}.** The runs ran code at commit(s) {named}."
-
-
-def _settings(config: dict[str, Any]) -> str:
-    """The config's settings that differ from their defaults, ``key=value`` sorted, method
-    hyperparameters as ``params.key``."""
-    canonical = canonical_config(config)
-    flat = {k: v for k, v in canonical.items() if k not in _SETTINGS_SKIP and k != "params"}
-    flat.update({f"params.{k}": v for k, v in (canonical.get("params") or {}).items()})
-    show = lambda v: v if isinstance(v, str) else json.dumps(v)  # noqa: E731
-    return " ".join(f"{k}={show(v)}" for k, v in sorted(flat.items()))
-
-
-def _number(value: Any, digits: int) -> str:
-    return "" if value is None else f"{round(float(value), digits):.{digits}f}"
-
-
-def run_rows(cells: dict) -> list[dict[str, str]]:
-    """One row per run, in the table's order (benchmark, then method) and by seed."""
-    order = {key: i for i, key in enumerate(cells)}
-    runs = sorted(((benchmark, method, run) for (benchmark, method), runs in cells.items() for run in runs),
-                  key=lambda x: (order[(x[0], x[1])], x[2].get("seed", x[2].get("config", {}).get("seed", 0))))
-    rows = []
-    for benchmark, method, run in runs:
-        config = run.get("config")
-        rows.append({
-            "benchmark": benchmark, "method": method,
-            "seed": str(run.get("seed", (config or {}).get("seed", ""))),
-            "ra": _number(run.get("ra"), 4), "bti": _number(run.get("bti"), 4),
-            "learning_accuracy": _number(run.get("learning_accuracy"), 4),
-            "train_time_s": _number(run.get("train_time_s"), 3), "eval_time_s": _number(run.get("eval_time_s"), 3),
-            "code_commit": str(run.get("code_commit") or ""),
-            "config_hash": config_hash(config) if config else "",
-            "settings": _settings(config) if config else "",
-        })
-    return rows
-
-
-def runs_csv(cells: dict) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=RUN_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(run_rows(cells))
-    return out.getvalue()
-
-
-def runs_csv_path(table: Path) -> Path:
-    """Where a table's runs go: beside it, ``table1.md`` -> ``table1-runs.csv``."""
-    return table.with_name(table.stem + "-runs.csv")
-
-
 def write_table1(cells: dict, seeds: int, command: str, targets: list[Path], rebuilt: bool = False) -> str:
     """Write the table to each target and its runs beside it (runs_csv_path); return the first table."""
-    csv_text = runs_csv(cells)
-    tables = []
-    for target in targets:
-        table = table1_markdown(cells, seeds, command, rebuilt=rebuilt, runs_csv=runs_csv_path(target).name)
-        write_text_atomic(runs_csv_path(target), csv_text)
-        write_text_atomic(target, table)
-        tables.append(table)
-    return tables[0] if tables else table1_markdown(cells, seeds, command, rebuilt=rebuilt)
+    return write_tables(lambda name: table1_markdown(cells, seeds, command, rebuilt=rebuilt, runs_csv=name),
+                        runs_csv(cells), targets)
 
 
 def _missed_section(missed: list[tuple[str, str, str]]) -> list[str]:

@@ -1,0 +1,146 @@
+"""What the reproduced tables share: the rule, where their runs came from, and their runs as CSV.
+
+``reproduce table1`` and ``reproduce table2`` each write a Markdown table and, beside it, one CSV row
+per run behind it (``<table>-runs.csv``), so every number can be audited from the repository; both
+say in their header which commits the runs ran and warn when any ran uncommitted code.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ...atomic import write_text_atomic
+from ..store import canonical_config, config_hash
+
+STORE_NAME = "results.sqlite"
+
+RUN_COLUMNS = ["benchmark", "method", "seed", "ra", "bti", "learning_accuracy", "train_time_s", "eval_time_s",
+               "code_commit", "config_hash", "settings"]
+# The config fields a row names in columns of their own, so left out of its settings.
+_SETTINGS_SKIP = ("benchmark", "method", "seed")
+
+
+def reproduced(mean: float, paper_mean: float, paper_std: float) -> bool:
+    """The rule the tables state above themselves: within max(1.5, 2 paper stds) of the paper, either side."""
+    return abs(mean - paper_mean) <= max(1.5, 2 * paper_std)
+
+
+def generated_lines(command: str, rebuilt: bool) -> list[str]:
+    """When, by which command, at which commit and on what machine a table was written."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return [f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`"
+            + (" (the table rebuilt from the store of its runs by the same command with `--table-only`)"
+               if rebuilt else ""),
+            f"at commit {commit or 'unknown'} on {platform.machine()}, {os.cpu_count()} CPU cores."]
+
+
+def unique_runs(cells: dict) -> list[dict[str, Any]]:
+    """The runs of the cells, each once (by configuration hash; a run without its config by identity)."""
+    unique = {}
+    for runs in cells.values():
+        for run in runs:
+            unique.setdefault(config_hash(run["config"]) if run.get("config") else id(run), run)
+    return list(unique.values())
+
+
+def commits_line(cells: dict) -> str:
+    """Which commits the runs ran, with how many runs each, and plainly whether any ran uncommitted
+    code (``+dirty``) or outside a checkout (no commit); a run standing in two cells counts once."""
+    counts = Counter(str(r.get("code_commit") or "unknown") for r in unique_runs(cells))
+    total = sum(counts.values())
+    if not total:
+        return "No runs are recorded yet."
+    named = ", ".join(f"{c} ({n} run{'s' if n > 1 else ''})" for c, n in sorted(counts.items()))
+    dirty = sum(n for c, n in counts.items() if c.endswith("+dirty"))
+    unknown = counts.get("unknown", 0)
+    if not dirty and not unknown:
+        return (f"All {total} runs ran clean commit {next(iter(counts))}." if len(counts) == 1
+                else f"All {total} runs ran clean commits: {named}.")
+    warnings = []
+    if dirty:
+        warnings.append(f"{dirty} of {total} runs ran uncommitted code (+dirty), which no commit holds")
+    if unknown:
+        warnings.append(f"{unknown} of {total} runs recorded no commit")
+    return f"**Warning: {'; '.join(warnings)}.** The runs ran code at commit(s) {named}."
+
+
+def settings_text(config: dict[str, Any]) -> str:
+    """The config's settings that differ from their defaults, ``key=value`` sorted, method
+    hyperparameters as ``params.key``."""
+    canonical = canonical_config(config)
+    flat = {k: v for k, v in canonical.items() if k not in _SETTINGS_SKIP and k != "params"}
+    flat.update({f"params.{k}": v for k, v in (canonical.get("params") or {}).items()})
+    show = lambda v: v if isinstance(v, str) else json.dumps(v)  # noqa: E731
+    return " ".join(f"{k}={show(v)}" for k, v in sorted(flat.items()))
+
+
+def _number(value: Any, digits: int) -> str:
+    return "" if value is None else f"{round(float(value), digits):.{digits}f}"
+
+
+def run_row(run: dict[str, Any], benchmark: str, method: str) -> dict[str, str]:
+    """One run as a CSV row: every column either table writes (``setting``, ``test_ra`` and ``test_bti``
+    only table 2's)."""
+    config = run.get("config")
+    test = run.get("test") or {}
+    return {
+        "benchmark": benchmark, "method": method,
+        "setting": str((config or {}).get("setting", "")),
+        "seed": str(run.get("seed", (config or {}).get("seed", ""))),
+        "ra": _number(run.get("ra"), 4), "bti": _number(run.get("bti"), 4),
+        "test_ra": _number(test.get("ra"), 4), "test_bti": _number(test.get("bti"), 4),
+        "learning_accuracy": _number(run.get("learning_accuracy"), 4),
+        "train_time_s": _number(run.get("train_time_s"), 3), "eval_time_s": _number(run.get("eval_time_s"), 3),
+        "code_commit": str(run.get("code_commit") or ""),
+        "config_hash": config_hash(config) if config else "",
+        "settings": settings_text(config) if config else "",
+    }
+
+
+def seed_of(run: dict[str, Any]) -> int:
+    return run.get("seed", run.get("config", {}).get("seed", 0))
+
+
+def run_rows(cells: dict) -> list[dict[str, str]]:
+    """One row per run, in the table's order (benchmark, then method) and by seed."""
+    order = {key: i for i, key in enumerate(cells)}
+    runs = sorted(((benchmark, method, run) for (benchmark, method), runs in cells.items() for run in runs),
+                  key=lambda x: (order[(x[0], x[1])], seed_of(x[2])))
+    return [run_row(run, benchmark, method) for benchmark, method, run in runs]
+
+
+def csv_text(rows: Iterable[dict[str, str]], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def runs_csv(cells: dict) -> str:
+    return csv_text(run_rows(cells), RUN_COLUMNS)
+
+
+def runs_csv_path(table: Path) -> Path:
+    """Where a table's runs go: beside it, ``table1.md`` -> ``table1-runs.csv``."""
+    return table.with_name(table.stem + "-runs.csv")
+
+
+def write_tables(render: Callable[[str | None], str], runs: str, targets: list[Path]) -> str:
+    """Write ``render(name of the runs file)`` to each target and ``runs`` (CSV) beside it
+    (runs_csv_path); return the first table."""
+    tables = []
+    for target in targets:
+        table = render(runs_csv_path(target).name)
+        write_text_atomic(runs_csv_path(target), runs)
+        write_text_atomic(target, table)
+        tables.append(table)
+    return tables[0] if tables else render(None)

@@ -1,0 +1,222 @@
+"""`lamaml reproduce table2`: the plan of runs, the table built from a hand-made store, its CSV and claims,
+the CIFAR-100 path end to end on small files in the official format, and sweep runs that resume from
+their checkpoints after a kill."""
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from lamaml.errors import UserError
+from lamaml.experiments.reproduce.claims import CLAIM_METRICS, claim_problems
+from lamaml.experiments.reproduce.paper import TABLE2_COLUMNS, table2_methods
+from lamaml.experiments.reproduce.table2 import choose, reproduce_table2, table2_plan
+from lamaml.experiments.reproduce.table2_report import TABLE2_RUN_COLUMNS, table2_claims
+from lamaml.experiments.store import Store, config_hash
+from lamaml.experiments.sweep import combinations
+from test_cifar100 import _py2_pickle
+
+METHODS = ["iid", "er", "mer", "la-maml"]
+BASE_RA = {"iid": 80.0, "er": 59.0, "mer": 50.0, "la-maml": 66.0}   # seeds 0, 1, 2 add 0, 1, 2
+
+
+def _fill_store(out, plan):
+    """Every run of the plan, once (IID's run is shared by both columns), with metrics one can check by
+    hand: RA = base + seed, BTI = -seed, test RA = RA - 1, train time = 10 (La-MAML) or 30 s."""
+    store, seen = Store(out / "results.sqlite"), set()
+    for cell in plan:
+        for config in (c.model_dump() for c in combinations(cell.spec)) if cell.spec else ():
+            if config_hash(config) in seen:
+                continue
+            seen.add(config_hash(config))
+            seed, method = config["seed"], config["method"]
+            ra = BASE_RA[method] + seed
+            store.finish(store.start(config), {
+                "ra": ra, "bti": -float(seed), "learning_accuracy": ra + seed, "test": {"ra": ra - 1, "bti": -1.0},
+                "train_time_s": 10.0 if method == "la-maml" else 30.0, "eval_time_s": 1.0, "seed": seed,
+                "benchmark": config["benchmark"], "method": method, "config": config, "code_commit": "abc1234"})
+    return len(seen)
+
+
+def _row(table, *start):
+    return next(line for line in table.splitlines() if line.startswith("| " + " | ".join(start) + " |"))
+
+
+def test_the_table_of_whole_benchmarks_stands_beside_the_papers_ra_with_means_stds_and_claims(tmp_path):
+    plan = table2_plan(["cifar100", "tinyimagenet"], ["single", "multi"], METHODS, 3, None, {})
+    runs = _fill_store(tmp_path, plan)
+    assert runs == 2 * 3 * 6            # per benchmark: IID once, ER and La-MAML twice, MER single only
+    text = reproduce_table2(tmp_path, "cifar100,tinyimagenet", None, ",".join(METHODS), 3, None, {}, 1,
+                            table=str(tmp_path / "docs" / "t2.md"), table_only=True, command="lamaml reproduce table2")
+    table = (tmp_path / "table2.md").read_text()
+    assert text.startswith(table) and (tmp_path / "docs" / "t2.md").exists()
+    assert table.startswith("# Table 2 (CIFAR-100 and Tiny ImageNet, task-aware): lamaml vs the paper\n")
+    assert "All 36 runs ran clean commit abc1234." in table
+    # ER on CIFAR-100 multi-pass: RA 59, 60, 61 (mean 60, std 1) against the paper's 59.70: within 1.5 points
+    assert _row(table, "cifar100", "multi", "er") == ("| cifar100 | multi | er | 3/3 | 60.00 +/- 1.00 | 59.70 | yes "
+                                                      "| -1.00 +/- 1.00 | 59.00 +/- 1.00 | -1.00 +/- 0.00 | 30 s | 3.0 |")
+    # La-MAML: 67 against 70.08 misses; IID: no paper number, its multi-pass run in the single-pass column too
+    assert "| 67.00 +/- 1.00 | 70.08 | **no** |" in _row(table, "cifar100", "multi", "la-maml")
+    assert "| 81.00 +/- 1.00 | NOT FOUND | n/a |" in _row(table, "tinyimagenet", "single", "iid (its multi-pass run)")
+    assert _row(table, "tinyimagenet", "multi", "mer").startswith(
+        "| tinyimagenet | multi | mer | 0/3 | not run: the paper ran mer single-pass only | NOT FOUND |")
+    assert table.count("\n| tinyimagenet | single | mer | 3/3 | 51.00 +/- 1.00 | 44.87 | **no** |") == 1
+    # The claims: the paper's column on its means alone; ours against 2 standard errors
+    claim = _row(table, "`la-maml-ra-above-er`", "cifar100/multi")
+    assert "| supported (70.08 vs 59.70: +10.38; means only) | supported (67.00 vs 60.00: +7.00, 2 SE 1.63) |" in claim
+    assert "| n/a | not run |" in _row(table, "`la-maml-ra-above-icarl`", "cifar100/single")    # no paper number
+    assert "| supported (61.18 vs 55.57: +5.61; means only) | not run |" in _row(
+        table, "`learned-rates-help-la-maml-above-c-maml`", "cifar100/single")
+    assert "- cifar100/multi: La-MAML's RA 67.00 is above every other method but IID's; IID's 81.00." in table
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table2-runs.csv").read_text())))
+    assert list(rows[0]) == TABLE2_RUN_COLUMNS and len(rows) == runs
+    iid = [r for r in rows if r["method"] == "iid"]
+    assert [(r["benchmark"], r["setting"], r["seed"]) for r in iid] == [
+        (b, "multi", str(s)) for b in ("cifar100", "tinyimagenet") for s in range(3)]
+    assert rows[0]["test_ra"] == "79.0000" and "epochs=50" in rows[0]["settings"]
+    assert (tmp_path / "docs" / "t2-runs.csv").read_text() == (tmp_path / "table2-runs.csv").read_text()
+
+
+def test_runs_on_the_first_tasks_are_never_compared_with_the_paper(tmp_path):
+    plan = table2_plan(["cifar100"], ["single", "multi"], METHODS, 2, 2, {})
+    _fill_store(tmp_path, plan)
+    table = reproduce_table2(tmp_path, "cifar100", None, ",".join(METHODS), 2, 2, {}, 1, table_only=True)
+    assert table.startswith("# Table 2 (CIFAR-100 and Tiny ImageNet, task-aware): lamaml on the first 2 tasks "
+                            "(not compared with the paper)\n")
+    assert "RA (paper)" not in table and "70.08" not in table and "NOT FOUND" not in table
+    assert "| claim | column | comparison | ours |" in table and "paper's table" not in table
+    assert "| cifar100 | multi | er | 2/2 | 59.50 +/- 0.71 | -0.50 +/- 0.71 |" in table
+    assert "- cifar100: IID's epochs are 500 batches here" in table     # 5000 x 2 of 20 tasks
+
+
+def test_iid_batches_per_epoch_shrink_with_the_data_unless_the_user_sets_them():
+    def iid_set(tasks, overrides):
+        plan = table2_plan(["tinyimagenet"], ["single"], ["iid", "er"], 1, tasks, overrides)
+        return [c.spec.set for c in plan]
+    # 1 of 40 tasks, 50 of 2250 samples: 5000 x 1/40 x 50/2250 = 2.8, so 3 batches of 32
+    assert iid_set(1, {"samples_per_task": "50"}) == [{"samples_per_task": "50", "iterations": 3, "setting": "multi"},
+                                                     {"samples_per_task": "50", "setting": "single"}]
+    assert iid_set(1, {"iterations": "7"})[0] == {"iterations": "7", "setting": "multi"}  # ER has no iterations
+    assert iid_set(None, {})[0] == {"setting": "multi"}                                   # the whole benchmark
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: table2_plan(["cifar100"], ["single"], ["er"], 1, None, {"setting": "multi"}), "--set setting: table2 "
+     "chooses it with --settings"),
+    (lambda: table2_plan(["cifar100"], ["single"], ["er"], 1, None, {"iterations": "5"}), "--set iterations: neither "
+     "a run setting nor a hyperparameter of er"),
+    (lambda: choose("cifar100,mnist", ["cifar100", "tinyimagenet"], "--benchmarks"), "--benchmarks cifar100,mnist: "
+     "choose from cifar100, tinyimagenet"),
+])
+def test_options_table2_cannot_take_are_refused_with_one_line(call, message):
+    with pytest.raises(UserError, match=message):
+        call()
+
+
+def test_every_packaged_table2_claim_names_known_columns_methods_and_metrics_and_cites_its_words():
+    data = table2_claims()
+    assert claim_problems(data, TABLE2_COLUMNS, table2_methods(), "columns") == []
+    sources = ("the authors' web page for the paper", "the authors' blog post (mila.quebec)",
+               "arXiv 2007.13904 (the paper's appendix)")
+    for claim in data["claims"]:
+        assert set(claim["columns"]) <= set(TABLE2_COLUMNS) and claim["metric"] in CLAIM_METRICS
+        assert claim["quote"] and claim["source"].startswith(sources)
+    assert len(data["claims"]) >= 12
+
+
+# ---------------------------------------------------------------------------- CIFAR-100, end to end
+
+def _official_cifar(folder, per_class=10, test_per_class=2):
+    """cifar-100-python/{train,test,meta} in the official format, ``per_class`` images of each class; the
+    md5s the loader must trust, as {name: md5}."""
+    rng = np.random.default_rng(0)
+
+    def split(n, label):
+        labels = [k for k in range(100) for _ in range(n)]
+        return {"batch_label": label, "coarse_labels": [k // 5 for k in labels], "fine_labels": labels,
+                "data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8),
+                "filenames": [f"image_{i}.png" for i in range(len(labels))]}
+    records = {"train": split(per_class, "training batch 1 of 1"), "test": split(test_per_class, "testing batch 1 of 1"),
+               "meta": {"fine_label_names": [f"class_{k:02d}" for k in range(100)],
+                        "coarse_label_names": [f"super_{k:02d}" for k in range(20)]}}
+    (folder / "cifar-100-python").mkdir(parents=True)
+    digests = {}
+    for name, record in records.items():
+        content = _py2_pickle(record)
+        (folder / "cifar-100-python" / name).write_bytes(content)
+        digests[name] = hashlib.md5(content).hexdigest()
+    return digests
+
+
+def test_the_cifar100_command_runs_its_sweep_and_writes_the_table(tmp_path):
+    digests = _official_cifar(tmp_path / "data")
+    # Every process of the command (the driver and its spawned workers) must trust these small files'
+    # md5s: a sitecustomize on their path points the loader's table of official md5s at them.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(f"from lamaml.data import cifar100\ncifar100.MD5.update({digests!r})\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hooks), str(REPO / "src")]), OMP_NUM_THREADS="1")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "lamaml.cli", "reproduce", "table2", "--benchmarks", "cifar100", "--methods", "er,iid",
+         "--tasks", "1", "--seeds", "1", "--set", "samples_per_task=40", "--data-dir", str(tmp_path / "data"),
+         "--out", str(out), "--jobs", "2"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "sweep: 3 combinations, 0 already done, 3 to run" in result.stderr and "sweep: projected" in result.stderr
+    table = (out / "table2.md").read_text()
+    assert "lamaml on the first 1 task, 40 samples per task (not compared with the paper)" in table
+    for row in (("cifar100", "single", "er", "1/1"), ("cifar100", "single", "iid (its multi-pass run)", "1/1"),
+                ("cifar100", "multi", "er", "1/1"), ("cifar100", "multi", "iid", "1/1")):
+        assert _row(table, *row)
+    rows = list(csv.DictReader(io.StringIO((out / "table2-runs.csv").read_text())))
+    assert sorted((r["method"], r["setting"]) for r in rows) == [("er", "multi"), ("er", "single"), ("iid", "multi")]
+    assert all(0 <= float(r["ra"]) <= 100 and r["test_ra"] for r in rows)
+    assert "params.iterations=4" in next(r["settings"] for r in rows if r["method"] == "iid")   # 5000 / 20 x 40 / 2250
+
+
+# ------------------------------------------------------------------- checkpoints inside sweep runs
+
+SWEEP = ["sweep", "--benchmarks", "mnist-rotations", "--methods", "la-maml", "--tasks", "2",
+         "--set", "samples_per_task=50", "--jobs", "1"]
+COMPARED = ("ra", "bti", "acc_matrix", "task_losses", "updates")
+
+
+def _sweep(store, *extra, data_dir, fault=None):
+    env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))
+    env.pop("LAMAML_FAULT", None)
+    if fault:
+        env["LAMAML_FAULT"] = fault      # inherited by the sweep's workers: the run is killed there
+    return subprocess.run([sys.executable, "-m", "lamaml.cli", *SWEEP, "--store", str(store), *extra],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+
+def _only_run(store):
+    rows = Store(store).query(["status=done"])
+    assert len(rows) == 1
+    return json.loads(rows[0]["metrics"])
+
+
+def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterrupted_metrics(data_dir, tmp_path):
+    whole = _sweep(tmp_path / "whole" / "runs.sqlite", data_dir=data_dir)
+    assert whole.returncode == 0, whole.stderr
+    store = tmp_path / "killed" / "runs.sqlite"
+    # 10 batches (2 tasks of 5); a checkpoint every 2; killed in the 7th, after the one at batch 6
+    killed = _sweep(store, "--checkpoint-every", "2b", data_dir=data_dir, fault="batch:7")
+    assert killed.returncode == 1 and "a worker process was killed" in killed.stderr, killed.stderr
+    assert killed.stderr.count("\n") < 8                                   # one line, no traceback
+    checkpoints = list((store.parent / "checkpoints").glob("*/checkpoint.pt"))
+    assert len(checkpoints) == 1 and not Store(store).query(["status=done"])
+    resumed = _sweep(store, "--checkpoint-every", "2b", data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "RA " in resumed.stderr and "(resumed from its checkpoint)" in resumed.stderr
+    metrics, reference = _only_run(store), _only_run(tmp_path / "whole" / "runs.sqlite")
+    assert metrics["resumed"] is True and reference["resumed"] is False
+    for key in COMPARED:
+        assert metrics[key] == reference[key], key
+    assert not list((store.parent / "checkpoints").iterdir())              # deleted once the run is done
