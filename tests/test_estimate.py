@@ -66,3 +66,17 @@ def test_a_sweep_projects_from_the_stores_history_and_times_only_what_it_lacks(d
     assert timed == ["er"]                           # online's seeds come from history, er is timed once
     assert total == (40 + 40 + 10 + 10) / 2 and notes == []
     assert projection.project(pending[:1], store, str(data_dir), jobs=4)[0] == 40   # never below the longest run
+
+
+def test_updates_are_timed_once_the_replay_memory_holds_a_full_replay_batch(data_dir, monkeypatch):
+    from lamaml.engine import estimate as module
+    sizes = []
+    real = module.learn_batch
+
+    def spy(method, *args, **kwargs):
+        sizes.append(method.memory.size)
+        return real(method, *args, **kwargs)
+    monkeypatch.setattr(module, "learn_batch", spy)
+    config = resolve_config("mnist-rotations", "mer", {"samples_per_task": 60, "replay_batch_size": 25}, tasks=1)
+    estimate(config, data_dir, download=False, warmup=1, timed=2)
+    assert sizes[-2:] == [25, 26] and len(sizes) == 27      # batch 1: warm-up stretched until 25 are stored

@@ -72,12 +72,19 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     run_p.add_argument("--resume", default=None, metavar="DIR",
                        help="continue the run whose checkpoints are in DIR (its config is reused)")
     run_p.set_defaults(handler=handlers["run"])
-    rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1) or its "
-                                "appendix analyses on MNIST Rotations (figures)")
-    rep_p.add_argument("table_name", choices=["table1", "figures"], help="what to reproduce")
+    rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1), its vision table "
+                                "(table2) or its appendix analyses on MNIST Rotations (figures)")
+    rep_p.add_argument("table_name", choices=["table1", "table2", "figures"], help="what to reproduce")
+    for flag, what in (("--benchmarks", "cifar100,tinyimagenet"), ("--settings", "single,multi"), ("--methods", "the paper's 11")):
+        rep_p.add_argument(flag, default=None, help=f"table2: comma-separated (default: {what})")
+    rep_p.add_argument("--engine", choices=["local", "ray"], default="local", help="table2: as lamaml sweep's")
+    rep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="table2: a Ray cluster (engine ray)")
+    rep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N|off", help="table2: each run checkpoints "
+                       "beside the store this often and a killed one resumes there (default: 10m)")
     rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell")
     rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: the CPU count)")
-    rep_p.add_argument("--out", default="runs/table1", help="run folder; finished runs are reused")
+    rep_p.add_argument("--out", default=None, help="run folder; finished runs are reused (default: runs/table1, "
+                       "table2: runs/table2)")
     rep_p.add_argument("--table", default=None, help="also write the Markdown table here")
     rep_p.add_argument("--table-only", action="store_true", help="rebuild the table (or figures) from finished runs")
     rep_p.add_argument("--figures", default=None, metavar="DIR", help="figures: where the PNG and PDF files go "
@@ -85,7 +92,8 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     rep_p.add_argument("--lr-seeds", type=int, default=1, help="figures: seeds per learning-rate setting")
     rep_p.add_argument("--lr-values", default=None, metavar="V1,V2",
                        help="figures: learning-rate values swept (default: 0.001,0.003,0.01,0.03,0.1,0.3)")
-    rep_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $LAMAML_DATA or ./data)")
+    rep_p.add_argument("--data-dir", default=None, help="folder holding mnist/ (table2: cifar-100-python(.tar.gz), "
+                       "tiny-imagenet-200(.zip)) (default: $LAMAML_DATA or ./data)")
     rep_p.add_argument("--tasks", type=int, default=None, help="first N tasks only (smoke runs)")
     rep_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override for every run, e.g. samples_per_task=50 (smoke runs)")
@@ -114,6 +122,8 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
     sweep_p.add_argument("--tensorboard", default=None, metavar="DIR",
                          help="log every run to TensorBoard, each in a subfolder of DIR (pip install 'lamaml[tensorboard]')")
+    sweep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N", help="each run checkpoints beside the "
+                         "store this often (minutes, batches, tasks); a killed one resumes there on the rerun")
     sweep_p.set_defaults(handler=handlers["sweep"])
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
     report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")

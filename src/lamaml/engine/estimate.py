@@ -1,7 +1,8 @@
 """A projected time for a run before it starts: time a few updates and one evaluation, then count.
 
 The projection trains the run's own method on the first phase's first batches (after a warm-up, so
-one-off costs such as the first replay draw or oneDNN's kernel choice are not counted), times the
+one-off costs such as oneDNN's kernel choice are not counted, and longer where needed until the
+replay memory holds a full replay batch: MER's 25-sample draws cost what a full run's do), times the
 evaluation of one task, and multiplies each by how often the full run does it. It trains a copy of
 nothing: the method it builds is thrown away, so ``lamaml run --estimate`` leaves no trace.
 
@@ -83,6 +84,15 @@ def _batches_per_epoch(method, phase: Phase, n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+MAX_WARMUP = 200       # batches: a memory that fills slower than this is timed part-empty
+
+
+def _replay_full(method) -> bool:
+    """Whether the method's replay memory holds a full replay batch (or it has none)."""
+    memory, wanted = getattr(method, "memory", None), getattr(method.params, "replay_batch_size", 0)
+    return memory is None or not hasattr(memory, "size") or memory.size >= min(wanted, memory.capacity)
+
+
 def _time_updates(method, phase: Phase, config: RunConfig, device, warmup: int, timed: int) -> tuple[list[float], float]:
     """Seconds per incoming batch (all its glances), for ``timed`` batches after ``warmup``; and the load time."""
     start = time.perf_counter()
@@ -93,8 +103,10 @@ def _time_updates(method, phase: Phase, config: RunConfig, device, warmup: int, 
     progress = Progress(np.full((1, 1), np.nan))
     times = []
     for i, rows in enumerate(epoch_batches(method, phase, ids, len(x), config.batch_size, progress, generator)):
-        if i >= warmup + timed:
+        if len(times) >= timed:
             break
+        if i == warmup and not _replay_full(method) and warmup < MAX_WARMUP:
+            warmup += 1     # time updates whose replay batch is full, as in the rest of the run
         start = time.perf_counter()
         rows = rows.to(device)
         xb, yb = x[rows], y[rows]
