@@ -162,7 +162,7 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     check_data({c["benchmark"] for c in pending}, data_dir)
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
-    if project and pending:
+    if project and pending and not address:     # a cluster's machines are not this one: no projection from here
         print_projection(pending, store, data_dir, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
