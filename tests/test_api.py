@@ -193,3 +193,22 @@ def test_on_a_terminal_the_progress_bar_counts_every_batch_unless_turned_off(mon
     lamaml.fit(nn.Linear(4, 3), _easy_tasks(n_tasks=3), method="online", batch_size=7, progress=progress)
     shown = sys.stderr.getvalue()
     assert ("15/15" in shown and "task=3/3" in shown) if progress else shown == ""   # ceil(30 / 7) batches a task
+
+
+@pytest.mark.parametrize("method", ["er-ace", "der", "der++", "vr-mcl"])
+@pytest.mark.parametrize("named_classes", [False, True])
+def test_the_successor_methods_learn_a_users_model_through_fit(method, named_classes):
+    from lamaml.methods import METHODS
+    if method not in METHODS:
+        pytest.skip(f"{method} is not registered")
+    g = torch.Generator().manual_seed(0)
+    tasks = []
+    for t in range(2):      # two separable tasks of two classes each
+        x = torch.randn(500, 6, generator=g)
+        y = (x[:, t] > 0).long() + 2 * t
+        task = {"train": (x[:400], y[:400]), "test": (x[400:], y[400:])}
+        tasks.append({**task, "classes": [2 * t, 2 * t + 1]} if named_classes else task)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 4))
+    result = lamaml.fit(model, tasks, method, glances=3, progress=False, seed=0)
+    assert result.heads == ("task-aware" if named_classes else "single")
+    assert np.isfinite(result.acc_matrix[-1]).all() and result.acc_matrix[0, 0] > 70     # it learned task 0
