@@ -147,8 +147,9 @@ def test_a_variant_with_variance_reduction_must_declare_its_momentum_and_cannot_
 
 def test_the_defaults_are_the_authors_readme_values():
     p = VRMCLParams()
-    assert (p.opt_lr, p.alpha_init, p.opt_wt, p.vr_momentum, p.grad_clip_norm, p.inner_clamp) == (0.25, 0.1, 0.35, 0.15, 1.0, 1.0)
-    assert (p.replay_batch_size, p.memories, p.inner_steps, p.second_order, p.relu_in_inner) == (32, 1000, 4, True, False)
+    assert (p.opt_lr, p.alpha_init, p.opt_wt, p.vr_momentum) == (0.25, 0.1, 0.35, 0.15)
+    assert (p.grad_clip_norm, p.inner_clamp, p.replay_batch_size, p.memories) == (1.0, 1.0, 32, 1000)
+    assert (p.inner_steps, p.second_order, p.relu_in_inner) == (4, True, False)
     assert (p.replay_with_replacement, p.meta_loss, p.rate_gradient) == (False, "mean", "both")
 
 
@@ -172,7 +173,8 @@ def test_a_checkpoint_keeps_the_previous_weights_and_the_momentum_and_continues_
     restored = fresh(1)
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     for i in range(3, 6):
-        losses = [learn_batch(learner, *batch(6, seed=i), 0, glances=2, first_epoch=True) for learner in (original, restored)]
+        losses = [learn_batch(learner, *batch(6, seed=i), 0, glances=2, first_epoch=True)
+                  for learner in (original, restored)]
         assert torch.equal(*losses)
     for name in ("weights", "rates"):
         assert torch.equal(getattr(original.state, name), getattr(restored.state, name))

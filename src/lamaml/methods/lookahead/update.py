@@ -56,7 +56,8 @@ def clip_(flat: torch.Tensor, max_norm: float | None) -> None:
 
 @torch.no_grad()
 def variance_reduced(current: MetaGradient, previous: MetaGradient, momentum: torch.Tensor | None, *,
-                     ratio: float, clip: float | None, rates_from_both: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     ratio: float, clip: float | None,
+                     rates_from_both: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """VR-MCL's momentum-based variance reduction (STORM) of the meta-gradient, in place.
 
     ``current``: at the weights theta_t; ``previous``: at the previous weights theta_{t-1}, same
