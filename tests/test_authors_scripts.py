@@ -233,9 +233,9 @@ def test_every_command_has_its_own_preset_block(command):
     assert command["setting"] in VISION[command["benchmark"]].get(command["method"], {})
 
 
-# Methods the paper never ran have no command; their blocks take ER's protocol, memory and rate (the
-# header says so; tests/test_replay_baselines.py checks it).
-NOT_IN_THE_PAPER = ("er-ace", "der", "der++")
+# Methods the paper never ran have no command; their blocks take ER's protocol, memory and rate, or
+# VR-MCL La-MAML's (the header says so; tests/test_replay_baselines.py and test_vr_mcl.py check it).
+NOT_IN_THE_PAPER = ("er-ace", "der", "der++", "vr-mcl")
 
 
 def test_every_preset_block_has_a_transcribed_command():

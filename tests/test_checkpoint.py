@@ -188,9 +188,10 @@ def test_an_infinite_weight_stops_the_run_at_the_end_of_its_task():
               generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
 
 
-@pytest.mark.parametrize("method", ["icarl", "meta-bgd"])
+@pytest.mark.parametrize("method", ["icarl", "meta-bgd", "vr-mcl"])
 def test_methods_with_exemplars_or_weight_distributions_resume_exactly(method, data_dir, tmp_path):
-    """iCaRL's exemplars and class means, Meta-BGD's means and deviations survive a kill inside task 2."""
+    """iCaRL's exemplars and class means, Meta-BGD's means and deviations, VR-MCL's previous weights
+    and momentum survive a kill inside task 2."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = ["--method", method, *SMALL]
     assert lamaml("run", "--out", whole, *args, data_dir=data_dir).returncode == 0

@@ -30,7 +30,7 @@ def assert_user_facing_error(result, out_dir, message, status=2):
 
 @pytest.mark.parametrize("args, message", [
     (["--benchmark", "mnist-rotatoins"], "unknown benchmark 'mnist-rotatoins'; choose from mnist-rotations"),
-    (["--method", "la-mamll"], "unknown method 'la-mamll'; choose from a-gem, c-maml, der, der++, er, er-ace, ewc, gem, icarl, iid, la-er, la-maml, mer, meta-bgd"),
+    (["--method", "la-mamll"], "unknown method 'la-mamll'; choose from a-gem, c-maml, der, der++, er, er-ace, ewc, gem, icarl, iid, la-er, la-maml, mer, meta-bgd, online, sync-la-maml, vr-mcl"),
     (["--set", "glances=0"], "--set glances=0: glances must be greater than or equal to 1"),
     (["--set", "alpha_init=abc"], "--set alpha_init=abc: alpha_init must be a valid number"),
     (["--set", "alpha_init"], "--set alpha_init: expected key=value"),
@@ -91,7 +91,7 @@ def test_the_same_command_twice_gives_identical_numbers(data_dir, tmp_path):
 def test_list_shows_benchmarks_methods_and_their_paper_defaults():
     result = lamaml("list")
     assert result.returncode == 0
-    assert "mnist-many-permutations" in result.stdout and "sync-la-maml" in result.stdout
+    assert "mnist-many-permutations" in result.stdout and "sync-la-maml" in result.stdout and "vr-mcl" in result.stdout
     assert "glances=10 memories=500 replay_batch_size=10 alpha_init=0.1 opt_lr=0.1" in result.stdout
 
 

@@ -2,6 +2,7 @@
 
     draw a meta-batch: replay samples + the whole incoming batch
     meta-gradients of the look-ahead (autograd.py, or closed_form.py where it applies)
+    [variance reduction: the same look-ahead from the previous weights, combined by update.variance_reduced]
     apply_update (update.py): clip, rates first, then relu(alpha) or beta on the weights
 
 What the variants change is data: their ``Params`` (the authors' values as defaults) and their
@@ -10,7 +11,7 @@ choice of backend changes speed, never results beyond float rounding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -22,7 +23,7 @@ from ..replay import ReservoirMemory
 from .autograd import AutogradBackend
 from .closed_form import ClosedFormMLP
 from .state import LookaheadState
-from .update import MetaGradient, Plan, apply_update, chunk_bounds
+from .update import MetaGradient, Plan, apply_update, chunk_bounds, variance_reduced
 
 
 class LookaheadParams(MethodParams):
@@ -67,6 +68,10 @@ class LookaheadOptions:
     # push_to_mem. True: after the last glance, on every epoch, as eralg4.py, whose La-ER shares
     # ER's observe.
     push_after_last_glance: bool = False
+    # VR-MCL: the weights step along a momentum-based variance-reduced meta-gradient, from a second
+    # look-ahead at the previous weights on the same meta-batch (update.variance_reduced). Reads
+    # ``vr_momentum`` (r) and ``rate_gradient`` ("both" or "current").
+    variance_reduction: bool = False
 
 
 class LookaheadMetaLearner(Method):
@@ -81,9 +86,14 @@ class LookaheadMetaLearner(Method):
     record_fast_weights = False    # keep the last inner loop's end point (figure 6 analysis)
     fast_weights: dict[str, torch.Tensor] | None = None
 
+    previous_weights: torch.Tensor | None = None   # variance reduction: theta_{t-1}, flat
+    momentum: torch.Tensor | None = None           # variance reduction: m_{t-1}, flat (None before the first step)
+
     def __init__(self, model: nn.Module, params: LookaheadParams, generator: torch.Generator):
         super().__init__(model, params, generator)
         self.state = LookaheadState(model, params.alpha_init)
+        if self.options.variance_reduction:
+            self.previous_weights = self.state.weights.clone()
         self.rates = self.state.rates
         self.weights = self.state.parameters
         self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
@@ -97,11 +107,16 @@ class LookaheadMetaLearner(Method):
         options = getattr(cls, "options", None)
         if options is None or cls.own_step:
             return
-        needed = ["opt_lr"] * options.learn_lr + ["opt_wt"] * options.sync_update
+        needed = ["opt_lr"] * options.learn_lr + ["opt_wt"] * options.sync_update + \
+                 ["vr_momentum", "rate_gradient"] * options.variance_reduction
         missing = [key for key in needed if key not in cls.Params.model_fields]
         if missing:
             raise TypeError(f"{cls.__name__}.Params must declare {' and '.join(missing)}: its options "
-                            f"(learn_lr={options.learn_lr}, sync_update={options.sync_update}) make the update read it")
+                            f"(learn_lr={options.learn_lr}, sync_update={options.sync_update}, "
+                            f"variance_reduction={options.variance_reduction}) make the update read it")
+        if options.variance_reduction and options.replay_weight_gradient:
+            raise TypeError(f"{cls.__name__}: variance_reduction combines meta-gradients of the weights; "
+                            "replay_weight_gradient replaces them")
 
     @property
     def alpha(self) -> dict[str, torch.Tensor]:
@@ -145,6 +160,8 @@ class LookaheadMetaLearner(Method):
     def begin_task(self, task: int) -> None:
         if self.params.snapshot_memory and self.current_task is not None:   # the first task replays live memory
             self.replay_source = self.memory.snapshot()
+        if self.options.variance_reduction:   # as the authors' begin_task: no step back across a task switch
+            self.previous_weights.copy_(self.state.weights)
         self.current_task = task
 
     def observe(self, x, y, task, *, first_sight):
@@ -179,12 +196,30 @@ class LookaheadMetaLearner(Method):
     def step(self, x, y, task, first_sight: bool) -> torch.Tensor:
         meta = self.meta_batch(x, y, task)
         result = self.meta_gradient(x, y, task, meta)
-        weight_grad = result.weights
+        weight_grad, rate_grad = result.weights, result.rates
         if self.options.replay_weight_gradient:   # La-ER: the replay loss at the current weights
             meta_x, meta_y, meta_tasks = meta
             weight_grad = self.state.flatten(self.gradients(self.loss(self.model(meta_x), meta_y, meta_tasks)))
+        if self.options.variance_reduction:
+            weight_grad, rate_grad = self.variance_reduced(result, x, y, task, meta)
         p = self.params
-        apply_update(self.state, weight_grad, result.rates, clip=p.grad_clip_norm,
+        apply_update(self.state, weight_grad, rate_grad, clip=p.grad_clip_norm,
                      rate_lr=p.opt_lr if self.options.learn_lr else None,
-                     weight_lr=p.opt_wt if self.options.sync_update else None)
+                     weight_lr=p.opt_wt if self.options.sync_update else None,
+                     clip_weights=not self.options.variance_reduction)
         return result.loss
+
+    def variance_reduced(self, current: MetaGradient, x, y, task, meta) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The look-ahead again from the previous weights theta_{t-1} (the current rates, the same
+        inner chunks and meta-batch), then ``update.variance_reduced``; theta_t becomes the previous
+        weights of the next meta-update."""
+        # The closed form writes every result into the same buffers: keep the current one apart.
+        current = current._replace(weights=current.weights.clone(),
+                                   rates=None if current.rates is None else current.rates.clone())
+        plan = replace(self.plan(len(x)), keep_fast_weights=False)
+        previous = self.backend(self.state.at(self.previous_weights), (x, y, task), meta, plan)
+        self.previous_weights.copy_(self.state.weights)
+        p = self.params
+        self.momentum, rate_grad = variance_reduced(current, previous, self.momentum, ratio=p.vr_momentum,
+                                                    clip=p.grad_clip_norm, rates_from_both=p.rate_gradient == "both")
+        return self.momentum, rate_grad

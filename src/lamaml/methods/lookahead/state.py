@@ -6,6 +6,8 @@ and both read by name through ``named``.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -35,6 +37,14 @@ class LookaheadState:
         self.parameters = dict(model.named_parameters())   # leaves of autograd, views of ``weights``
         self.weights = flatten_parameters_(model)
         self.rates = torch.full_like(self.weights, alpha_init)
+
+    def at(self, weights: torch.Tensor) -> "LookaheadState":
+        """The same rates at other weights (flat, not the model's): autograd leaves of their own,
+        for a meta-gradient at another iterate (VR-MCL's previous weights)."""
+        other = copy.copy(self)
+        other.weights = weights
+        other.parameters = {name: view.detach().requires_grad_() for name, view in self.named(weights).items()}
+        return other
 
     def named(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """``flat`` (weights, rates or a gradient of them) as views keyed by parameter name."""

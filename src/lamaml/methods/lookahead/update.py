@@ -4,6 +4,9 @@
     alpha <- alpha - eta * grad_alpha                       (if the rates are learned; first)
     theta <- theta - relu(alpha) * grad_theta               (La-MAML, La-ER: the new rates)
           or theta - beta * grad_theta                      (Sync La-MAML, C-MAML)
+
+With variance reduction (VR-MCL), ``variance_reduced`` first forms the weights' direction from the
+meta-gradients at the current and the previous weights, and ``apply_update`` steps along it unclipped.
 """
 from __future__ import annotations
 
@@ -52,11 +55,44 @@ def clip_(flat: torch.Tensor, max_norm: float | None) -> None:
 
 
 @torch.no_grad()
+def variance_reduced(current: MetaGradient, previous: MetaGradient, momentum: torch.Tensor | None, *,
+                     ratio: float, clip: float | None,
+                     rates_from_both: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """VR-MCL's momentum-based variance reduction (STORM) of the meta-gradient, in place.
+
+    ``current``: at the weights theta_t; ``previous``: at the previous weights theta_{t-1}, same
+    rates, same inner batch, same meta-batch. Each weights' meta-gradient is clipped on its own, then
+
+        m_t = g_t + r * (m_{t-1} - g'_t)        (m_t = g_t while there is no m_{t-1})
+
+    Returns ``(m_t, rates' gradient)``: m_t is ``momentum`` updated in place (a new tensor at the
+    first step), to be stepped along unclipped; the rates' gradient is ``clip(a_t) + a'_t`` with
+    ``rates_from_both`` (the authors' code: both look-aheads share the rates, so both gradients reach
+    them; ``apply_update``'s clip is then their second clip), else ``a_t``."""
+    g, g_previous = current.weights, previous.weights
+    clip_(g, clip)
+    clip_(g_previous, clip)
+    if momentum is None:
+        momentum = g.clone()
+    else:
+        momentum.sub_(g_previous).mul_(ratio).add_(g)
+    rates = current.rates
+    if rates is not None and rates_from_both:
+        clip_(rates, clip)
+        rates.add_(previous.rates)
+    return momentum, rates
+
+
+@torch.no_grad()
 def apply_update(state: LookaheadState, weight_grad: torch.Tensor, rate_grad: torch.Tensor | None, *,
-                 clip: float | None, rate_lr: float | None, weight_lr: float | None) -> None:
+                 clip: float | None, rate_lr: float | None, weight_lr: float | None,
+                 clip_weights: bool = True) -> None:
     """One meta-update of ``state`` in place. ``rate_grad`` None: the rates stay; ``weight_lr`` None:
-    the weights step by relu(alpha) (asynchronous), else by the scalar ``weight_lr`` (beta)."""
-    clip_(weight_grad, clip)
+    the weights step by relu(alpha) (asynchronous), else by the scalar ``weight_lr`` (beta);
+    ``clip_weights`` False: ``weight_grad`` is a direction already formed from clipped gradients
+    (``variance_reduced``)."""
+    if clip_weights:
+        clip_(weight_grad, clip)
     if rate_grad is not None:
         clip_(rate_grad, clip)
         state.rates.add_(rate_grad, alpha=-rate_lr)     # rates first: the weights step uses the new rates
