@@ -37,6 +37,9 @@ def cmd_run(args) -> int:
     from .experiments.report import summary_table
     from .experiments.runs import check_writable, explain_failure, resume_command, resume_point, run_recorded
     resume = None
+    if args.seeds is not None and (args.resume or args.checkpoint_every or args.dry_run or args.estimate):
+        raise UserError("--seeds runs several seeds; --resume, --checkpoint-every, --dry-run and --estimate "
+                        "work on one run: give --seed instead")
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
             raise UserError("--resume DIR continues the run as it was configured; "
@@ -80,6 +83,8 @@ def cmd_run(args) -> int:
     def show(metrics):      # before the results are written: a disk that is full then loses none
         print(summary_table(metrics), flush=True)
         shown.append(True)
+    if args.seeds is not None:
+        return _run_seeds(args, config, out, show)
     try:
         run_recorded(config, data_dir=args.data_dir, download=not args.no_download, out=out, store=args.store,
                      quiet=args.quiet, tensorboard=Path(args.tensorboard) if args.tensorboard else None,
@@ -95,6 +100,21 @@ def cmd_run(args) -> int:
         raise RunFailed(explain_failure(error, command, results_shown=bool(shown))) from None
     if out:
         print(f"results: {out / 'metrics.json'}")
+    return 0
+
+
+def _run_seeds(args, config, out: Path | None, show) -> int:
+    """``lamaml run --seeds``: each seed's summary, then their mean +/- std."""
+    from .experiments.seeds import combined_line, run_seeds_recorded, seed_folder
+    from .experiments.sweep import parse_seeds
+    seeds = parse_seeds(args.seeds)
+    metrics = run_seeds_recorded(config, seeds, data_dir=args.data_dir, download=not args.no_download, out=out,
+                                 store=args.store, quiet=args.quiet,
+                                 tensorboard=Path(args.tensorboard) if args.tensorboard else None, show=show,
+                                 note=lambda line: print(f"lamaml: note: --seeds: {line}", file=sys.stderr, flush=True))
+    print(combined_line(metrics))
+    if out:
+        print("results: " + ", ".join(str(seed_folder(out, seed) / "metrics.json") for seed in seeds))
     return 0
 
 

@@ -44,6 +44,10 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     run_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="the task stream (lamaml list shows them)")
     run_p.add_argument("--method", default=DEFAULT_METHOD, help="the learner (lamaml list shows them)")
     run_p.add_argument("--seed", type=int, default=0, help="seeds the tasks, the model, the stream order and the method")
+    run_p.add_argument("--seeds", default=None, metavar="0-4|0,2,5",
+                       help="run this config once per seed (replaces --seed): La-MAML-family runs on the closed-form "
+                       "path train every seed as one batched computation, others one after another; each seed "
+                       "is recorded as its own run (--out DIR: DIR/seed<k>/)")
     run_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
     run_p.add_argument("--setting", choices=["single", "multi"], default=None,
                        help="the paper's single-pass (glances) or multi-pass (10 epochs) protocol (default: single)")

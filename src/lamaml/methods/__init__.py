@@ -10,4 +10,14 @@ def method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-__all__ = ["METHODS", "Method", "MethodParams", "method_class"]
+def batched(learners: list[Method]):
+    """One object that trains ``learners`` (one per seed of one configuration) in lock step as one
+    computation, and None; or None and the reason they cannot be (each then trains on its own).
+    Its ``observe(xs, ys, task, first_sight=...)`` and ``end_batch(...)`` take one batch per learner
+    and do for each what the learner's own would; ``observe`` returns each learner's loss."""
+    from .lookahead.batched import BatchedLookahead, unsupported
+    reason = unsupported(learners)
+    return (None, reason) if reason else (BatchedLookahead(learners), None)
+
+
+__all__ = ["METHODS", "Method", "MethodParams", "batched", "method_class"]
