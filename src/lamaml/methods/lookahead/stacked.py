@@ -72,52 +72,58 @@ class _Pass:
 
 class _Layout:
     """Rows, loss weights and every buffer of one batch shape (incoming rows, meta rows, chunks, loss
-    mode), for S seeds; built once and cached, so a meta-update allocates nothing."""
+    mode), for S seeds; built once and cached, so a meta-update allocates nothing.
+
+    The meta-batch is the replay rows then the incoming rows (``LookaheadMetaLearner.meta_batch``),
+    so the rows are the meta-batch's alone: incoming row k is meta row ``n_replay + k``, and its
+    first-layer output at any step is the meta row's.
+    """
 
     def __init__(self, seeds: int, batch: int, n_meta: int, chunks, mean_over_steps: bool, widths: list[int],
                  dtype: torch.dtype, device: torch.device):
-        last = len(chunks) - 1
+        replay, last = n_meta - batch, len(chunks) - 1
         index, weight, bounds, offset = [], [], [], 0
         for i, (start, stop) in enumerate(list(chunks) + [(0, 0)]):
             want_meta = i > 0 and (mean_over_steps or i == last + 1)
-            rows = list(range(start, stop)) + (list(range(batch, batch + n_meta)) if want_meta else [])
+            rows = list(range(replay + start, replay + stop)) + (list(range(n_meta)) if want_meta else [])
             index += rows
             weight += [1.0 / max(stop - start, 1)] * (stop - start) + ([1.0 / n_meta] * n_meta if want_meta else [])
-            bounds.append((offset, offset + len(rows), start, stop, i <= last, want_meta))
+            bounds.append((offset, offset + len(rows), rows, start, stop, i <= last, want_meta))
             offset += len(rows)
         total, (d_in, hidden) = len(index), widths[:2]
         empty = lambda *shape, dtype=dtype: seed_buffer(seeds, shape, dtype, device)  # noqa: E731
         tensor = lambda values: torch.tensor(values, device=device)  # noqa: E731
-        self.batch, self.n_meta = batch, n_meta
+        self.batch, self.n_meta, self.replay = batch, n_meta, replay
         self.index = tensor(index)
         self.weight = torch.tensor(weight, dtype=dtype, device=device)[:, None]
         self.neg_weight = (-self.weight).expand(seeds, total, 1)
-        self.source, self.labels = empty(batch + n_meta, d_in), empty(batch + n_meta, dtype=torch.long)
+        self.source, self.labels = empty(n_meta, d_in), empty(n_meta, dtype=torch.long)
         self.rows_y, self.target = empty(total, 1, dtype=torch.long), empty(total, widths[-1])
         self.act1, self.delta1 = empty(total, hidden), empty(total, hidden)
-        # The first layer's outputs of every row, at the initial weights minus the steps taken so far
-        self.zacc = empty(batch + n_meta, hidden)
-        # Pairs (k, a) of an incoming row k and a row a read after k's step: every meta row, and the
-        # incoming rows of later chunks. V = x_k * a; Q = R (x_k * a) + r_b, the step's factor.
-        chunk_stop = {k: stop for start, stop in chunks for k in range(start, stop)}
-        left = [k for k in range(batch) for _ in range(chunk_stop[k], batch)]
-        right = [a for k in range(batch) for a in range(chunk_stop[k], batch)]
-        self.left, self.right = tensor(left), tensor(right)
-        self.v_left, self.v_right = empty(len(left), d_in), empty(len(left), d_in)
-        self.v_inner, self.q_inner = empty(len(left), d_in), empty(len(left), hidden)
-        self.v_meta, self.q_meta = empty(batch * n_meta, d_in), empty(batch * n_meta, hidden)
-        segment = {k: sum(batch - chunk_stop[j] for j in range(k)) for k in range(batch)}
+        # The first layer's output of every meta row, at the initial weights minus the steps so far
+        self.zacc = empty(n_meta, hidden)
+        # Each incoming row k steps every meta row a by delta_k * Q[k, a], Q[k, a] = R (x_k * a) + r_b.
+        # x_k * x_j = x_j * x_k: the pairs of two incoming rows are computed once.
+        unique, pair_of = [], {}          # (row of x_k, row of a) -> the pair's place in Q
+        for k in range(batch):
+            for a in range(n_meta):
+                pair = (replay + k, a) if a < replay else tuple(sorted((replay + k, a)))
+                pair_of.setdefault(pair, len(pair_of))
+                unique.append(pair)
+        self.to_unique = tensor([pair_of[pair] for pair in unique])
+        unique = list(pair_of)
+        self.left, self.right = tensor([left for left, _ in unique]), tensor([right for _, right in unique])
+        self.v_left, self.v_right = empty(len(unique), d_in), empty(len(unique), d_in)
+        self.v, self.q = empty(len(unique), d_in), empty(len(unique), hidden)
+        self.q_pairs = empty(batch * n_meta, hidden)              # Q[k, a], k-major
         self.passes, meta_rows, meta_pass, inner_rows = [], [], [], [0] * batch
-        for i, (a, b, start, stop, want_inner, want_meta) in enumerate(bounds):
+        for i, (a, b, rows, start, stop, want_inner, want_meta) in enumerate(bounds):
             p = _Pass(self.act1[:, a:b], self.delta1[:, a:b], self.target[:, a:b], self.weight[a:b], stop - start,
                       want_inner, want_meta, widths)
-            p.zacc_rows = tensor(list(range(start, stop)) + (list(range(batch, batch + n_meta)) if want_meta else []))
+            p.zacc_rows = tensor(rows)
             for j, k in enumerate(range(start, stop)):
                 inner_rows[k] = a + j
-                delta = self.delta1[:, a + j, None, :]
-                q_meta = self.q_meta[:, k * n_meta:(k + 1) * n_meta]
-                q_inner = self.q_inner[:, segment[k]:segment[k] + batch - stop]
-                p.steps.append((delta, self.zacc[:, batch:], q_meta, self.zacc[:, stop:batch], q_inner))
+                p.steps.append((self.delta1[:, a + j, None, :], self.q_pairs[:, k * n_meta:(k + 1) * n_meta]))
             if want_meta:
                 meta_rows += list(range(b - n_meta, b))
                 meta_pass.append(i)
@@ -131,19 +137,16 @@ class _Layout:
         self.d_inner = empty(batch, hidden)
         self.d_meta_sum = empty(n_meta, hidden)
         self.pairs = empty(batch, n_meta * hidden)
-        self.u = empty(batch * n_meta, hidden)
+        self.u_pairs, self.u = empty(batch * n_meta, hidden), empty(len(unique), hidden)
         self.losses = empty(len(meta_pass))
         for column, p in enumerate(p for p in self.passes if p.want_meta):
             p.loss = self.losses[:, column, None, None]
 
-    def load(self, batches, metas) -> None:
-        """Each seed's incoming and meta rows; targets are minus the one-hot labels times each row's weight."""
-        batch = self.batch
-        for k, ((x, y), (meta_x, meta_y, _)) in enumerate(zip(batches, metas)):
-            self.source[k, :batch].copy_(x.reshape(batch, -1))
-            self.source[k, batch:].copy_(meta_x.reshape(len(meta_x), -1))
-            self.labels[k, :batch].copy_(y)
-            self.labels[k, batch:].copy_(meta_y)
+    def load(self, metas) -> None:
+        """Each seed's meta rows; targets are minus the one-hot labels times each row's weight."""
+        for k, (meta_x, meta_y, _) in enumerate(metas):
+            self.source[k].copy_(meta_x.reshape(self.n_meta, -1))
+            self.labels[k].copy_(meta_y)
         torch.index_select(self.labels, 1, self.index, out=self.rows_y[:, :, 0])
         self.target.zero_().scatter_(2, self.rows_y, self.neg_weight)
 
@@ -186,16 +189,12 @@ class StackedClosedForm:
         """The first layer's outputs of every row at the initial weights, and the factors of its steps."""
         w1, b1 = stacked_views(weights, self.shapes[:2])
         r1, rb1 = self._rates[0], self._rates[1][:, None, :]
-        batch, source = layout.batch, layout.source
-        torch.baddbmm(b1[:, None, :], source, w1.transpose(1, 2), out=layout.zacc)
-        torch.mul(source[:, :batch, None, :], source[:, None, batch:, :],
-                  out=layout.v_meta.view(self.seeds, batch, layout.n_meta, -1))
-        torch.baddbmm(rb1, layout.v_meta, r1.transpose(1, 2), out=layout.q_meta)
-        if len(layout.left):
-            torch.index_select(source, 1, layout.left, out=layout.v_left)
-            torch.index_select(source, 1, layout.right, out=layout.v_right)
-            torch.mul(layout.v_left, layout.v_right, out=layout.v_inner)
-            torch.baddbmm(rb1, layout.v_inner, r1.transpose(1, 2), out=layout.q_inner)
+        torch.baddbmm(b1[:, None, :], layout.source, w1.transpose(1, 2), out=layout.zacc)
+        torch.index_select(layout.source, 1, layout.left, out=layout.v_left)
+        torch.index_select(layout.source, 1, layout.right, out=layout.v_right)
+        torch.mul(layout.v_left, layout.v_right, out=layout.v)
+        torch.baddbmm(rb1, layout.v, r1.transpose(1, 2), out=layout.q)
+        torch.index_select(layout.q, 1, layout.to_unique, out=layout.q_pairs)
 
     def _pass(self, p: _Pass) -> None:
         """Forward/backward at the fast weights; the deeper layers' gradients into ``inner_grad`` and
@@ -229,18 +228,18 @@ class StackedClosedForm:
         """The first layer's sums of meta-gradients (and of their products with the inner steps before
         them), from the deltas every pass left in the layout."""
         seeds, batch, n_meta, hidden = self.seeds, layout.batch, layout.n_meta, self.widths[1]
-        meta_x = layout.source[:, batch:]
         torch.index_select(layout.delta1, 1, layout.meta_rows, out=layout.d_meta)
         d_meta = layout.d_meta.view(seeds, -1, n_meta, hidden)                 # (S, meta-steps, rows, hidden)
         torch.sum(d_meta, 1, out=layout.d_meta_sum)
-        torch.bmm(layout.d_meta_sum.transpose(1, 2), meta_x, out=self._meta_sum[0])
+        torch.bmm(layout.d_meta_sum.transpose(1, 2), layout.source, out=self._meta_sum[0])
         torch.sum(layout.d_meta_sum, 1, out=self._meta_sum[1])
-        if learn_rates:
+        if learn_rates:   # U[k, a] = delta_k * (D_i[a] summed over the meta-steps i after k's step)
             torch.index_select(layout.delta1, 1, layout.inner_rows, out=layout.d_inner)
             torch.matmul(layout.later, d_meta.reshape(seeds, -1, n_meta * hidden), out=layout.pairs)
             torch.mul(layout.pairs.view(seeds, batch, n_meta, hidden), layout.d_inner[:, :, None, :],
-                      out=layout.u.view(seeds, batch, n_meta, hidden))
-            torch.bmm(layout.u.transpose(1, 2), layout.v_meta, out=self._rate_sum[0])
+                      out=layout.u_pairs.view(seeds, batch, n_meta, hidden))
+            layout.u.zero_().index_add_(1, layout.to_unique, layout.u_pairs)
+            torch.bmm(layout.u.transpose(1, 2), layout.v, out=self._rate_sum[0])
             torch.sum(layout.u, 1, out=self._rate_sum[1])
 
     def __call__(self, weights: torch.Tensor, rates: torch.Tensor, batches, metas, plan: Plan):
@@ -249,7 +248,7 @@ class StackedClosedForm:
         if plan.relu_in_inner:
             self.rates.relu_()
         layout = self._layout(len(batches[0][0]), len(metas[0][1]), plan.chunks, plan.mean_over_steps)
-        layout.load(batches, metas)
+        layout.load(metas)
         self._start(layout, weights)
         fast, inner_grad, meta_grad, grad_sum, meta_sum, rate_sum, deep_rates = self.deep
         fast.copy_(weights[:, self.first:])
@@ -266,9 +265,8 @@ class StackedClosedForm:
             if p.want_inner:
                 grad_sum += inner_grad
                 fast.addcmul_(deep_rates, inner_grad, value=-1.0)
-                for delta, zacc_meta, q_meta, zacc_inner, q_inner in p.steps:
-                    zacc_meta.addcmul_(delta, q_meta, value=-1.0)
-                    zacc_inner.addcmul_(delta, q_inner, value=-1.0)
+                for delta, q in p.steps:
+                    layout.zacc.addcmul_(delta, q, value=-1.0)
         self._first_layer_gradients(layout, plan.learn_rates)
         n = layout.losses.shape[1]
         weight_grad = self.meta_sum.div_(n)
