@@ -1,5 +1,6 @@
 """`lamaml run --seeds`: several seeds as one batched computation, each seed the run it would be alone."""
 import json
+import re
 import sqlite3
 
 import pytest
@@ -105,10 +106,12 @@ TINY = ["--tasks", "2", "--set", "samples_per_task=30", "--quiet"]
 
 def test_each_seed_is_recorded_as_a_separate_run_would_be(data_dir, tmp_path):
     store = tmp_path / "runs.sqlite"
-    result = run_lamaml("run", "--seeds", "0-2", *TINY, "--out", tmp_path / "seeds", "--store", store,
+    result = run_lamaml("run", "--seeds", "0-2", *TINY[:-1], "--out", tmp_path / "seeds", "--store", store,
                         data_dir=data_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""                       # batched: no fallback note
+    # batched (no fallback note): one progress line per task with each seed's RA so far
+    assert [re.sub(r"\d+\.\d\d", "X", line).rsplit(",", 1)[0] for line in result.stderr.splitlines()] == \
+        [f"la-maml on mnist-rotations, seeds 0-2: task {t}/2 done, RA X / X / X %" for t in (1, 2)]
     single = run_lamaml("run", "--seed", "1", *TINY, "--out", tmp_path / "one", data_dir=data_dir)
     assert single.returncode == 0, single.stderr
     alone = json.loads((tmp_path / "one" / "metrics.json").read_text())
@@ -145,3 +148,13 @@ def test_seeds_are_refused_with_options_that_work_on_one_run(data_dir, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == ("lamaml: --seeds runs several seeds; --resume, --checkpoint-every, --dry-run "
                                      "and --estimate work on one run: give --seed instead")
+
+
+def test_one_seed_is_the_plain_run_of_that_seed(data_dir, tmp_path):
+    result = run_lamaml("run", "--seeds", "3", "--tasks", "1", "--set", "samples_per_task=20", "--quiet",
+                        "--out", tmp_path / "seeds", data_dir=data_dir)
+    plain = run_lamaml("run", "--seed", "3", "--tasks", "1", "--set", "samples_per_task=20", "--quiet",
+                       "--out", tmp_path / "plain", data_dir=data_dir)
+    assert result.returncode == plain.returncode == 0 and result.stderr == "", result.stderr
+    seeded, alone = (json.loads((tmp_path / where / "metrics.json").read_text()) for where in ("seeds/seed3", "plain"))
+    assert seeded["acc_matrix"] == alone["acc_matrix"] and seeded["task_losses"] == alone["task_losses"]

@@ -70,12 +70,14 @@ def run_seeds_recorded(config, seeds: list[int], *, data_dir: str | Path | None 
     for folder in outs:
         if folder:
             check_writable(folder)
-    if tensorboard:
+    if len(seeds) == 1:           # nothing to batch: the run itself, as `--seed k` runs it
+        runs, reason = None, None
+    elif tensorboard:
         runs, reason = None, "TensorBoard logs each run on its own"
     else:
         runs, reason = prepare_seeds(configs, data_dir, download)
     if runs is None:
-        if note:
+        if note and reason:
             note(f"{reason}; running the {len(seeds)} seeds one after another")
         return [run_recorded(c, data_dir=data_dir, download=download, out=folder, store=store, quiet=quiet,
                              tensorboard=tensorboard, show=show) for c, folder in zip(configs, outs)]
