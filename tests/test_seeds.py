@@ -86,6 +86,7 @@ def test_the_first_meta_updates_of_a_batched_mnist_run_equal_each_separate_run(d
     ("la-maml", {"second_order": True}, "autograd backend"),
     ("la-maml", {"inner_clamp": 0.01}, "inner_clamp"),
     ("la-er", {}, "replay loss"),
+    ("vr-mcl", {}, "variance reduction"),
     ("meta-bgd", {}, "changes the look-ahead update"),
     ("er", {}, "not a La-MAML-family learner"),
 ])

@@ -25,7 +25,8 @@ from .state import split_views
 from .update import clip_
 
 # What a learner may not override for its seeds to be batched: the whole meta-update.
-_BASE_STEPS = ("observe", "step", "meta_batch", "meta_gradient", "end_batch", "begin_task", "plan", "plan_with")
+_BASE_STEPS = ("observe", "step", "meta_batch", "meta_gradient", "end_batch", "begin_task", "plan", "plan_with",
+               "variance_reduced")
 
 
 def unsupported(learners: list) -> str | None:
@@ -37,6 +38,8 @@ def unsupported(learners: list) -> str | None:
         return f"{getattr(first, 'name', type(first).__name__)} is not a La-MAML-family learner"
     if any(type(learner) is not type(first) for learner in learners):
         return "the seeds' methods differ"
+    if first.options.variance_reduction:
+        return f"{first.name} takes a second look-ahead from the previous weights (variance reduction)"
     cls = type(first)
     overridden = [name for name in _BASE_STEPS if getattr(cls, name) is not getattr(LookaheadMetaLearner, name)]
     if overridden or cls.own_step:
