@@ -150,7 +150,7 @@ def test_a_misspelt_grid_key_stops_the_sweep_naming_it_and_the_closest_name(tmp_
     assert not store.exists()
     status, err = _refused(["--benchmarks", "mnist-rotations", "--methods", "la-maml", "--grid", "opt_wt=0.1",
                             "--store", str(store)], capsys)
-    assert status == 2 and "opt_wt" in err[0] and "c-maml, sync-la-maml only" in err[0]
+    assert status == 2 and "opt_wt" in err[0] and "c-maml, sync-la-maml, vr-mcl only" in err[0]
     spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml", "c-maml"], grid={"opt_lr": [0.1, 0.3]})
     assert len(combinations(spec)) == 3             # a key of some of the methods only is no mistake
 
