@@ -80,3 +80,17 @@ def test_updates_are_timed_once_the_replay_memory_holds_a_full_replay_batch(data
     config = resolve_config("mnist-rotations", "mer", {"samples_per_task": 60, "replay_batch_size": 25}, tasks=1)
     estimate(config, data_dir, download=False, warmup=1, timed=2)
     assert sizes[-2:] == [25, 26] and len(sizes) == 27      # batch 1: warm-up stretched until 25 are stored
+
+
+def test_each_timed_batch_takes_all_its_glances(data_dir, monkeypatch):
+    from lamaml.engine import estimate as module
+    glances = []
+    real = module.learn_batch
+
+    def spy(method, *args, **kwargs):
+        glances.append(kwargs["glances"])
+        return real(method, *args, **kwargs)
+    monkeypatch.setattr(module, "learn_batch", spy)
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 60}, tasks=1)
+    projected = estimate(config, data_dir, download=False, warmup=1, timed=2)
+    assert glances == [5, 5, 5] and projected.updates == 6 * 5      # ms per update divides a batch's time by 5
