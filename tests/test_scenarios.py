@@ -218,9 +218,30 @@ def test_a_killed_run_resumes_with_the_same_anytime_curve(anytime_run, data_dir,
     assert metrics["anytime_curve"] == anytime_run["anytime_curve"] and metrics["aaa"] == anytime_run["aaa"]
 
 
+def test_anytime_samples_read_the_first_samples_of_each_split_and_leave_training_alone(anytime_run, data_dir,
+                                                                                         tmp_path):
+    def run_with(samples):
+        out = tmp_path / str(samples)
+        result = lamaml("run", "--out", out, *SMALL, "--set", "eval_every=4", "--set", f"anytime_samples={samples}",
+                        data_dir=data_dir)
+        assert result.returncode == 0, result.stderr
+        return json.loads((out / "metrics.json").read_text())
+    whole = run_with(10**6)                 # more than a split holds: the whole split, as without the option
+    assert whole["anytime_curve"] == anytime_run["anytime_curve"]
+    few = run_with(7)
+    assert few["acc_matrix"] == anytime_run["acc_matrix"]
+    assert [p["updates"] for p in few["anytime_curve"]] == [p["updates"] for p in anytime_run["anytime_curve"]]
+    scores = [a for p in few["anytime_curve"] for a in p["accuracies"]]
+    assert all(abs(a * 7 / 100 - round(a * 7 / 100)) < 1e-3 for a in scores)        # k correct of 7
+    assert scores != [a for p in anytime_run["anytime_curve"] for a in p["accuracies"]]
+
+
 def test_estimate_counts_the_evaluations_anytime_evaluation_adds():
     from lamaml.engine.anytime import anytime_evaluations
     # two tasks of 6 batches, every 4: batch 4 (task 0: 1 task), batch 8 (task 1: 2); batch 12 is a task's end
     assert anytime_evaluations([6, 6], [0, 1], 4, "all") == 3
     # evaluate=metrics: after task 1 of 3, its row skipped task 0, which the task-end point adds
     assert anytime_evaluations([6, 6, 6], [0, 1, 2], 100, "metrics") == 1
+    # a tenth of each split: every point costs a tenth, and a task's end reads all its seen tasks
+    assert anytime_evaluations([6, 6, 6], [0, 1, 2], 100, "metrics", share=0.1) == pytest.approx((1 + 2 + 3) * 0.1)
+    assert anytime_evaluations([6, 6], [0, 1], 4, "all", share=0.5) == pytest.approx((2 * 1 + 2 * 2) * 0.5)

@@ -209,7 +209,7 @@ def cmd_reproduce(args) -> int:
     from .experiments.runs import check_writable
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds {args.seeds} --jobs {args.jobs}: both must be >= 1")
-    out = Path(args.out or f"runs/{'table2' if args.table_name == 'table2' else 'table1'}")
+    out = Path(args.out or f"runs/{'table1' if args.table_name == 'figures' else args.table_name}")
     check_writable(out)
     overrides = _parse_sets(args.set)
     command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
@@ -218,6 +218,11 @@ def cmd_reproduce(args) -> int:
         print(reproduce_table2(out, args.benchmarks, args.settings, args.methods, args.seeds, args.tasks, overrides,
                                args.jobs, args.engine, args.address, args.data_dir, args.checkpoint_every,
                                args.table, args.table_only, command))
+        return 0
+    if args.table_name == "successors":
+        from .experiments.reproduce.successors import reproduce_successors
+        print(reproduce_successors(out, args.seeds, args.tasks, overrides, args.jobs, args.data_dir, args.benchmarks,
+                                   args.methods, args.table, args.table_only, command))
         return 0
     if overrides:   # validate once, before any worker starts
         from .config import resolve_config

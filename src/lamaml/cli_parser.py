@@ -77,18 +77,22 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
                        help="continue the run whose checkpoints are in DIR (its config is reused)")
     run_p.set_defaults(handler=handlers["run"])
     rep_p = commands.add_parser("reproduce", help="regenerate the paper's MNIST table (table1), its vision table "
-                                "(table2) or its appendix analyses on MNIST Rotations (figures)")
-    rep_p.add_argument("table_name", choices=["table1", "table2", "figures"], help="what to reproduce")
-    for flag, what in (("--benchmarks", "cifar100,tinyimagenet"), ("--settings", "single,multi"), ("--methods", "the paper's 11")):
-        rep_p.add_argument(flag, default=None, help=f"table2: comma-separated (default: {what})")
+                                "(table2), its appendix analyses on MNIST Rotations (figures), or La-MAML beside "
+                                "VR-MCL and replay baselines on MNIST (successors)")
+    rep_p.add_argument("table_name", choices=["table1", "table2", "figures", "successors"], help="what to reproduce")
+    for flag, what in (("--benchmarks", "table2: cifar100,tinyimagenet; successors: the 3 MNIST and split-mnist"),
+                       ("--settings", "single,multi"),
+                       ("--methods", "table2: the paper's 11; successors: config/paper/successors.yaml's 7")):
+        scope = "table2" if flag == "--settings" else "table2, successors"
+        rep_p.add_argument(flag, default=None, help=f"{scope}: comma-separated (default: {what})")
     rep_p.add_argument("--engine", choices=["local", "ray"], default="local", help="table2: as lamaml sweep's")
     rep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="table2: a Ray cluster (engine ray)")
     rep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N|off", help="table2: each run checkpoints "
                        "beside the store this often and a killed one resumes there (default: 10m)")
     rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell")
     rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: the CPU count)")
-    rep_p.add_argument("--out", default=None, help="run folder; finished runs are reused (default: runs/table1, "
-                       "table2: runs/table2)")
+    rep_p.add_argument("--out", default=None, help="run folder; finished runs are reused (default: runs/<what>: "
+                       "runs/table1, runs/table2, ...)")
     rep_p.add_argument("--table", default=None, help="also write the Markdown table here")
     rep_p.add_argument("--table-only", action="store_true", help="rebuild the table (or figures) from finished runs")
     rep_p.add_argument("--figures", default=None, metavar="DIR", help="figures: where the PNG and PDF files go "

@@ -62,6 +62,10 @@ class RunConfig(BaseModel):
         None, ge=1, description="anytime evaluation: every N incoming batches and at each task's end, accuracy "
         "on the tasks seen so far (the curve, aaa, min_acc and worst_case_accuracy in metrics.json; not "
         "training time); null: off")
+    anytime_samples: int | None = Field(
+        None, ge=1, description="anytime evaluation reads only the first N samples of each task's evaluation "
+        "split (the same samples at every point, for every method and seed), so a 100-task stream can afford "
+        "it; null: the whole split, as the accuracy matrix")
     analyses: list[Literal["alignment", "fast-weights", "lr-stats"]] = Field(
         default_factory=list, description="series measured during the run for the paper's analyses "
         "(gradient alignment, RA at fast weights, learned-rate statistics); they do not change the run")

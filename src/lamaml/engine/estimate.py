@@ -39,7 +39,7 @@ class Estimate:
     eval_s: float
     updates: int                # observe() calls of the full run
     ms_per_update: float
-    evaluations: int            # task evaluations of the full run (one task on one split each)
+    evaluations: float          # task evaluations of the full run (one task on one split each; a subset part)
     tasks: int
     device: str
     lower_bound: str | None = None
@@ -58,7 +58,7 @@ class Estimate:
         bound = "at least " if self.lower_bound else ""
         out = [f"projected time: {bound}{duration(self.total_s)} "
                f"(training {duration(self.train_s)}: {self.updates:,} updates x {self.ms_per_update:.2f} ms; "
-               f"evaluation {duration(self.eval_s)}: {self.evaluations:,} task evaluations; "
+               f"evaluation {duration(self.eval_s)}: {round(self.evaluations):,} task evaluations; "
                f"setup {duration(self.setup_s + self.load_s)})"]
         if self.lower_bound:
             out.append(f"  a lower bound: the cost per update grows over the stream ({self.lower_bound})")
@@ -146,8 +146,11 @@ def estimate(config: RunConfig, data_dir=None, download: bool = True, warmup: in
     if config.eval_every:
         per_phase = [config.epochs * _batches_per_epoch(method, phase, n, config.batch_size)
                      for phase, n in zip(phases, sizes)]
+        task = stream[0]
+        size = len((task.val() if stream.has_validation else task.test())[1])
+        share = min(1.0, config.anytime_samples / size) if config.anytime_samples else 1.0
         evaluations += anytime_evaluations(per_phase, [phase.row for phase in phases], config.eval_every,
-                                           "joint" if method.joint else config.evaluate)
+                                           "joint" if method.joint else config.evaluate, share)
     return Estimate(setup_s=setup_s, load_s=load_s * len(phases), train_s=per_batch * batches,
                     eval_s=per_eval * evaluations, updates=batches * config.glances,
                     ms_per_update=1000 * per_batch / config.glances, evaluations=evaluations,

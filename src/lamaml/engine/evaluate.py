@@ -43,13 +43,15 @@ def task_accuracy(method, x: torch.Tensor, y: torch.Tensor, task: int | None, de
 
 
 def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: int,
-                 upto: int | None = None, split: str = "test", only: list[int] | None = None) -> np.ndarray:
+                 upto: int | None = None, split: str = "test", only: list[int] | None = None,
+                 limit: int | None = None) -> np.ndarray:
     """Accuracy (percent) on the ``split`` ("test" or "val") of every task (NaN past ``upto``, or
-    outside ``only`` when given)."""
+    outside ``only`` when given), on the first ``limit`` samples of each (None: all)."""
     accuracies = np.full(len(stream), np.nan)
     chosen = range(len(stream))[:upto] if only is None else [i for i in only if i < len(stream)]
     for i in chosen:
         task = stream[i]
         x, y = task.val() if split == "val" else task.test()
+        x, y = x[:limit], y[:limit]
         accuracies[i] = task_accuracy(method, x, y, task_id_at_test(stream, i), device, batch_size)
     return accuracies

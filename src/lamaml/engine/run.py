@@ -83,7 +83,8 @@ def prepare(config: RunConfig, data_dir: str | Path | None = None,
     if config.analyses:
         plugins.append(Probes(config.analyses, stream, device, config.analysis_every, config.analysis_samples))
     if config.eval_every:
-        plugins.append(AnytimeEvaluation(stream, device, config.eval_every, config.eval_batch_size, config.glances))
+        plugins.append(AnytimeEvaluation(stream, device, config.eval_every, config.eval_batch_size, config.glances,
+                                         config.anytime_samples))
     refuse_for_joint(method, plugins)
     return device, stream, method, plugins
 

@@ -24,7 +24,8 @@ from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
 CLAIM_METRICS = {"ra": "RA", "bti": "BTI", "train_time_s": "train time"}
 METHOD_NAMES = {"online": "Online", "ewc": "EWC", "gem": "GEM", "mer": "MER", "c-maml": "C-MAML",
                 "sync-la-maml": "Sync La-MAML", "la-maml": "La-MAML", "iid": "IID", "er": "ER", "icarl": "iCaRL",
-                "a-gem": "A-GEM", "meta-bgd": "Meta-BGD", "la-er": "La-ER"}
+                "a-gem": "A-GEM", "meta-bgd": "Meta-BGD", "la-er": "La-ER", "vr-mcl": "VR-MCL",
+                "er-ace": "ER-ACE", "der": "DER", "der++": "DER++"}
 CLAIM_KINDS = ("compare", "ratio", "difference")
 CLAIM_OPS = (">", "<")
 SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
