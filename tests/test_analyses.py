@@ -1,4 +1,5 @@
 """The analyses' probes measure without disturbing, their numbers mean what they say, plots exist."""
+import csv
 import json
 import math
 
@@ -22,7 +23,7 @@ ALL = ["alignment", "fast-weights", "lr-stats"]
 
 @pytest.fixture(scope="module")
 def measured(data_dir):
-    config = resolve_config("mnist-rotations", "la-maml", {**SMALL, "analyses": ALL}, tasks=4)
+    config = resolve_config("mnist-rotations", "la-maml", {**SMALL, "analyses": ALL, "eval_every": 2}, tasks=4)
     return run(config, data_dir=data_dir, download=False)
 
 
@@ -166,6 +167,20 @@ def test_every_plot_is_written_as_png_and_pdf_with_its_numbers_as_csv(measured, 
         plot("matrix", [measured, other])
     with pytest.raises(UserError, match="no fast-weights series"):
         plot("fast-weights", [dict(measured, series={})])
+    with pytest.raises(UserError, match="run them with --eval-every K"):
+        plot("anytime", [dict(measured, anytime_curve=None)])
+
+
+def test_the_anytime_plot_draws_the_mean_curve_of_the_seeds_at_their_batches(measured, tmp_path):
+    from lamaml.experiments.plots import plot, save
+    config = measured["config"]
+    other = dict(measured, seed=1, config={**config, "seed": 1},
+                 anytime_curve=[dict(p, accuracy=p["accuracy"] + 10) for p in measured["anytime_curve"]])
+    rows = list(csv.DictReader(open(save(plot("anytime", [measured, other]), tmp_path / "a")[2])))
+    curve = measured["anytime_curve"]
+    assert [int(r["batches"]) for r in rows] == [p["batches"] for p in curve] and {r["n"] for r in rows} == {"2"}
+    assert [float(r["accuracy_mean"]) for r in rows] == pytest.approx([p["accuracy"] + 5 for p in curve])
+    assert [r["task_end"] for r in rows].count("True") == 4
 
 
 def test_ra_after_each_task_reads_the_lower_triangle():

@@ -102,3 +102,21 @@ def test_report_and_runs_on_the_command_line(tmp_path):
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "latex"])
 def test_an_empty_selection_renders_without_footnotes(fmt):
     assert "[1]" not in render([], fmt)
+
+
+def test_report_shows_aaa_only_when_runs_evaluated_anytime(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for seed, aaa in enumerate([60.0, 64.0]):
+        store.finish(store.start(_config("er", seed=seed, eval_every=5)),
+                     {"ra": 50.0 + seed, "bti": -1.0, "train_time_s": 3.0, "aaa": aaa})
+    store.finish(store.start(_config("er", eval_every=None, seed=0)), {"ra": 40.0, "bti": -1.0, "train_time_s": 3.0})
+    text = render(summarize_runs(store.query()), "markdown")
+    header, _, *rows = text.splitlines()[:4]
+    assert header.endswith("| train time (s) | AAA |")
+    anytime = next(r for r in rows if "eval_every=5" in r)
+    plain = next(r for r in rows if "eval_every=null" in r)
+    assert anytime.endswith("| 62.00 +/- 2.83 |") and plain.endswith("| - |")
+    assert render(summarize_runs(store.query(["config.eval_every=null"])), "table").splitlines()[0].endswith(
+        "train time (s)")
+    csv = render(summarize_runs(store.query()), "csv")
+    assert csv.splitlines()[0].endswith(",paper_note,aaa_mean,aaa_std") and ",62.0,2.8284" in csv

@@ -236,6 +236,20 @@ def test_anytime_samples_read_the_first_samples_of_each_split_and_leave_training
     assert scores != [a for p in anytime_run["anytime_curve"] for a in p["accuracies"]]
 
 
+def test_scenario_and_eval_every_flags_say_what_set_says(anytime_run, data_dir, tmp_path):
+    result = lamaml("run", "--out", tmp_path, *SMALL, "--eval-every", "4", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["anytime_curve"] == anytime_run["anytime_curve"] and metrics["config"]["eval_every"] == 4
+    task_il = lamaml("run", "--out", tmp_path / "t", *SMALL, "--scenario", "task-il", data_dir=data_dir)
+    assert task_il.returncode == 0 and "er on split-mnist, task-il" in task_il.stdout
+    for bad, message in ((["--scenario", "task-il", "--set", "scenario=class-il"], "--scenario and --set scenario"),
+                         (["--eval-every", "0"], "--eval-every 0: give K >= 1"),
+                         (["--scenario", "class-il", "--benchmark", "mnist-rotations"], "class-il")):
+        refused = lamaml("run", "--dry-run", *bad, data_dir=data_dir)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_estimate_counts_the_evaluations_anytime_evaluation_adds():
     from lamaml.engine.anytime import anytime_evaluations
     # two tasks of 6 batches, every 4: batch 4 (task 0: 1 task), batch 8 (task 1: 2); batch 12 is a task's end

@@ -41,9 +41,10 @@ def cmd_run(args) -> int:
         raise UserError("--seeds runs several seeds; --resume, --checkpoint-every, --dry-run and --estimate "
                         "work on one run: give --seed instead")
     if args.resume:
-        if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams:
-            raise UserError("--resume DIR continues the run as it was configured; "
-                            "--set, --tasks, --analyses and --out cannot change it")
+        if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams or \
+                args.scenario or args.eval_every is not None:
+            raise UserError("--resume DIR continues the run as it was configured; --set, --tasks, --analyses, "
+                            "--scenario, --eval-every and --out cannot change it")
         out = Path(args.resume)
         resume, warnings = resume_point(out)
         for warning in warnings:
@@ -54,8 +55,14 @@ def cmd_run(args) -> int:
         overrides = _parse_sets(args.set)
         if args.analyses:
             overrides["analyses"] = [name.strip() for name in args.analyses.split(",") if name.strip()]
-        if args.device:
-            overrides["device"] = args.device
+        if args.eval_every is not None and args.eval_every < 1:
+            raise UserError(f"--eval-every {args.eval_every}: give K >= 1 (batches between two anytime evaluations)")
+        for flag, key, value in (("--device", "device", args.device), ("--scenario", "scenario", args.scenario),
+                                 ("--eval-every", "eval_every", args.eval_every)):
+            if value is not None and key in overrides:
+                raise UserError(f"{flag} and --set {key}=... both given: say it once")
+            if value is not None:
+                overrides[key] = value
         config = resolve_config(args.benchmark, args.method, overrides, seed=args.seed, tasks=args.tasks,
                                 setting=args.setting, hparams=args.hparams)
         out = Path(args.out) if args.out else None

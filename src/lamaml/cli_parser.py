@@ -67,6 +67,12 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
                        "(config, device, data, method, store), print the config and the projected time, stop")
     run_p.add_argument("--estimate", action="store_true", help="time a few updates and one evaluation, print the "
                        "projected training, evaluation and total time of the full run, stop")
+    run_p.add_argument("--scenario", choices=["task-il", "class-il", "domain-il"], default=None,
+                       help="task-il: task id at test, each task's classes; class-il: one head over every class "
+                       "seen, no task id; domain-il: the same classes in every task (default: the benchmark's own)")
+    run_p.add_argument("--eval-every", type=int, default=None, metavar="K",
+                       help="anytime evaluation every K incoming batches on the tasks seen so far: AAA, WC-ACC and "
+                       "the curve in metrics.json (default: off)")
     run_p.add_argument("--analyses", default=None, metavar="A,B",
                        help="measure series for the paper's analyses: alignment, fast-weights, lr-stats")
     run_p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard, in a subfolder "
@@ -144,7 +150,7 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     report_p.set_defaults(handler=handlers["report"])
     plot_p = commands.add_parser("plot", help="figures (PNG, PDF, and the numbers drawn as CSV) from run folders "
                                  "or a results store")
-    plot_p.add_argument("kind", choices=["matrix", "ra-curve", "ra-vs-time", "lr-robustness", "lr-grid",
+    plot_p.add_argument("kind", choices=["matrix", "ra-curve", "ra-vs-time", "anytime", "lr-robustness", "lr-grid",
                                          "alignment", "fast-weights", "lr-stats"],
                         help="matrix, fast-weights, lr-stats: one run; the others: many runs, grouped as "
                         "`lamaml report` groups them (one line per setting, seeds averaged; one panel per benchmark)")

@@ -94,11 +94,18 @@ def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds": len(runs),
             "ra": _stats([r["ra"] for r in runs]), "bti": _stats([r["bti"] for r in runs]),
             "train_time_s": _stats([r["train_time_s"] for r in runs]),
+            "aaa": _stats([_metric(r, "aaa") for r in runs]),
             "paper_ra": tuple(reference["ra"]) if reference else None,
             "paper_bti": tuple(reference["bti"]) if reference else None,
             "paper_note": note,
         })
     return table
+
+
+def _metric(row: dict[str, Any], key: str) -> float | None:
+    """A metric the store keeps only inside the run's metrics.json (e.g. AAA, of runs with eval_every)."""
+    value = json.loads(row.get("metrics") or "{}").get(key)
+    return None if value is None else float(value)
 
 
 def _pm(pair: tuple[float | None, float | None], digits: int = 2, sep: str = " +/- ") -> str:
@@ -111,6 +118,11 @@ def _pm(pair: tuple[float | None, float | None], digits: int = 2, sep: str = " +
 
 
 HEADER = ["benchmark", "method", "settings", "seeds", "RA", "RA (paper)", "BTI", "BTI (paper)", "train time (s)"]
+AAA_HEADER = "AAA"      # a column only when some group ran anytime evaluation
+
+
+def _with_aaa(rows: list[dict[str, Any]]) -> bool:
+    return any(row.get("aaa", (None, None))[0] is not None for row in rows)
 
 
 def _footnotes(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -122,42 +134,45 @@ def _footnotes(rows: list[dict[str, Any]]) -> dict[str, int]:
     return numbers
 
 
-def _cells(row: dict[str, Any], notes: dict[str, int], sep: str = " +/- ") -> list[str]:
+def _cells(row: dict[str, Any], notes: dict[str, int], sep: str = " +/- ", aaa: bool = False) -> list[str]:
     def paper(pair):
         return _pm(pair, sep=sep) if pair else f"- [{notes[row['paper_note']]}]"
     return [row["benchmark"], row["method"], row["settings"] or "-", str(row["seeds"]), _pm(row["ra"], sep=sep),
             paper(row["paper_ra"]), _pm(row["bti"], sep=sep), paper(row["paper_bti"]),
-            _pm(row["train_time_s"], 1, sep=sep)]
+            _pm(row["train_time_s"], 1, sep=sep)] + ([_pm(row.get("aaa", (None, None)), sep=sep)] if aaa else [])
 
 
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
     """The report in ``fmt``; a paper cell that is not shown is a dash whose footnote says why."""
     notes = _footnotes(rows)
     footnotes = [f"[{number}] {reason}" for reason, number in notes.items()]
+    aaa = _with_aaa(rows)
+    header = HEADER + ([AAA_HEADER] if aaa else [])
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["benchmark", "method", "settings", "seeds", "ra_mean", "ra_std", "paper_ra_mean",
                          "paper_ra_std", "bti_mean", "bti_std", "paper_bti_mean", "paper_bti_std",
-                         "train_time_mean_s", "train_time_std_s", "paper_note"])
+                         "train_time_mean_s", "train_time_std_s", "paper_note", "aaa_mean", "aaa_std"])
         blank = lambda pair: ["" if v is None else v for v in pair or (None, None)]  # noqa: E731
         for r in rows:
             writer.writerow([r["benchmark"], r["method"], r["settings"], r["seeds"], *blank(r["ra"]),
                              *blank(r["paper_ra"]), *blank(r["bti"]), *blank(r["paper_bti"]),
-                             *blank(r["train_time_s"]), r["paper_note"] or ""])
+                             *blank(r["train_time_s"]), r["paper_note"] or "", *blank(r.get("aaa"))])
         return buffer.getvalue()
     if fmt == "markdown":
-        lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(_cells(r, notes)) + " |" for r in rows]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cells(r, notes, aaa=aaa)) + " |" for r in rows]
     elif fmt == "latex":
         escape = lambda text: text.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
-        lines = [r"\begin{tabular}{lllrllllr}", r"\toprule", " & ".join(HEADER) + r" \\", r"\midrule"]
-        lines += [" & ".join(escape(c) for c in _cells(r, notes, sep=r" $\pm$ ")) + r" \\" for r in rows]
+        lines = [r"\begin{tabular}{lllrllllr" + ("l" if aaa else "") + "}", r"\toprule",
+                 " & ".join(header) + r" \\", r"\midrule"]
+        lines += [" & ".join(escape(c) for c in _cells(r, notes, sep=r" $\pm$ ", aaa=aaa)) + r" \\" for r in rows]
         lines += [r"\bottomrule", r"\end{tabular}"]
         footnotes = [escape(line) for line in footnotes]
     else:
-        table = [HEADER] + [_cells(r, notes) for r in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+        table = [header] + [_cells(r, notes, aaa=aaa) for r in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table]
     return "\n".join(lines + ([""] + footnotes if footnotes else [])) + "\n"
 

@@ -18,14 +18,15 @@ matplotlib.use("Agg")   # files only: no display, no GUI toolkit
 
 from ...errors import UserError  # noqa: E402
 from .chart import Chart, Metrics, ra_after_each_task, save  # noqa: E402
-from .curves import plot_alignment, plot_ra_curve, plot_ra_vs_time  # noqa: E402
+from .curves import plot_alignment, plot_anytime, plot_ra_curve, plot_ra_vs_time  # noqa: E402
 from .learning_rates import LR_GRIDS, LR_KEYS, plot_lr_grid, plot_lr_robustness  # noqa: E402
 from .one_run import plot_fast_weights, plot_lr_stats, plot_matrix  # noqa: E402
 
-KINDS = ("matrix", "ra-curve", "ra-vs-time", "lr-robustness", "lr-grid", "alignment", "fast-weights", "lr-stats")
+KINDS = ("matrix", "ra-curve", "ra-vs-time", "anytime", "lr-robustness", "lr-grid", "alignment", "fast-weights",
+         "lr-stats")
 SINGLE = {"matrix": plot_matrix, "fast-weights": plot_fast_weights, "lr-stats": plot_lr_stats}
 MANY = {"ra-curve": plot_ra_curve, "ra-vs-time": plot_ra_vs_time, "lr-robustness": plot_lr_robustness,
-        "lr-grid": plot_lr_grid, "alignment": plot_alignment}
+        "lr-grid": plot_lr_grid, "alignment": plot_alignment, "anytime": plot_anytime}
 
 
 def plot(kind: str, runs: list[Metrics]) -> Chart:

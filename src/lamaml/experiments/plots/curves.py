@@ -1,5 +1,6 @@
 """Curves over tasks, one line per setting (seeds averaged, one std shaded), one panel per benchmark:
-RA after each task, RA against training time (appendix F), gradient alignment (appendix D)."""
+RA after each task, RA against training time (appendix F), gradient alignment (appendix D), and the
+anytime accuracy curve (runs with ``eval_every``)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -90,3 +91,24 @@ def plot_alignment(runs: list[Metrics]) -> Chart:
                    "mean pairwise cosine similarity", integer_x=True, zero_line=True,
                    missing="plot alignment: none of the selected runs has an alignment series "
                    "(run them with --analyses alignment)")
+
+
+def _anytime(ax, group, style):
+    curves = [r["anytime_curve"] for r in group.members if r.get("anytime_curve")]
+    if not curves:
+        return []
+    length = min(map(len, curves))      # seeds of one setting evaluate at the same batches
+    batches = np.array([p["batches"] for p in curves[0][:length]])
+    mean, std = band(ax, batches, [np.array([p["accuracy"] for p in c[:length]]) for c in curves], group, style)
+    ends = [i for i, p in enumerate(curves[0][:length]) if p["task_end"]]
+    ax.scatter(batches[ends], mean[ends], color=ax.lines[-1].get_color(), s=12, zorder=3)
+    return [point(group, len(curves), batches=int(batches[i]), task=curves[0][i]["task"] + 1,
+                  task_end=curves[0][i]["task_end"], accuracy_mean=mean[i],
+                  accuracy_std=None if std is None else std[i]) for i in range(length)]
+
+
+def plot_anytime(runs: list[Metrics]) -> Chart:
+    """Accuracy on the tasks seen so far during the stream (dots: task ends); AAA is the mean of a line."""
+    return _curves(runs, _anytime, "anytime accuracy", "incoming batches", "accuracy on the tasks seen so far (%)",
+                   integer_x=True, missing="plot anytime: none of the selected runs has an anytime curve "
+                   "(run them with --eval-every K)")
