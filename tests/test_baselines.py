@@ -203,3 +203,33 @@ def test_gem_batched_task_gradients_equal_one_backward_per_task():
         x, y = learner.memory.get(task)
         expected = torch.cat([v.reshape(-1) for v in learner.gradients(F.cross_entropy(learner.model(x), y), 0.5)])
         torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("heads, clip", [(False, None), (True, 0.05)])
+def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
+    """The fast path (methods/mlp_step.py) against autograd, float64, over a stream that fills and
+    samples the memory: relu masks, the softmax gradient, task-head masking and the closed-form clip."""
+    from lamaml.models.mlp import MLP
+    runs = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = MLP(12, (9, 7), 6).double()
+        learner = make("mer", model, seed=3, memories=5, replay_batch_size=3, batches_per_example=2,
+                       beta=0.3, gamma=0.7, lr=0.2, grad_clip_norm=clip, fast_path=fast)
+        assert (learner.by_hand is not None) == fast
+        if heads:
+            learner.use_task_heads(torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool))
+        g = torch.Generator().manual_seed(1)
+        losses = []
+        for t in range(2):
+            for _ in range(4):
+                x = torch.randn(3, 12, generator=g, dtype=torch.float64)
+                y = torch.randint(0, 3, (3,), generator=g) + (3 * t if heads else 0)
+                losses.append(learner.observe(x, y, t, first_sight=True))
+                learner.end_batch(x, y, t, first_sight=True)
+        runs.append(([p.detach().clone() for p in model.parameters()], torch.stack(losses)))
+    (fast_weights, fast_losses), (slow_weights, slow_losses) = runs
+    torch.testing.assert_close(fast_losses, slow_losses, rtol=1e-10, atol=1e-12)
+    for ours, theirs in zip(fast_weights, slow_weights):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    assert any((p - q).abs().max() > 1e-3 for p, q in zip(fast_weights, MLP(12, (9, 7), 6).double().parameters()))

@@ -10,12 +10,15 @@ One deliberate difference, an option away: the MER code picks the reservoir slot
 ``random.randint(0, age)`` (both ends included), which keeps the n-th sample with probability
 M/(n+1) instead of M/n, a slight bias against recent samples; we default to the uniform rule, and
 ``reservoir_off_by_one: true`` restores theirs. Otherwise equal to their ``meralg1.py`` in float64
-(bench/compare_mer.py).
+(bench/compare_mer.py). On a plain MLP (the MNIST net) each per-sample step is written out by hand
+(mlp_step.py, ``fast_path``), the same step without autograd's per-step dispatch.
 """
 import torch
 from pydantic import Field
 
-from .base import SGDMethod, SGDParams, register
+from .base import COMPUTATION_ONLY, SGDMethod, SGDParams, register
+from .lookahead.closed_form import is_plain_mlp
+from .mlp_step import MLPStep
 from .replay import ReservoirMemory
 
 
@@ -27,6 +30,8 @@ class MERParams(SGDParams):
     replay_batch_size: int = Field(10, ge=0, description="memory samples per batch")
     batches_per_example: int = Field(5, ge=1, description="Reptile batches per incoming example")
     reservoir_off_by_one: bool = Field(False, description="reproduce the authors' reservoir rule")
+    fast_path: bool = Field(True, description="on a plain MLP, each per-sample step by hand (mlp_step.py), "
+                            "not through autograd", json_schema_extra=COMPUTATION_ONLY)
 
 
 @register
@@ -40,6 +45,16 @@ class MER(SGDMethod):
         super().__init__(model, params, generator)
         self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
         self.parameters = list(model.parameters())
+        self.by_hand = MLPStep(self.parameters, self.mask_logits) if params.fast_path and is_plain_mlp(model) \
+            else None
+
+    def step(self, x, y, task) -> torch.Tensor:
+        """One SGD step on one sample; its loss."""
+        if self.by_hand is not None:
+            return self.by_hand(x, y, task, self.params.lr, self.params.grad_clip_norm)
+        loss = self.loss(self.model(x), y, task)
+        self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
+        return loss.detach()
 
     def snapshot(self) -> list[torch.Tensor]:
         return [p.detach().clone() for p in self.parameters]
@@ -64,14 +79,13 @@ class MER(SGDMethod):
                 if replay is not None:
                     batch += [(replay[0][j:j + 1], replay[1][j:j + 1], replay[2][j:j + 1]) for j in range(len(replay[1]))]
                 for bx, by, bt in batch:
-                    loss = self.loss(self.model(bx), by, bt)
-                    self.sgd_step(self.gradients(loss, self.params.grad_clip_norm))
+                    loss = self.step(bx, by, bt)
                 self.reptile(within, self.params.beta)
             self.reptile(before, self.params.gamma)
             if self.first_glance:
                 self.memory.add(xi, yi, task)
         self.first_glance = False
-        return loss.detach()
+        return loss
 
     def end_batch(self, x, y, task, *, first_sight):
         self.first_glance = True
