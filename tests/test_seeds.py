@@ -159,3 +159,26 @@ def test_one_seed_is_the_plain_run_of_that_seed(data_dir, tmp_path):
     assert result.returncode == plain.returncode == 0 and result.stderr == "", result.stderr
     seeded, alone = (json.loads((tmp_path / where / "metrics.json").read_text()) for where in ("seeds/seed3", "plain"))
     assert seeded["acc_matrix"] == alone["acc_matrix"] and seeded["task_losses"] == alone["task_losses"]
+
+
+def test_a_sweep_with_batch_seeds_records_what_run_seeds_records_and_skips_what_is_done(data_dir, tmp_path):
+    store = tmp_path / "runs.sqlite"
+    args = ["sweep", "--benchmarks", "mnist-rotations", "--methods", "la-maml,er", "--tasks", "2",
+            "--set", "samples_per_task=30", "--store", store, "--jobs", "1"]
+    first = run_lamaml(*args, "--seeds", "1", data_dir=data_dir)          # seed 1 alone, not batched
+    assert first.returncode == 0, first.stderr
+    result = run_lamaml(*args, "--seeds", "0-2", "--batch-seeds", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "6 combinations, 2 already done, 4 to run" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  [")]
+    assert sum("(one of 2 seeds trained as one computation)" in line for line in lines) == 2    # la-maml 0, 2
+    assert sum("trained as one computation" not in line for line in lines) == 2                 # er: one by one
+    batched = run_lamaml("run", "--seeds", "0,2", "--tasks", "2", "--set", "samples_per_task=30",
+                         "--store", tmp_path / "seeds.sqlite", "--quiet", data_dir=data_dir)
+    assert batched.returncode == 0, batched.stderr
+    with sqlite3.connect(store) as swept, sqlite3.connect(tmp_path / "seeds.sqlite") as alone:
+        query = "SELECT seed, status, ra FROM runs WHERE method='la-maml' ORDER BY seed"
+        assert [row for row in swept.execute(query) if row[0] != 1] == alone.execute(query).fetchall()
+        assert swept.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone() == (6,)
+    refused = run_lamaml(*args, "--batch-seeds", "--checkpoint-every", "1", data_dir=data_dir)
+    assert refused.returncode == 2 and "--batch-seeds trains seeds together" in refused.stderr

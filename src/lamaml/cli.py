@@ -165,7 +165,7 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address,
                         tensorboard=Path(args.tensorboard) if args.tensorboard else None, project=True,
-                        checkpoint_every=args.checkpoint_every)
+                        checkpoint_every=args.checkpoint_every, batch_seeds=args.batch_seeds)
     failed, held = ([r for r in results if r["status"] == s] for s in ("failed", "skipped"))  # held by another sweep
     note = f", {len(held)} skipped (done or running elsewhere)" if held else ""
     print(f"sweep: {len(results) - len(failed) - len(held)} run(s) done, {len(failed)} failed{note}; store {args.store}")

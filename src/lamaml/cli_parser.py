@@ -138,6 +138,9 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
                          help="log every run to TensorBoard, each in a subfolder of DIR (pip install 'lamaml[tensorboard]')")
     sweep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N", help="each run checkpoints beside the "
                          "store this often (minutes, batches, tasks); a killed one resumes there on the rerun")
+    sweep_p.add_argument("--batch-seeds", action="store_true", help="train the seeds of each configuration as one "
+                         "batched computation where the method allows (as lamaml run --seeds: La-MAML-family runs "
+                         "on the closed-form path); each seed is still its own run in the store")
     sweep_p.set_defaults(handler=handlers["sweep"])
     report_p = commands.add_parser("report", help="mean +/- std over seeds of the runs in a store")
     report_p.add_argument("--store", default="runs/lamaml.sqlite", metavar="FILE", help="the results store to read")

@@ -13,6 +13,11 @@ Each run is claimed in the store before it starts (``Store.claim``); a worker th
 combination done, or running in a live process, skips it, so no combination runs twice however a
 sweep and its reruns overlap. Local workers die with the sweep (lifeline.py).
 
+A job is a list of combinations: one, or (``lamaml sweep --batch-seeds``) the seeds of one
+configuration, which ``run_group`` trains as one batched computation where the method allows
+(engine/seeds.py, as ``lamaml run --seeds``) and one after another where it does not. Each seed is
+still claimed, recorded and reported as its own run.
+
 With ``checkpoint_every`` (``10m``, ``50b``, ``2``: see engine.checkpoint.Every) each run
 checkpoints into ``<store folder>/checkpoints/<config hash>/``; a run claimed again after its process
 was killed resumes from there, and the folder is deleted when the run ends. A method trained on all
@@ -46,10 +51,11 @@ def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | 
             os.path.abspath(resolve_data_dir(data_dir)))
 
 
-def dispatch(engine: str, pending: list[dict[str, Any]], store_path: str | os.PathLike, data_dir: str | None,
+def dispatch(engine: str, pending: list[list[dict[str, Any]]], store_path: str | os.PathLike, data_dir: str | None,
              threads: int, jobs: int, address: str | None = None, label: Label | None = None,
              tensorboard: str | os.PathLike | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
-    """Run ``pending`` on ``engine`` ("local" or "ray"), with paths resolved in this process;
+    """Run the jobs of ``pending`` (lists of combinations: ``run_group``) on ``engine`` ("local" or "ray"),
+    with paths resolved in this process;
     ``tensorboard``: a folder where every run logs into a subfolder of its own; ``checkpoint_every``:
     how often each run checkpoints (see the module's docstring)."""
     if not pending:     # nothing to do needs no cluster
@@ -122,13 +128,56 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     return {"status": "done", "ra": metrics["ra"], "resumed": resume is not None, "config": config_dict}
 
 
+def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
+              tensorboard: str | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
+    """A job of the pool: one combination (``run_one``), or the seeds of one configuration, claimed one by
+    one and trained as one batched computation when two or more are claimed and the method allows."""
+    if len(configs) == 1:
+        return [run_one(configs[0], store_path, data_dir, threads, tensorboard, checkpoint_every)]
+    import torch
+    torch.set_num_threads(threads)
+    from ..config import RunConfig
+    from ..engine.seeds import prepare_seeds, run_seeds
+    from ..errors import LamamlError
+    store, claimed, outcomes = Store(store_path), [], []
+    for config in configs:
+        run_id, holder = store.claim(config)
+        if run_id is None:
+            outcomes.append({"status": "skipped", "reason": holder, "config": config})
+        else:
+            claimed.append((run_id, config))
+    runs, reason = prepare_seeds([RunConfig(**c) for _, c in claimed], data_dir, download=False) \
+        if len(claimed) > 1 else (None, "one seed")
+    if runs is None:        # one after another, each as its own job would run it (its claim released first)
+        for run_id, config in claimed:
+            store.release(run_id)
+            outcomes.append(run_one(config, store_path, data_dir, threads, tensorboard, checkpoint_every))
+        return outcomes
+    try:
+        metrics = run_seeds(runs)
+    except LamamlError as error:
+        for run_id, config in claimed:
+            store.fail(run_id, str(error))
+        return outcomes + [{"status": "failed", "error": str(error), "config": c} for _, c in claimed]
+    except BaseException as error:
+        for run_id, _ in claimed:
+            store.fail(run_id, f"crashed: {error.__class__.__name__}: {error}")
+        raise
+    for (run_id, config), one in zip(claimed, metrics):
+        store.finish(run_id, one)
+        outcomes.append({"status": "done", "ra": one["ra"], "resumed": False, "batched": len(claimed),
+                         "config": config})
+    return outcomes
+
+
 def _plain_label(config: dict[str, Any]) -> str:
     return f"{config['benchmark']} {config['method']} seed {config['seed']}"
 
 
 def _detail(outcome: dict[str, Any]) -> str:
     if outcome["status"] == "done":
-        return f"RA {outcome['ra']:.2f}" + (" (resumed from its checkpoint)" if outcome.get("resumed") else "")
+        return f"RA {outcome['ra']:.2f}" + (" (resumed from its checkpoint)" if outcome.get("resumed") else "") + \
+            (f" (one of {outcome['batched']} seeds trained as one computation)" if outcome.get("batched") else "")
     if outcome["status"] == "skipped":
         return f"skipped, {outcome['reason']}"
     return outcome["error"]
@@ -149,10 +198,11 @@ class _Reporter:
               file=sys.stderr)
 
 
-def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
+def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
               jobs: int, label: Label | None = None, tensorboard: str | None = None,
               checkpoint_every: str | None = None) -> list[dict[str, Any]]:
-    """Run ``pending`` in ``jobs`` fresh worker processes.
+    """Run the jobs of ``pending`` (each a list of combinations, see ``run_group``) in ``jobs`` fresh
+    worker processes.
 
     Workers are spawned, never forked: a child forked from a process whose torch has run an
     OpenMP parallel region hangs in its first parallel op (libgomp is not fork-safe), and the
@@ -161,24 +211,25 @@ def run_local(pending: list[dict[str, Any]], store_path: str, data_dir: str | No
     lifeline.py needs the thread that starts the workers to outlive them. A worker killed from outside
     (out of memory, a kill) breaks the pool: the sweep stops with one line, and its rerun continues.
     """
-    results, report = [], _Reporter(len(pending), label)
+    results, report = [], _Reporter(sum(map(len, pending)), label)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(run_one, c, store_path, data_dir, threads, tensorboard, checkpoint_every)
-                   for c in pending]
+        futures = [pool.submit(run_group, job, store_path, data_dir, threads, tensorboard, checkpoint_every)
+                   for job in pending]
         try:
             for future in as_completed(futures):
-                results.append(future.result())
-                report(results[-1])
+                for outcome in future.result():
+                    results.append(outcome)
+                    report(outcome)
         except BrokenProcessPool:
             raise RunFailed(f"a worker process was killed (out of memory, or by a signal) after {len(results)} of "
-                            f"{len(pending)} run(s); finished runs are in the store {store_path}: run the same "
+                            f"{sum(map(len, pending))} run(s); finished runs are in the store {store_path}: run the same "
                             f"command again to continue" + (" (runs resume from their checkpoints)"
                                                             if checkpoint_every else "")) from None
     return results
 
 
-def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | None, threads: int,
+def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
                address: str | None, jobs: int, label: Label | None = None,
                tensorboard: str | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
     try:
@@ -192,14 +243,15 @@ def run_on_ray(pending: list[dict[str, Any]], store_path: str, data_dir: str | N
     elif started_here:
         ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        remote = ray.remote(num_cpus=1)(run_one)
-        refs = [remote.remote(config, store_path, data_dir, threads, tensorboard, checkpoint_every)
-                for config in pending]
-        results, waiting, report = [], list(refs), _Reporter(len(pending), label)
+        remote = ray.remote(num_cpus=1)(run_group)
+        refs = [remote.remote(job, store_path, data_dir, threads, tensorboard, checkpoint_every)
+                for job in pending]
+        results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
-            results.append(ray.get(ready[0]))
-            report(results[-1])
+            for outcome in ray.get(ready[0]):
+                results.append(outcome)
+                report(outcome)
         return results
     finally:
         if started_here:

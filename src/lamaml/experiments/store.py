@@ -261,6 +261,11 @@ class Store:
                          (json.dumps(metrics), metrics.get("ra"), metrics.get("bti"), metrics.get("train_time_s"),
                           metrics.get("wall_time_s"), _now(), run_id))
 
+    def release(self, run_id: int) -> None:
+        """Undo a claim that was never run (its row removed): the combination is free to claim again."""
+        with closing(self._connect()) as conn, conn:
+            conn.execute("DELETE FROM runs WHERE id=? AND status='running'", (run_id,))
+
     def fail(self, run_id: int, error: str) -> None:
         with closing(self._connect()) as conn, conn:
             conn.execute("UPDATE runs SET status='failed', error=?, ended_at=? WHERE id=?", (error, _now(), run_id))

@@ -138,14 +138,19 @@ def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec],
 def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
               engine: str = "local", address: str | None = None, order=None,
               tensorboard: Path | None = None, project: bool = False,
-              checkpoint_every: str | None = None) -> list[dict[str, Any]]:
+              checkpoint_every: str | None = None, batch_seeds: bool = False) -> list[dict[str, Any]]:
     """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first;
     ``tensorboard``: a folder where each run logs into a subfolder of its own; ``project``: print the
     projected duration first (projection.py); ``checkpoint_every`` (``10m``, ``50b``, ``2``): each run
-    checkpoints beside the store that often, and a killed one resumes there (engines.py).
+    checkpoints beside the store that often, and a killed one resumes there (engines.py); ``batch_seeds``:
+    the pending seeds of each configuration go to one worker, which trains them as one batched
+    computation where the method allows (engines.run_group; no checkpoints, no TensorBoard).
 
     Several specs run as one pool (a combination they share runs once).
     """
+    if batch_seeds and (checkpoint_every is not None or tensorboard):
+        raise UserError("--batch-seeds trains seeds together, which neither checkpoint nor log to TensorBoard "
+                        "one by one: drop --checkpoint-every and --tensorboard, or --batch-seeds")
     if checkpoint_every is not None:
         checkpoint_every = str(Every.parse(checkpoint_every))     # a bad value stops here, not in every worker
     configs = combinations(spec) if isinstance(spec, SweepSpec) else _distinct(
@@ -166,8 +171,17 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
         print_projection(pending, store, data_dir, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
-    return dispatch(engine, pending, store_path, data_dir, threads, jobs, address, label, tensorboard,
+    jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
+    return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
                     checkpoint_every)
+
+
+def seed_groups(configs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The configs grouped by everything but the seed, in the order of each group's first config."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for config in configs:
+        groups.setdefault(config_hash({**config, "seed": 0}), []).append(config)
+    return list(groups.values())
 
 
 def check_data(benchmarks, data_dir: str | None) -> None:
