@@ -87,7 +87,7 @@ def test_runs_on_the_first_tasks_are_never_compared_with_the_paper(tmp_path):
     plan = table2_plan(["cifar100"], ["single", "multi"], METHODS, 2, 2, {})
     _fill_store(tmp_path, plan)
     table = reproduce_table2(tmp_path, "cifar100", None, ",".join(METHODS), 2, 2, {}, 1, table_only=True)
-    assert table.startswith("# Table 2 (CIFAR-100 and Tiny ImageNet, task-aware): lamaml on the first 2 tasks "
+    assert table.startswith("# Table 2 (CIFAR-100, task-aware): lamaml on the first 2 tasks "
                             "(not compared with the paper)\n")
     assert "RA (paper)" not in table and "70.08" not in table and "NOT FOUND" not in table
     assert "| claim | column | comparison | ours |" in table and "paper's table" not in table
@@ -220,3 +220,8 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
     for key in COMPARED:
         assert metrics[key] == reference[key], key
     assert not list((store.parent / "checkpoints").iterdir())              # deleted once the run is done
+
+
+def test_one_run_shows_its_value_without_a_made_up_spread():
+    from lamaml.experiments.reproduce.table2_report import _pm
+    assert _pm([40.56]) == "40.56 (n=1)" and _pm([]) == "n/a" and _pm([1.0, 3.0]) == "2.00 +/- 1.41"

@@ -54,11 +54,13 @@ def _values(runs: list[dict], key: str, test: bool = False) -> list[float]:
 
 
 def _pm(values: list[float]) -> str:
-    """mean +/- sample std, or n/a (IID has no BTI: it learns every task at once)."""
+    """mean +/- sample std; one run: its value and (n=1), no spread made up; n/a (IID has no BTI: it
+    learns every task at once)."""
     if not values:
         return "n/a"
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{float(np.mean(values)):.2f} +/- {std:.2f}"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (n=1)"
+    return f"{float(np.mean(values)):.2f} +/- {float(np.std(values, ddof=1)):.2f}"
 
 
 def glance(cells: dict) -> list[str]:
@@ -85,6 +87,14 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+BENCHMARK_NAMES = {"cifar100": "CIFAR-100", "tinyimagenet": "Tiny ImageNet"}
+
+
+def _benchmark_names(plan: list) -> str:
+    names = [BENCHMARK_NAMES.get(b, b) for b in dict.fromkeys(cell.benchmark for cell in plan)]
+    return " and ".join(names)
+
+
 def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: str | None, rebuilt: bool = False,
                     runs_csv: str | None = None) -> str:
     """The table of ``plan``'s cells (table2.Cell: benchmark, setting, method, spec, absent), notes on what
@@ -92,7 +102,7 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
     task``), None for whole benchmarks, the only runs the paper's numbers stand beside."""
     full = scope is None
     lines = [
-        "# Table 2 (CIFAR-100 and Tiny ImageNet, task-aware): lamaml "
+        f"# Table 2 ({_benchmark_names(plan)}, task-aware): lamaml "
         + ("vs the paper" if full else f"on the {scope} (not compared with the paper)"), "",
         *generated_lines(command, rebuilt),
         commits_line(cells),
