@@ -62,9 +62,9 @@ def test_a_sweep_projects_from_the_stores_history_and_times_only_what_it_lacks(d
                         type("E", (), {"total_s": 10.0, "lower_bound": None})())
     other = resolve_config("mnist-rotations", "er", {"samples_per_task": 20}, tasks=1).model_dump()
     pending = [{**done, "seed": 1}, {**done, "seed": 2}, other, {**other, "seed": 1}]
-    total, notes = projection.project(pending, store, str(data_dir), jobs=2)
+    total, notes, per_run = projection.project(pending, store, str(data_dir), jobs=2)
     assert timed == ["er"]                           # online's seeds come from history, er is timed once
-    assert total == (40 + 40 + 10 + 10) / 2 and notes == []
+    assert total == (40 + 40 + 10 + 10) / 2 and notes == [] and per_run == [40, 40, 10, 10]
     assert projection.project(pending[:1], store, str(data_dir), jobs=4)[0] == 40   # never below the longest run
 
 

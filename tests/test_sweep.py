@@ -210,3 +210,17 @@ def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
     report({"status": "done", "ra": 70.0, "config": configs[0]})
     report({"status": "done", "ra": 71.0, "config": configs[2]})
     assert capsys.readouterr().err.splitlines()[-1] == f"  [3/3] {label(configs[2])}: RA 71.00"
+
+
+def test_the_time_left_weighs_the_runs_still_to_go_by_their_projected_times(capsys):
+    from lamaml.experiments.engines import _Reporter
+    short, long_, longer = ({"benchmark": "b", "method": m, "seed": 0} for m in ("er", "mer", "iid"))
+    expected = {config_hash(short): 60.0, config_hash(long_): 3600.0, config_hash(longer): 7200.0}
+    report = _Reporter(3, None, expected)
+    report.start -= 120                     # the short run, projected at 1 min, took 2: twice the projection
+    report({"status": "done", "ra": 50.0, "config": short})
+    assert capsys.readouterr().err.endswith("; about 6.0 h left\n")     # (1 + 2 h) x 2, not 2 runs x 2 min
+    naive = _Reporter(3, None)
+    naive.start -= 120
+    naive({"status": "done", "ra": 50.0, "config": short})
+    assert capsys.readouterr().err.endswith("; about 4 min left\n")

@@ -53,16 +53,18 @@ def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
 def dispatch(engine: str, pending: list[list[dict[str, Any]]], store_path: str | os.PathLike, data_dir: str | None,
              threads: int, jobs: int, address: str | None = None, label: Label | None = None,
-             tensorboard: str | os.PathLike | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
+             tensorboard: str | os.PathLike | None = None, checkpoint_every: str | None = None,
+             expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Run the jobs of ``pending`` (lists of combinations: ``run_group``) on ``engine`` ("local" or "ray"),
     with paths resolved in this process;
     ``tensorboard``: a folder where every run logs into a subfolder of its own; ``checkpoint_every``:
-    how often each run checkpoints (see the module's docstring)."""
+    how often each run checkpoints (see the module's docstring); ``expected``: each run's projected
+    seconds by config hash, which weigh the time left in the progress lines (``_Reporter``)."""
     if not pending:     # nothing to do needs no cluster
         return []
     store_path, data_dir = absolute_paths(store_path, data_dir)
     tensorboard = os.path.abspath(os.path.expanduser(tensorboard)) if tensorboard else None
-    options = (tensorboard, checkpoint_every)
+    options = (tensorboard, checkpoint_every, expected)
     if engine == "ray":
         return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label, *options)
     return run_local(pending, store_path, data_dir, threads, jobs, label, *options)
@@ -184,23 +186,35 @@ def _detail(outcome: dict[str, Any]) -> str:
 
 
 class _Reporter:
-    """One line per finished run on stderr, with the time left at the pace so far."""
+    """One line per finished run on stderr, with the time left: with each run's projected seconds
+    (``expected``, by config hash), the projected seconds still to run at the pace measured so far
+    against the projection (so a short run finishing first does not promise a short sweep); else
+    the runs left at the mean time per finished run."""
 
-    def __init__(self, total: int, label: Label | None):
+    def __init__(self, total: int, label: Label | None, expected: dict[str, float] | None = None):
         self.total, self.label, self.done, self.start = total, label or _plain_label, 0, time.perf_counter()
+        self.expected = expected or {}
+        self.expected_left, self.expected_done = sum(self.expected.values()), 0.0
 
     def __call__(self, outcome: dict[str, Any]) -> None:
         self.done += 1
-        left = self.total - self.done
-        pace = (time.perf_counter() - self.start) / self.done
-        eta = f"; about {duration(pace * left)} left" if left else ""
+        left, elapsed = self.total - self.done, time.perf_counter() - self.start
+        projected = self.expected.get(config_hash(outcome["config"])) if self.expected else None
+        if projected is not None:
+            self.expected_left -= projected
+            self.expected_done += projected
+        if projected is not None and self.expected_done > 0:
+            seconds = elapsed / self.expected_done * max(self.expected_left, 0.0)
+        else:
+            seconds = elapsed / self.done * left
+        eta = f"; about {duration(seconds)} left" if left else ""
         print(f"  [{self.done}/{self.total}] {self.label(outcome['config'])}: {_detail(outcome)}{eta}",
               file=sys.stderr)
 
 
 def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
               jobs: int, label: Label | None = None, tensorboard: str | None = None,
-              checkpoint_every: str | None = None) -> list[dict[str, Any]]:
+              checkpoint_every: str | None = None, expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Run the jobs of ``pending`` (each a list of combinations, see ``run_group``) in ``jobs`` fresh
     worker processes.
 
@@ -211,7 +225,7 @@ def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: st
     lifeline.py needs the thread that starts the workers to outlive them. A worker killed from outside
     (out of memory, a kill) breaks the pool: the sweep stops with one line, and its rerun continues.
     """
-    results, report = [], _Reporter(sum(map(len, pending)), label)
+    results, report = [], _Reporter(sum(map(len, pending)), label, expected)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_group, job, store_path, data_dir, threads, tensorboard, checkpoint_every)
@@ -231,7 +245,8 @@ def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: st
 
 def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
                address: str | None, jobs: int, label: Label | None = None,
-               tensorboard: str | None = None, checkpoint_every: str | None = None) -> list[dict[str, Any]]:
+               tensorboard: str | None = None, checkpoint_every: str | None = None,
+               expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -246,7 +261,7 @@ def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: s
         remote = ray.remote(num_cpus=1)(run_group)
         refs = [remote.remote(job, store_path, data_dir, threads, tensorboard, checkpoint_every)
                 for job in pending]
-        results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label)
+        results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label, expected)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             for outcome in ray.get(ready[0]):

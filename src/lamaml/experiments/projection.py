@@ -30,8 +30,10 @@ def history(store: Store) -> dict[str, float]:
     return {key: sum(values) / len(values) for key, values in times.items()}
 
 
-def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None, jobs: int) -> tuple[float, list[str]]:
-    """(projected seconds for ``pending`` on ``jobs`` workers, notes on runs whose time is a lower bound)."""
+def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None,
+            jobs: int) -> tuple[float, list[str], list[float]]:
+    """(projected seconds for ``pending`` on ``jobs`` workers, notes on runs whose time is a lower bound,
+    each pending run's projected seconds)."""
     from ..config import RunConfig
     known, per_run, notes = history(store), [], []
     measured: dict[str, float] = {}
@@ -44,12 +46,15 @@ def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None, j
                 notes.append(f"{config['benchmark']} {config['method']}: at least ({projected.lower_bound})")
         per_run.append(known.get(key, measured.get(key)))
     total = max(sum(per_run) / jobs, max(per_run, default=0.0))
-    return total, notes
+    return total, notes, per_run
 
 
-def print_projection(pending: list[dict[str, Any]], store: Store, data_dir: str | None, jobs: int) -> float:
-    total, notes = project(pending, store, data_dir, jobs)
+def print_projection(pending: list[dict[str, Any]], store: Store, data_dir: str | None,
+                     jobs: int) -> dict[str, float]:
+    """Print the projected total; return each pending run's projected seconds by config hash (the
+    sweep's progress lines weigh the time left with them)."""
+    total, notes, per_run = project(pending, store, data_dir, jobs)
     print(f"sweep: projected {duration(total)} for {len(pending)} run(s) on {jobs} job(s)", file=sys.stderr)
     for note in notes:
         print(f"  {note}", file=sys.stderr)
-    return total
+    return {config_hash(config): seconds for config, seconds in zip(pending, per_run)}

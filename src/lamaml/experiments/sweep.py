@@ -167,13 +167,14 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     check_data({c["benchmark"] for c in pending}, data_dir)
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
+    expected = None
     if project and pending and not address:     # a cluster's machines are not this one: no projection from here
-        print_projection(pending, store, data_dir, jobs)
+        expected = print_projection(pending, store, data_dir, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     label = progress_label([c.model_dump() for c in configs])
     jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
     return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
-                    checkpoint_every)
+                    checkpoint_every, expected)
 
 
 def seed_groups(configs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
