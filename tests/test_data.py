@@ -229,3 +229,14 @@ def test_a_download_checks_the_md5_its_publishers_give_when_asked(tmp_path):
         download([source.as_uri()], target, hashlib.sha256(b"archive bytes").hexdigest(), "md5")
     download([source.as_uri()], target, hashlib.md5(b"archive bytes").hexdigest(), "md5")
     assert target.read_bytes() == b"archive bytes"
+
+
+@pytest.mark.parametrize("name", ["mnist-rotations", "mnist-permutations", "split-mnist"])
+def test_the_first_test_samples_of_a_task_are_the_first_rows_of_its_whole_test_split(name, data_dir):
+    stream = build_benchmark(name, data_dir, seed=3, download=False)
+    task = stream[1]
+    x, y = task.test()
+    for n in (1, 7, len(y), len(y) + 5):
+        head_x, head_y = task.first("test", n)
+        assert torch.equal(head_x, x[:n]) and torch.equal(head_y, y[:n])
+    assert all(torch.equal(a, b) for a, b in zip(task.first("test"), (x, y)))

@@ -76,7 +76,9 @@ def _mnist_stream(name: str, index_maps: list[torch.Tensor], infos: list[dict],
     for t, (index_map, subset) in enumerate(zip(index_maps, subsets)):
         train = lambda m=index_map, s=subset: (apply_index_map(train_pixels, m, s), mnist.train_labels[s])
         test = lambda m=index_map: (apply_index_map(test_pixels, m), mnist.test_labels)
-        tasks.append(Task(t, train=train, test=test, n_train=len(subset), info=infos[t]))
+        head = lambda n, m=index_map: (apply_index_map(test_pixels, m, torch.arange(min(n, test_pixels.shape[1]))),
+                                       mnist.test_labels[:n])
+        tasks.append(Task(t, train=train, test=test, n_train=len(subset), info=infos[t], test_head=head))
     return TaskStream(name, tasks, input_shape=(784,), n_outputs=10)
 
 

@@ -34,6 +34,16 @@ class Task:
     # Turns a batch of stored training inputs into model inputs (e.g. uint8 -> augmented, normalized
     # floats), drawing randomness from the generator it is given; None: inputs are used as stored.
     prepare: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    # The first n test samples, where building them all first would waste work (MNIST transforms
+    # its test images lazily): what ``first`` uses; None: ``test()`` sliced.
+    test_head: Callable[[int], Tensors] | None = None
+
+    def first(self, split: str, n: int | None = None) -> Tensors:
+        """The first ``n`` samples (None: all) of the ``split``, "test" or "val"."""
+        if split == "test" and n is not None and self.test_head is not None:
+            return self.test_head(n)
+        x, y = self.val() if split == "val" else self.test()
+        return x[:n], y[:n]
 
 
 SCENARIOS = ("task-il", "class-il", "domain-il")

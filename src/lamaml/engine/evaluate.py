@@ -51,7 +51,6 @@ def evaluate_all(method, stream: TaskStream, device: torch.device, batch_size: i
     chosen = range(len(stream))[:upto] if only is None else [i for i in only if i < len(stream)]
     for i in chosen:
         task = stream[i]
-        x, y = task.val() if split == "val" else task.test()
-        x, y = x[:limit], y[:limit]
+        x, y = task.first(split, limit)
         accuracies[i] = task_accuracy(method, x, y, task_id_at_test(stream, i), device, batch_size)
     return accuracies
