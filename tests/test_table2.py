@@ -225,3 +225,17 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
 def test_one_run_shows_its_value_without_a_made_up_spread():
     from lamaml.experiments.reproduce.table2_report import _pm
     assert _pm([40.56]) == "40.56 (n=1)" and _pm([]) == "n/a" and _pm([1.0, 3.0]) == "2.00 +/- 1.41"
+
+
+def test_seeds_of_gives_some_methods_more_seeds_and_each_row_says_how_many_it_asked(tmp_path):
+    plan = table2_plan(["tinyimagenet"], ["single"], METHODS, 1, 5, {}, seeds_of={"la-maml": 3, "er": 3})
+    assert {c.method: c.seeds for c in plan} == {"iid": 1, "er": 3, "mer": 1, "la-maml": 3}
+    assert [len(c.spec.seeds) for c in plan] == [1, 3, 1, 3]
+    _fill_store(tmp_path, plan)
+    reproduce_table2(tmp_path, "tinyimagenet", "single", ",".join(METHODS), 1, 5, {}, 1, table_only=True,
+                     seeds_of={"la-maml": 3, "er": 3})
+    table = (tmp_path / "table2.md").read_text()
+    assert "| tinyimagenet | single | la-maml | 3/3 | 67.00 +/- 1.00 |" in table
+    assert "| tinyimagenet | single | mer | 1/1 | 50.00 (n=1) |" in table
+    with pytest.raises(UserError, match="--seeds-of ewc=2: give methods of the table"):
+        table2_plan(["tinyimagenet"], ["single"], METHODS, 1, 5, {}, seeds_of={"ewc": 2})

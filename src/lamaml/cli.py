@@ -220,11 +220,13 @@ def cmd_reproduce(args) -> int:
     check_writable(out)
     overrides = _parse_sets(args.set)
     command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
+    if args.seeds_of and args.table_name != "table2":
+        raise UserError(f"--seeds-of is table2's; {args.table_name} runs --seeds for every cell")
     if args.table_name == "table2":
         from .experiments.reproduce.table2 import reproduce_table2
         print(reproduce_table2(out, args.benchmarks, args.settings, args.methods, args.seeds, args.tasks, overrides,
                                args.jobs, args.engine, args.address, args.data_dir, args.checkpoint_every,
-                               args.table, args.table_only, command))
+                               args.table, args.table_only, command, _seeds_of(args.seeds_of)))
         return 0
     if args.table_name == "successors":
         from .experiments.reproduce.successors import reproduce_successors
@@ -244,6 +246,18 @@ def cmd_reproduce(args) -> int:
     print(table)
     print("table: " + ", ".join(map(str, targets)) + "; its runs: " + ", ".join(str(runs_csv_path(t)) for t in targets))
     return 0
+
+
+def _seeds_of(items: list[str]) -> dict[str, int]:
+    """``--seeds-of la-maml=3`` (repeatable) as {method: count}."""
+    from .errors import UserError
+    counts = {}
+    for item in items:
+        method, sep, count = item.partition("=")
+        if not sep or not method.strip() or not count.strip().isdigit():
+            raise UserError(f"--seeds-of {item}: expected METHOD=N, e.g. la-maml=3")
+        counts[method.strip()] = int(count)
+    return counts
 
 
 def _reproduce_figures(args, out: Path, overrides: dict) -> int:

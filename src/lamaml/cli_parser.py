@@ -96,6 +96,9 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     rep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N|off", help="table2: each run checkpoints "
                        "beside the store this often and a killed one resumes there (default: 10m)")
     rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell")
+    rep_p.add_argument("--seeds-of", action="append", default=[], metavar="METHOD=N",
+                       help="table2: this method's cells run seeds 0..N-1 instead (repeatable), e.g. --seeds 1 "
+                       "--seeds-of la-maml=3")
     rep_p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: the CPU count)")
     rep_p.add_argument("--out", default=None, help="run folder; finished runs are reused (default: runs/<what>: "
                        "runs/table1, runs/table2, ...)")

@@ -44,6 +44,7 @@ class Cell:
     method: str
     spec: SweepSpec | None = None
     absent: str = ""                # why it is not run (the paper never ran it so)
+    seeds: int = 1                  # how many seeds the cell asks for (0..seeds-1)
 
     @property
     def column(self) -> str:
@@ -99,24 +100,32 @@ def scaled_iterations(benchmark: str, method: str, setting: str, own: dict[str, 
 
 
 def table2_plan(benchmarks: list[str], settings: list[str], methods: list[str], seeds: int, tasks: int | None,
-                overrides: dict[str, Any]) -> list[Cell]:
-    """Every cell of the table, in its order (benchmark, setting, method), with the sweep that fills it."""
+                overrides: dict[str, Any], seeds_of: dict[str, int] | None = None) -> list[Cell]:
+    """Every cell of the table, in its order (benchmark, setting, method), with the sweep that fills it;
+    ``seeds_of``: methods that run another number of seeds than ``seeds``."""
     check_overrides(overrides, methods)
+    seeds_of = seeds_of or {}
+    unknown = sorted(set(seeds_of) - set(methods))
+    if unknown or any(n < 1 for n in seeds_of.values()):
+        raise UserError(f"--seeds-of {', '.join(f'{m}={n}' for m, n in seeds_of.items())}: give methods of the "
+                        f"table ({', '.join(methods)}) and seed counts >= 1")
     paper = paper_table2()
     cells = []
     for benchmark in benchmarks:
         for setting in settings:
             for method in methods:
                 only = paper["only_setting"].get(method)
+                count = seeds_of.get(method, seeds)
                 if only and only != setting:
-                    cells.append(Cell(benchmark, setting, method, absent=f"the paper ran {method} {only}-pass only"))
+                    cells.append(Cell(benchmark, setting, method, absent=f"the paper ran {method} {only}-pass only",
+                                      seeds=count))
                     continue
                 runs_as = paper["same_run_in_both"].get(method, setting)
                 own = {k: v for k, v in overrides.items() if k in _keys_of(method)}
                 own.update(scaled_iterations(benchmark, method, runs_as, own, tasks))
-                spec = SweepSpec(benchmarks=[benchmark], methods=[method], seeds=list(range(seeds)),
+                spec = SweepSpec(benchmarks=[benchmark], methods=[method], seeds=list(range(count)),
                                  set={**own, "setting": runs_as}, tasks=tasks)
-                cells.append(Cell(benchmark, setting, method, spec))
+                cells.append(Cell(benchmark, setting, method, spec, seeds=count))
     return cells
 
 
@@ -167,14 +176,16 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
                      tasks: int | None, overrides: dict[str, Any], jobs: int, engine: str = "local",
                      address: str | None = None, data_dir: str | None = None,
                      checkpoint_every: str | None = CHECKPOINT_EVERY, table: str | None = None,
-                     table_only: bool = False, command: str = "lamaml reproduce table2") -> str:
+                     table_only: bool = False, command: str = "lamaml reproduce table2",
+                     seeds_of: dict[str, int] | None = None) -> str:
     """The whole command: plan, run what is not done (unless ``table_only``; each run checkpointing every
     ``checkpoint_every``, None: CHECKPOINT_EVERY, ``off``: never), write ``OUT/table2.md`` (and ``table``)
     with the runs beside each; return what to print."""
     from .table2_report import table2_markdown, table2_runs_csv
     plan = table2_plan(choose(benchmarks, TABLE2_BENCHMARKS, "--benchmarks"),
                        choose(settings, TABLE2_SETTINGS, "--settings"),
-                       choose(methods, table2_methods(), "--methods", set(METHODS)), seeds, tasks, overrides)
+                       choose(methods, table2_methods(), "--methods", set(METHODS)), seeds, tasks, overrides,
+                       seeds_of)
     folder = Path(out)
     checkpoint_every = None if checkpoint_every in ("off", "none", "0") else checkpoint_every or CHECKPOINT_EVERY
     if not table_only:

@@ -129,7 +129,7 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         paper = [f"{p:.2f}" if p is not None else "NOT FOUND"] if full else []
         if not runs:
             reason = f"not run: {cell.absent}" if cell.absent else "not run yet"
-            lines.append(_row([cell.benchmark, cell.setting, name, f"0/{seeds}", reason,
+            lines.append(_row([cell.benchmark, cell.setting, name, f"0/{cell.seeds}", reason,
                                *(paper + [""] if full else []), "", "", "", "", ""]))
             continue
         ra = _values(runs, "ra")
@@ -137,7 +137,7 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
             paper.append("n/a" if p is None else "yes" if reproduced(float(np.mean(ra)), p, 0.0) else "**no**")
         train = float(np.mean(_values(runs, "train_time_s")))
         base = _values(cells.get((cell.column, "la-maml")) or [], "train_time_s")
-        lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{seeds}", _pm(ra), *paper,
+        lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
                            f"{train:.0f} s", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
     return "\n".join(lines + _notes(plan) + claims_section(cells, table2_book(full, scope or ""))) + "\n"
