@@ -85,6 +85,6 @@ def test_the_command_end_to_end_on_a_slice_of_split_mnist(data_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "successors.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| split-mnist |")]
-    assert len(rows) == 2 and all("| 1/1 |" in row and "n/a" not in row for row in rows)
+    assert len(rows) == 2 and all("| 1/1 |" in row and "n/a" not in row and "(n=1)" in row for row in rows)
     again = lamaml(*args, data_dir=data_dir)
     assert again.returncode == 0 and "2 combinations, 2 already done, 0 to run" in again.stderr

@@ -75,8 +75,9 @@ def _pm(runs: list[dict], key: str, digits: int = 2) -> str:
     values = [float(r[key]) for r in runs if r.get(key) is not None]
     if not values:
         return "n/a"
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{np.mean(values):.{digits}f} +/- {std:.{digits}f}"
+    if len(values) == 1:                    # one run: its value, no spread made up
+        return f"{values[0]:.{digits}f} (n=1)"
+    return f"{np.mean(values):.{digits}f} +/- {np.std(values, ddof=1):.{digits}f}"
 
 
 def _name(method: str) -> str:
