@@ -24,6 +24,8 @@ import yaml
 from ...errors import UserError
 from ..sweep import SweepSpec, done_metrics, run_sweep
 from .claims import METHOD_NAMES, evaluate_claim, ours_stat
+from .table2 import choose
+from .table2_report import _pm as pm, _values
 from .tables import STORE_NAME, commits_line, csv_text, generated_lines, run_row, runs_csv_path, write_tables
 
 TABLE_NAME = "successors.md"
@@ -38,24 +40,14 @@ def successors_setup() -> dict[str, Any]:
     return yaml.safe_load(resources.files("lamaml.config").joinpath("paper/successors.yaml").read_text())
 
 
-def _chosen(text: str | None, allowed: list[str], option: str) -> list[str]:
-    if text is None:
-        return list(allowed)
-    chosen = [v.strip() for v in text.split(",") if v.strip()]
-    wrong = [v for v in chosen if v not in allowed]
-    if wrong or not chosen:
-        raise UserError(f"{option} {text}: choose from {', '.join(allowed)}, separated by commas")
-    return list(dict.fromkeys(chosen))
-
-
 def successors_plan(seeds: int, tasks: int | None = None, overrides: dict[str, Any] | None = None,
                     benchmarks: str | None = None, methods: str | None = None) -> list[SweepSpec]:
     """One sweep per benchmark: its methods at their presets plus the benchmark's anytime settings."""
     setup = successors_setup()
-    return [SweepSpec(benchmarks=[benchmark], methods=_chosen(methods, setup["methods"], "--methods"),
+    return [SweepSpec(benchmarks=[benchmark], methods=choose(methods, setup["methods"], "--methods"),
                       seeds=list(range(seeds)), set={**setup["benchmarks"][benchmark], **(overrides or {})},
                       tasks=tasks)
-            for benchmark in _chosen(benchmarks, list(setup["benchmarks"]), "--benchmarks")]
+            for benchmark in choose(benchmarks, list(setup["benchmarks"]), "--benchmarks")]
 
 
 def _slowest_first(config: dict[str, Any]) -> tuple[bool, bool, bool]:
@@ -71,13 +63,8 @@ def collect(out: Path, plan: list[SweepSpec]) -> dict[tuple[str, str], list[dict
     return cells
 
 
-def _pm(runs: list[dict], key: str, digits: int = 2) -> str:
-    values = [float(r[key]) for r in runs if r.get(key) is not None]
-    if not values:
-        return "n/a"
-    if len(values) == 1:                    # one run: its value, no spread made up
-        return f"{values[0]:.{digits}f} (n=1)"
-    return f"{np.mean(values):.{digits}f} +/- {np.std(values, ddof=1):.{digits}f}"
+def _pm(runs: list[dict], key: str) -> str:
+    return pm(_values(runs, key))
 
 
 def _name(method: str) -> str:
