@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from lamaml.config import preset, resolve_config
 from lamaml.engine import build_method
@@ -43,9 +44,10 @@ def _sync(device: torch.device) -> None:
 
 
 def time_updates(benchmark: str, method: str, setting: str, device: torch.device, updates: int, warmup: int,
-                 overrides: dict, compile_model: bool = False) -> dict:
+                 overrides: dict, compile_model: bool = False, count_flops: bool = False) -> dict:
     """ms per ``observe`` call on task 1 (so memories and earlier-task terms are populated), and eval speed;
-    ``compile_model``: the net wrapped in ``torch.compile`` (bench/gpu_check.py)."""
+    ``compile_model``: the net wrapped in ``torch.compile`` (bench/gpu_check.py); ``count_flops``: also
+    the matmul and conv GFLOP of an average update (``torch.utils.flop_counter``)."""
     config = resolve_config(benchmark, method, overrides, setting=setting)
     shape, n_out, n_tasks = SHAPES[benchmark]
     torch.manual_seed(0)
@@ -85,6 +87,17 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
         _sync(device)
         if step >= warmup // 2:
             times.append(time.perf_counter() - start)
+    flops = None
+    if count_flops:   # one more cycle of glances, counted: the matmul and conv FLOPs of an average update
+        counter = FlopCounterMode(display=False)
+        with counter:
+            for step in range(config.glances):
+                x, y = incoming(1)
+                task = task_of() if learner.joint else 1
+                learner.observe(x, y, task, first_sight=step == 0)
+                if step == config.glances - 1:
+                    learner.end_batch(x, y, task, first_sight=True)
+        flops = counter.get_total_flops() / config.glances
     eval_x = torch.randn(EVAL_PER_TASK, *shape, generator=g).to(device)
     _sync(device)
     start = time.perf_counter()
@@ -99,7 +112,27 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
     return {"benchmark": benchmark, "method": method, "setting": setting, "second_order":
             config.params.get("second_order"), "batch": batch, "glances": config.glances, "epochs": config.epochs,
             "ms_per_update": ms, "images_per_s": 1000 * batch / ms, "updates": n_updates,
-            "eval_s_per_task": eval_s_per_task, "projected_h": projected / 3600}
+            "eval_s_per_task": eval_s_per_task, "projected_h": projected / 3600, "gflop_per_update":
+            None if flops is None else flops / 1e9}
+
+
+def peak_gflops(device: torch.device, sizes=(256, 512, 1024, 2048), repeats: int = 7) -> float:
+    """This device's best matrix-product rate on the current threads: the fastest of ``repeats`` square
+    products of each size, the best size's. The yardstick of every FLOP floor: an update whose products
+    and convolutions all ran at it would take FLOPs / rate."""
+    rate = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a @ b
+        best = math.inf
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            a @ b
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        rate = max(rate, 2 * n ** 3 / best / 1e9)
+    return rate
 
 
 def full_run_updates(config, n_tasks: int) -> int:
@@ -131,6 +164,8 @@ def main() -> None:
     parser.add_argument("--order", default="preset", choices=["preset", "first", "both"],
                         help="La-MAML family: the preset's order, first order, or both")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also each update's matmul/conv GFLOP and its floor: GFLOP / the device's large-matmul rate")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.threads:
@@ -146,25 +181,34 @@ def main() -> None:
                 if second and args.order != "preset":
                     orders = [{"second_order": False}] + ([{}] if args.order == "both" else [])
                 for overrides in orders:
-                    row = time_updates(benchmark, method, setting, device, args.updates, args.warmup, overrides)
+                    row = time_updates(benchmark, method, setting, device, args.updates, args.warmup, overrides,
+                                       count_flops=args.floor)
                     rows.append(row)
                     print(f"  {benchmark} {method} {setting} {'2nd' if row['second_order'] else '1st'} order: "
                           f"{row['ms_per_update']:.1f} ms/update", flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    peak = peak_gflops(device) if args.floor else None
+    for r in rows:
+        r["floor_ms"] = None if peak is None else 1000 * r["gflop_per_update"] / peak
     print(f"\nTable 2 methods on {where} (commit {commit}, torch {torch.__version__}); "
-          f"median of {args.updates} updates\n")
+          f"median of {args.updates} updates" + (f"; floor: GFLOP at {peak:.0f} GFLOP/s, the best "
+                                                   f"square matrix product here" if peak else "") + "\n")
+    floor_head = " GFLOP / update | floor ms | x floor |" if peak else ""
     print("| benchmark | method | setting | order | batch x glances x epochs | ms / update | images / s "
-          "| updates in a full run | eval s / task | projected full run |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| updates in a full run | eval s / task | projected full run |" + floor_head)
+    print("|---|---|---|---|---|---|---|---|---|---|" + "---|---|---|" * bool(peak))
     for r in rows:
         order = "-" if r["second_order"] is None else ("second" if r["second_order"] else "first")
         print(f"| {r['benchmark']} | {r['method']} | {r['setting']} | {order} | {r['batch']} x {r['glances']} x "
               f"{r['epochs']} | {r['ms_per_update']:.1f} | {r['images_per_s']:.0f} | {r['updates']:,} "
-              f"| {r['eval_s_per_task']:.2f} | {r['projected_h']:.1f} h |")
+              f"| {r['eval_s_per_task']:.2f} | {r['projected_h']:.1f} h |" +
+              (f" {r['gflop_per_update']:.2f} | {r['floor_ms']:.1f} | {r['ms_per_update'] / r['floor_ms']:.2f} |"
+               if peak else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "commit": commit, "device": where}, indent=2))
+        Path(args.json).write_text(json.dumps({"rows": rows, "commit": commit, "device": where,
+                                                   "peak_gflops": peak}, indent=2))
 
 
 if __name__ == "__main__":
