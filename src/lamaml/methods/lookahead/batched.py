@@ -97,7 +97,7 @@ class BatchedLookahead:
         batches, metas = [], []
         for learner, x, y in zip(self.learners, xs, ys):
             order = learner.randperm(len(x), x.device)
-            x, y = x[order], y[order]
+            x, y = x.index_select(0, order), y.index_select(0, order)
             batches.append((x, y))
             metas.append(learner.meta_batch(x, y, task))
         first = self.learners[0]

@@ -134,6 +134,7 @@ class ClosedFormMLP:
         make = lambda: torch.zeros_like(flat)  # noqa: E731
         self.fast, self.inner_grad, self.meta_grad = make(), make(), make()
         self.grad_sum, self.meta_sum, self.rate_sum = make(), make(), make()
+        self.relu_rates = make()                                 # relu(alpha), then its sign
         self._fast_views = split_views(self.fast, self.shapes)
         self._inner_views = split_views(self.inner_grad, self.shapes)
         self._meta_views = split_views(self.meta_grad, self.shapes)
@@ -182,7 +183,7 @@ class ClosedFormMLP:
     def __call__(self, state: LookaheadState, batch, meta, plan: Plan) -> MetaGradient:
         """The meta-gradients of ``plan`` from the weights and rates of ``state``, flat."""
         (x, y, _), (meta_x, meta_y, _) = batch, meta
-        rates = torch.relu(state.rates) if plan.relu_in_inner else state.rates
+        rates = torch.clamp_min(state.rates, 0, out=self.relu_rates) if plan.relu_in_inner else state.rates
         layout = self._layout(len(x), len(meta_y), plan.chunks, plan.mean_over_steps)
         layout.load(x, y, meta_x, meta_y)
         self.fast.copy_(state.weights)
@@ -206,7 +207,7 @@ class ClosedFormMLP:
         rate_grad = None
         if plan.learn_rates:   # times relu'(alpha) where the inner step used relu(alpha)
             if plan.relu_in_inner:
-                self.rate_sum.mul_(torch.sign(rates))
+                self.rate_sum.mul_(torch.sign(rates, out=self.relu_rates))
             rate_grad = self.rate_sum.mul_(-1.0 / n)
         fast = self.fast.clone() if plan.keep_fast_weights else None
         return MetaGradient(layout.losses.mean(), weight_grad, rate_grad, fast)

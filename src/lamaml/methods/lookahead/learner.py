@@ -166,7 +166,7 @@ class LookaheadMetaLearner(Method):
 
     def observe(self, x, y, task, *, first_sight):
         order = self.randperm(len(x), x.device)
-        x, y = x[order], y[order]
+        x, y = x.index_select(0, order), y.index_select(0, order)
         loss = self.step(x, y, task, first_sight)
         if first_sight and not self.options.push_after_last_glance:   # each sample enters memory once
             self.memory.add(x, y, task)
