@@ -135,6 +135,24 @@ def peak_gflops(device: torch.device, sizes=(256, 512, 1024, 2048), repeats: int
     return rate
 
 
+def conv_gflops(device: torch.device, repeats: int = 7) -> float:
+    """The rate of the pc-cnn's largest conv (20 Tiny ImageNet images, 160 -> 160 channels on 32x32 maps,
+    3x3, stride 2) in channels-last layout, the best of ``repeats``: oneDNN's convs can beat the matrix
+    product's rate (on AVX-512 CPUs), so this says how far below the floor a conv-bound update could go."""
+    x = torch.randn(20, 160, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(160, 160, 3, 3, device=device)
+    conv = lambda: torch.nn.functional.conv2d(x, w, stride=2, padding=1)  # noqa: E731
+    conv()
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        conv()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 20 * 16 * 16 * 160 * 160 * 9 / best / 1e9
+
+
 def full_run_updates(config, n_tasks: int) -> int:
     if config.method == "iid":      # every task's data at once: `iterations` batches an epoch (5000), or one pass
         return config.epochs * (config.params.get("iterations")
@@ -190,11 +208,13 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     peak = peak_gflops(device) if args.floor else None
+    conv_rate = conv_gflops(device) if args.floor else None
     for r in rows:
         r["floor_ms"] = None if peak is None else 1000 * r["gflop_per_update"] / peak
     print(f"\nTable 2 methods on {where} (commit {commit}, torch {torch.__version__}); "
           f"median of {args.updates} updates" + (f"; floor: GFLOP at {peak:.0f} GFLOP/s, the best "
-                                                   f"square matrix product here" if peak else "") + "\n")
+                                                   f"square matrix product here; the largest conv, channels-last, runs at "
+                                                   f"{conv_rate:.0f}" if peak else "") + "\n")
     floor_head = " GFLOP / update | floor ms | x floor |" if peak else ""
     print("| benchmark | method | setting | order | batch x glances x epochs | ms / update | images / s "
           "| updates in a full run | eval s / task | projected full run |" + floor_head)
@@ -208,7 +228,7 @@ def main() -> None:
                if peak else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "commit": commit, "device": where,
-                                                   "peak_gflops": peak}, indent=2))
+                                                   "peak_gflops": peak, "conv_gflops": conv_rate}, indent=2))
 
 
 if __name__ == "__main__":
