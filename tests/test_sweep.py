@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from conftest import REPO
 from lamaml.errors import UserError
@@ -224,3 +225,16 @@ def test_the_time_left_weighs_the_runs_still_to_go_by_their_projected_times(caps
     naive.start -= 120
     naive({"status": "done", "ra": 50.0, "config": short})
     assert capsys.readouterr().err.endswith("; about 4 min left\n")
+
+
+def test_each_job_gets_its_share_of_the_threads_this_process_may_use(monkeypatch):
+    from lamaml.experiments.sweep import threads_per_job
+    threads = torch.get_num_threads()
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    try:
+        torch.set_num_threads(8)
+        assert [threads_per_job(j) for j in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+        torch.set_num_threads(1)            # OMP_NUM_THREADS=1: a sweep beside other work
+        assert threads_per_job(1) == 1
+    finally:
+        torch.set_num_threads(threads)

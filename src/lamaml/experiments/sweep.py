@@ -170,11 +170,19 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     expected = None
     if project and pending and not address:     # a cluster's machines are not this one: no projection from here
         expected = print_projection(pending, store, data_dir, jobs)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads_per_job(jobs)
     label = progress_label([c.model_dump() for c in configs])
     jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
     return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
                     checkpoint_every, expected)
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` parallel runs: the cores shared out, within the thread count
+    this process may use (OMP_NUM_THREADS or torch.set_num_threads): a sweep told to keep to one
+    thread, beside other work, must not evaluate on two cores that other work is using."""
+    import torch
+    return max(1, min(os.cpu_count() or 1, torch.get_num_threads()) // jobs)
 
 
 def seed_groups(configs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
