@@ -116,6 +116,19 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
             None if flops is None else flops / 1e9}
 
 
+def _best_seconds(work, device: torch.device, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls of ``work`` (after one untimed)."""
+    work()
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        work()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def peak_gflops(device: torch.device, sizes=(256, 512, 1024, 2048), repeats: int = 7) -> float:
     """This device's best matrix-product rate on the current threads: the fastest of ``repeats`` square
     products of each size, the best size's. The yardstick of every FLOP floor: an update whose products
@@ -123,15 +136,7 @@ def peak_gflops(device: torch.device, sizes=(256, 512, 1024, 2048), repeats: int
     rate = 0.0
     for n in sizes:
         a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-        a @ b
-        best = math.inf
-        for _ in range(repeats):
-            _sync(device)
-            start = time.perf_counter()
-            a @ b
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
-        rate = max(rate, 2 * n ** 3 / best / 1e9)
+        rate = max(rate, 2 * n ** 3 / _best_seconds(lambda: a @ b, device, repeats) / 1e9)
     return rate
 
 
@@ -141,16 +146,8 @@ def conv_gflops(device: torch.device, repeats: int = 7) -> float:
     product's rate (on AVX-512 CPUs), so this says how far below the floor a conv-bound update could go."""
     x = torch.randn(20, 160, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     w = torch.randn(160, 160, 3, 3, device=device)
-    conv = lambda: torch.nn.functional.conv2d(x, w, stride=2, padding=1)  # noqa: E731
-    conv()
-    best = math.inf
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        conv()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * 20 * 16 * 16 * 160 * 160 * 9 / best / 1e9
+    seconds = _best_seconds(lambda: torch.nn.functional.conv2d(x, w, stride=2, padding=1), device, repeats)
+    return 2 * 20 * 16 * 16 * 160 * 160 * 9 / seconds / 1e9
 
 
 def full_run_updates(config, n_tasks: int) -> int:
