@@ -15,6 +15,7 @@ Prints a Markdown table (paste it into BENCHMARKS.md); --json FILE writes the nu
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import platform
@@ -47,7 +48,9 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
                  overrides: dict, compile_model: bool = False, count_flops: bool = False) -> dict:
     """ms per ``observe`` call on task 1 (so memories and earlier-task terms are populated), and eval speed;
     ``compile_model``: the net wrapped in ``torch.compile`` (bench/gpu_check.py); ``count_flops``: also
-    the matmul and conv GFLOP of an average update (``torch.utils.flop_counter``)."""
+    the matmul and conv GFLOP of the timed updates, their mean (``torch.utils.flop_counter``, on a twin
+    learner that repeats them from the same state: the counter's overhead stays out of the timing, and
+    a method whose work grows with its memory, as MER's, is counted on the updates that were timed)."""
     config = resolve_config(benchmark, method, overrides, setting=setting)
     shape, n_out, n_tasks = SHAPES[benchmark]
     torch.manual_seed(0)
@@ -69,18 +72,22 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
     if learner.joint:   # IID: batches mix tasks
         task_of = lambda: torch.randint(0, n_tasks, (batch,), generator=g).to(device)  # noqa: E731
     learner.begin_task(None if learner.joint else 0)
-    for _ in range(max(warmup // 2, 1)):                 # task 0, then its end: memories filled
+    # task 0, then its end: enough of it that every replay draw is full size (MER: 25 examples of one)
+    fill = math.ceil((config.params.get("replay_batch_size") or 0) / batch)
+    for _ in range(max(warmup // 2, 1, fill)):
         x, y = incoming(0)
         learn_batch(learner, x, y, task_of() if learner.joint else 0, glances=1, first_epoch=True)
     if not learner.joint:
         learner.end_task(0)
         learner.begin_task(1)
-    times = []
+    times, steps = [], []
+    before = copy.deepcopy(learner.state_dict()) if count_flops else None
     for step in range(warmup // 2 + updates):
         x, y = incoming(1)
         _sync(device)
         start = time.perf_counter()
         task = task_of() if learner.joint else 1
+        steps.append((x, y, task))
         learner.observe(x, y, task, first_sight=step % config.glances == 0)
         if step % config.glances == config.glances - 1:    # the batch's last glance: memories take it in
             learner.end_batch(x, y, task, first_sight=True)
@@ -88,16 +95,23 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
         if step >= warmup // 2:
             times.append(time.perf_counter() - start)
     flops = None
-    if count_flops:   # one more cycle of glances, counted: the matmul and conv FLOPs of an average update
-        counter = FlopCounterMode(display=False)
+    if count_flops:   # the timed updates again, counted, on a twin restored to the learner's state before them
+        torch.manual_seed(0)
+        twin = build_method(method, build_model(config.model, shape, n_out, config.init).to(device),
+                            config.method_params(), 0)
+        twin.use_task_heads(heads)
+        twin.load_state_dict(before)
+        def replay(step, x, y, task):
+            twin.observe(x, y, task, first_sight=step % config.glances == 0)
+            if step % config.glances == config.glances - 1:
+                twin.end_batch(x, y, task, first_sight=True)
+        for step, batch_of_step in enumerate(steps[:warmup // 2]):
+            replay(step, *batch_of_step)
+        counter = FlopCounterMode(display=False)       # (entering it again would restart its count)
         with counter:
-            for step in range(config.glances):
-                x, y = incoming(1)
-                task = task_of() if learner.joint else 1
-                learner.observe(x, y, task, first_sight=step == 0)
-                if step == config.glances - 1:
-                    learner.end_batch(x, y, task, first_sight=True)
-        flops = counter.get_total_flops() / config.glances
+            for step, batch_of_step in enumerate(steps[warmup // 2:], start=warmup // 2):
+                replay(step, *batch_of_step)
+        flops = counter.get_total_flops() / updates
     eval_x = torch.randn(EVAL_PER_TASK, *shape, generator=g).to(device)
     _sync(device)
     start = time.perf_counter()
