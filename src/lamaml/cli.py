@@ -127,7 +127,14 @@ def _run_seeds(args, config, out: Path | None, show) -> int:
 
 def cmd_runs(args) -> int:
     from .experiments.report import runs_table
-    from .experiments.store import open_store
+    from .experiments.store import Store, open_store
+    if args.import_files:
+        from .experiments.exported import import_runs
+        store = Store(args.store)
+        for path in args.import_files:
+            added, there = import_runs(store, Path(path))
+            print(f"{path}: {added} run(s) imported into {args.store}, {there} already done there")
+        return 0
     print(runs_table(open_store(args.store).query(args.where)))
     return 0
 

@@ -261,6 +261,18 @@ class Store:
                          (json.dumps(metrics), metrics.get("ra"), metrics.get("bti"), metrics.get("train_time_s"),
                           metrics.get("wall_time_s"), _now(), run_id))
 
+    def add_done(self, config: dict[str, Any], metrics: dict[str, Any]) -> int:
+        """Record a run finished elsewhere (exported.py: restored from a table's runs file), host ``imported``."""
+        with closing(self._connect()) as conn, conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (config_hash, benchmark, method, seed, config, status, metrics, ra, bti,"
+                " train_time_s, code_version, host, started_at, ended_at)"
+                " VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, 'imported', ?, ?)",
+                (config_hash(config), config["benchmark"], config["method"], config["seed"],
+                 json.dumps(config, sort_keys=True), json.dumps(metrics), metrics.get("ra"), metrics.get("bti"),
+                 metrics.get("train_time_s"), __version__, _now(), _now()))
+            return int(cursor.lastrowid)
+
     def release(self, run_id: int) -> None:
         """Undo a claim that was never run (its row removed): the combination is free to claim again."""
         with closing(self._connect()) as conn, conn:

@@ -54,10 +54,26 @@ def unique_runs(cells: dict) -> list[dict[str, Any]]:
 def commits_line(cells: dict) -> str:
     """Which commits the runs ran, with how many runs each, and plainly whether any ran uncommitted
     code (``+dirty``) or outside a checkout (no commit); a run standing in two cells counts once."""
-    counts = Counter(str(r.get("code_commit") or "unknown") for r in unique_runs(cells))
+    runs = unique_runs(cells)
+    counts = Counter(str(r.get("code_commit") or "unknown") for r in runs)
     total = sum(counts.values())
     if not total:
         return "No runs are recorded yet."
+    return _commits_text(counts, total) + _imported_text(runs)
+
+
+def _imported_text(runs: list[dict[str, Any]]) -> str:
+    """Which runs the store holds as restored rows of an exported runs file (exported.py)."""
+    sources = Counter(r["imported_from"] for r in runs if r.get("imported_from"))
+    if not sources:
+        return ""
+    count = sum(sources.values())
+    return (f" {count} of the {len(runs)} runs were restored into the store from the exported rows of "
+            f"{', '.join(f'`{s}`' for s in sorted(sources))} (`lamaml runs --import`): their numbers are those "
+            f"rows' (4 decimals), measured when the rows were written.")
+
+
+def _commits_text(counts: Counter, total: int) -> str:
     named = ", ".join(f"{c} ({n} run{'s' if n > 1 else ''})" for c, n in sorted(counts.items()))
     dirty = sum(n for c, n in counts.items() if c.endswith("+dirty"))
     unknown = counts.get("unknown", 0)

@@ -1,0 +1,93 @@
+"""Exported runs files (docs/results/*-runs.csv) restore a store: `lamaml runs --import`."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lamaml.config import resolve_config
+from lamaml.errors import UserError
+from lamaml.experiments.exported import import_runs, parse_settings
+from lamaml.experiments.reproduce.table2_report import TABLE2_RUN_COLUMNS
+from lamaml.experiments.reproduce.tables import commits_line, csv_text, run_row
+from lamaml.experiments.store import Store, config_hash
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+def _finished(store, seed, ra):
+    """A run of table2's kind finished in ``store``: its config and the metrics a table reads."""
+    config = resolve_config("tinyimagenet", "la-maml", {"samples_per_task": 50, "alpha_init": 0.125},
+                            seed=seed, tasks=2).model_dump()
+    metrics = {"ra": ra, "bti": -1.23456, "test": {"ra": ra + 1, "bti": -2.5}, "learning_accuracy": 50.0,
+               "train_time_s": 12.3456, "eval_time_s": 1.5, "code_commit": "abc1234", "config": config,
+               "benchmark": "tinyimagenet", "method": "la-maml", "seed": seed}
+    store.finish(store.start(config), metrics)
+    return config, metrics
+
+
+def _export(metrics_list, path):
+    path.write_text(csv_text([run_row(m, m["benchmark"], m["method"]) for m in metrics_list], TABLE2_RUN_COLUMNS))
+
+
+def test_a_run_exported_and_imported_is_done_in_the_new_store_with_its_numbers(tmp_path):
+    old = Store(tmp_path / "old.sqlite")
+    runs = [_finished(old, seed, ra) for seed, ra in ((0, 41.91876), (2, 40.0))]
+    _export([metrics for _, metrics in runs], tmp_path / "t-runs.csv")
+    new = Store(tmp_path / "new.sqlite")
+    assert import_runs(new, tmp_path / "t-runs.csv") == (2, 0)
+    assert new.done_hashes() == {config_hash(config) for config, _ in runs}
+    restored = {row["seed"]: row for row in new.query(["status=done"])}
+    second = json.loads(restored[2]["config"])
+    assert second == runs[1][0]                       # the full config, defaults included
+    metrics = json.loads(restored[0]["metrics"])
+    assert metrics["ra"] == 41.9188 and metrics["bti"] == -1.2346 and metrics["test"] == {"ra": 42.9188, "bti": -2.5}
+    assert metrics["code_commit"] == "abc1234" and metrics["imported_from"] == "t-runs.csv"
+    assert restored[0]["host"] == "imported"
+    assert import_runs(new, tmp_path / "t-runs.csv") == (0, 2)   # a second import adds nothing
+
+
+def test_a_table_says_which_of_its_runs_were_restored(tmp_path):
+    old = Store(tmp_path / "old.sqlite")
+    _, measured = _finished(old, 0, 40.0)
+    restored = dict(measured, seed=1, imported_from="t-runs.csv", config=dict(measured["config"], seed=1))
+    line = commits_line({("c", "la-maml"): [measured, restored]})
+    assert "1 of the 2 runs were restored" in line and "`t-runs.csv`" in line
+    assert "restored" not in commits_line({("c", "la-maml"): [measured]})
+
+
+def test_a_row_whose_settings_were_edited_is_refused_naming_its_line(tmp_path):
+    old = Store(tmp_path / "old.sqlite")
+    _export([_finished(old, 0, 40.0)[1]], tmp_path / "t-runs.csv")
+    text = (tmp_path / "t-runs.csv").read_text().replace("params.alpha_init=0.125", "params.alpha_init=0.25")
+    (tmp_path / "t-runs.csv").write_text(text)
+    store = Store(tmp_path / "new.sqlite")
+    with pytest.raises(UserError, match=r"t-runs.csv:2: its settings hash to \w+, not the row's config_hash"):
+        import_runs(store, tmp_path / "t-runs.csv")
+    assert store.query() == []                          # nothing written when a row is refused
+
+
+def test_settings_values_with_spaces_and_strings_parse_back():
+    assert parse_settings('glances=5 model=pc-cnn params.widths=[1, 2] params.lr=0.03 tasks=5') == \
+        {"glances": 5, "model": "pc-cnn", "tasks": 5, "params": {"widths": [1, 2], "lr": 0.03}}
+    assert parse_settings("") == {"params": {}}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RESULTS.glob("*-runs.csv")))
+def test_every_committed_runs_file_imports_whole(tmp_path, name):
+    with open(RESULTS / name, newline="") as handle:
+        rows = len(list(csv.DictReader(handle)))
+    assert import_runs(Store(tmp_path / "s.sqlite"), RESULTS / name) == (rows, 0)
+
+
+def test_runs_import_on_the_command_line(tmp_path):
+    old = Store(tmp_path / "old.sqlite")
+    _export([_finished(old, 0, 40.0)[1]], tmp_path / "t-runs.csv")
+    done = subprocess.run([sys.executable, "-m", "lamaml", "runs", "--store", str(tmp_path / "new.sqlite"),
+                           "--import", str(tmp_path / "t-runs.csv")], capture_output=True, text=True)
+    assert done.returncode == 0 and "1 run(s) imported" in done.stdout
+    missing = subprocess.run([sys.executable, "-m", "lamaml", "runs", "--store", str(tmp_path / "new.sqlite"),
+                              "--import", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.csv" in missing.stderr and "Traceback" not in missing.stderr
