@@ -49,6 +49,17 @@ def test_a_run_exported_and_imported_is_done_in_the_new_store_with_its_numbers(t
     assert import_runs(new, tmp_path / "t-runs.csv") == (0, 2)   # a second import adds nothing
 
 
+def test_restored_runs_export_the_same_rows_again(tmp_path):
+    """The table rebuilt from a restored store writes the rows it was restored from, identity included."""
+    old = Store(tmp_path / "old.sqlite")
+    first = [_finished(old, seed, 40.0 + seed) for seed in (0, 1)]
+    _export([metrics for _, metrics in first], tmp_path / "t-runs.csv")
+    new = Store(tmp_path / "new.sqlite")
+    import_runs(new, tmp_path / "t-runs.csv")
+    _export([json.loads(row["metrics"]) for row in new.query(["status=done"])], tmp_path / "again-runs.csv")
+    assert (tmp_path / "again-runs.csv").read_text() == (tmp_path / "t-runs.csv").read_text()
+
+
 def test_a_table_says_which_of_its_runs_were_restored(tmp_path):
     old = Store(tmp_path / "old.sqlite")
     _, measured = _finished(old, 0, 40.0)
@@ -91,3 +102,15 @@ def test_runs_import_on_the_command_line(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "lamaml", "runs", "--store", str(tmp_path / "new.sqlite"),
                               "--import", str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert missing.returncode == 2 and "nope.csv" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_reproduce_names_the_import_that_would_spare_rerunning_a_tables_committed_runs(tmp_path, capsys):
+    from lamaml.cli import _note_restorable
+    old = Store(tmp_path / "old.sqlite")
+    _export([_finished(old, seed, 40.0)[1] for seed in (0, 1)], tmp_path / "t-runs.csv")
+    _note_restorable(tmp_path / "out", tmp_path / "t.md")          # no store there yet: both runs missing
+    note = capsys.readouterr().err
+    assert "holds 2 finished run(s)" in note and f"--import {tmp_path / 't-runs.csv'}" in note
+    import_runs(Store(tmp_path / "out" / "results.sqlite"), tmp_path / "t-runs.csv")
+    _note_restorable(tmp_path / "out", tmp_path / "t.md")          # restored: nothing to say
+    assert capsys.readouterr().err == ""

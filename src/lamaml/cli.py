@@ -229,6 +229,8 @@ def cmd_reproduce(args) -> int:
     command = "lamaml " + " ".join(a for a in args.argv if a != "--table-only")
     if args.seeds_of and args.table_name != "table2":
         raise UserError(f"--seeds-of is table2's; {args.table_name} runs --seeds for every cell")
+    if args.table and not args.table_only:
+        _note_restorable(out, Path(args.table))
     if args.table_name == "table2":
         from .experiments.reproduce.table2 import reproduce_table2
         print(reproduce_table2(out, args.benchmarks, args.settings, args.methods, args.seeds, args.tasks, overrides,
@@ -253,6 +255,18 @@ def cmd_reproduce(args) -> int:
     print(table)
     print("table: " + ", ".join(map(str, targets)) + "; its runs: " + ", ".join(str(runs_csv_path(t)) for t in targets))
     return 0
+
+
+def _note_restorable(out: Path, table: Path) -> None:
+    """Say so where the table's committed runs file holds runs this store lacks (a lost store): one
+    import restores them instead of training them again."""
+    from .experiments.exported import restorable
+    from .experiments.reproduce.tables import STORE_NAME, runs_csv_path
+    missing = restorable(out / STORE_NAME, runs_csv_path(table))
+    if missing:
+        print(f"lamaml: note: {runs_csv_path(table)} holds {missing} finished run(s) that {out / STORE_NAME} lacks; "
+              f"they run again unless restored first: lamaml runs --store {out / STORE_NAME} --import "
+              f"{runs_csv_path(table)}", file=sys.stderr)
 
 
 def _seeds_of(items: list[str]) -> dict[str, int]:

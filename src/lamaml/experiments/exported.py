@@ -81,20 +81,39 @@ def row_run(row: dict[str, str], where: str) -> tuple[dict[str, Any], dict[str, 
                                if k not in _IDENTITY and k not in ("test_ra", "test_bti") and v not in ("", None)}
     if row.get("test_ra") or row.get("test_bti"):
         metrics["test"] = {"ra": _number(row.get("test_ra", "")), "bti": _number(row.get("test_bti", ""))}
-    metrics.update(benchmark=config["benchmark"], method=config["method"], seed=config["seed"],
+    # A run's metrics.json holds its resolved config; the tables read it from there.
+    metrics.update(config=config, benchmark=config["benchmark"], method=config["method"], seed=config["seed"],
                    code_commit=row.get("code_commit") or None, imported_from=where.split(":")[0])
     return config, metrics
 
 
-def import_runs(store: Store, path: Path) -> tuple[int, int]:
-    """Record every row of the runs file ``path`` as a finished run of ``store`` unless the store has it
-    done already; return (imported, already there). Every row is checked before any is written."""
+def read_runs(path: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every row of the runs file ``path`` as (config, metrics), each checked (row_run)."""
     try:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as error:
         raise UserError(f"--import {path}: {error.strerror or error}") from None
-    runs = [row_run(row, f"{path.name}:{line}") for line, row in enumerate(rows, start=2)]
+    return [row_run(row, f"{path.name}:{line}") for line, row in enumerate(rows, start=2)]
+
+
+def restorable(store_path: Path, path: Path) -> int:
+    """How many runs of the runs file ``path`` the store at ``store_path`` lacks (0 where the file is
+    absent or not a valid runs file: this only feeds a hint)."""
+    if not path.is_file():
+        return 0
+    try:
+        runs = read_runs(path)
+    except UserError:
+        return 0
+    done = Store(store_path).done_hashes() if store_path.exists() else set()
+    return sum(config_hash(config) not in done for config, _ in runs)
+
+
+def import_runs(store: Store, path: Path) -> tuple[int, int]:
+    """Record every row of the runs file ``path`` as a finished run of ``store`` unless the store has it
+    done already; return (imported, already there). Every row is checked before any is written."""
+    runs = read_runs(path)
     done = store.done_hashes()
     fresh = [(config, metrics) for config, metrics in runs if config_hash(config) not in done]
     for config, metrics in fresh:
