@@ -114,3 +114,19 @@ def test_reproduce_names_the_import_that_would_spare_rerunning_a_tables_committe
     import_runs(Store(tmp_path / "out" / "results.sqlite"), tmp_path / "t-runs.csv")
     _note_restorable(tmp_path / "out", tmp_path / "t.md")          # restored: nothing to say
     assert capsys.readouterr().err == ""
+
+
+def test_runs_export_writes_the_finished_runs_a_filter_selects_and_import_reads_them_back(tmp_path):
+    old = Store(tmp_path / "old.sqlite")
+    configs = [_finished(old, seed, 40.0 + seed)[0] for seed in (0, 1, 2)]
+    old.start(dict(configs[0], seed=3))                                   # running: never exported
+    lamaml = [sys.executable, "-m", "lamaml", "runs", "--store"]
+    done = subprocess.run(lamaml + [str(tmp_path / "old.sqlite"), "--where", "seed<=1", "--export",
+                                    str(tmp_path / "two-runs.csv")], capture_output=True, text=True)
+    assert done.returncode == 0 and "2 finished run(s)" in done.stdout
+    with open(tmp_path / "two-runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["seed"], r["ra"], r["test_ra"]) for r in rows] == [("0", "40.0000", "41.0000"), ("1", "41.0000", "42.0000")]
+    new = Store(tmp_path / "new.sqlite")
+    assert import_runs(new, tmp_path / "two-runs.csv") == (2, 0)
+    assert new.done_hashes() == {config_hash(c) for c in configs[:2]}

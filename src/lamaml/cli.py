@@ -135,7 +135,15 @@ def cmd_runs(args) -> int:
             added, there = import_runs(store, Path(path))
             print(f"{path}: {added} run(s) imported into {args.store}, {there} already done there")
         return 0
-    print(runs_table(open_store(args.store).query(args.where)))
+    rows = open_store(args.store).query(args.where)
+    if args.export:
+        from .atomic import write_text_atomic
+        from .experiments.reproduce.tables import store_runs_csv
+        done = [row for row in rows if row["status"] == "done"]
+        write_text_atomic(Path(args.export), store_runs_csv(done))
+        print(f"{args.export}: {len(done)} finished run(s) of {args.store}, one row each")
+        return 0
+    print(runs_table(rows))
     return 0
 
 

@@ -174,6 +174,9 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
     runs_p.add_argument("--import", dest="import_files", action="append", default=[], metavar="RUNS.csv",
                         help="record the runs of a table's exported runs file (docs/results/*-runs.csv) as done "
                         "in --store (created if absent), so reproduce and sweep skip them (repeatable)")
+    runs_p.add_argument("--export", default=None, metavar="RUNS.csv",
+                        help="write the finished runs (those --where selects) as CSV, one row per run with its "
+                        "metrics, commit, config hash and settings; --import reads it back")
     runs_p.set_defaults(handler=handlers["runs"])
     config_p = commands.add_parser("config", help="print the fully resolved config of a run as JSON (no data needed)")
     config_p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="the task stream (lamaml list shows them)")

@@ -153,10 +153,7 @@ def successors_runs_csv(cells: dict) -> str:
     rows = []
     for (benchmark, method), runs in cells.items():
         for run in sorted(runs, key=lambda r: r.get("seed", 0)):
-            row = run_row(run, benchmark, method)
-            for key in ("aaa", "worst_case_accuracy"):
-                row[key] = "" if run.get(key) is None else f"{float(run[key]):.4f}"
-            rows.append(row)
+            rows.append(run_row(run, benchmark, method))
     return csv_text(rows, RUN_COLUMNS)
 
 

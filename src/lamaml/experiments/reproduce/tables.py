@@ -103,8 +103,8 @@ def _number(value: Any, digits: int) -> str:
 
 
 def run_row(run: dict[str, Any], benchmark: str, method: str) -> dict[str, str]:
-    """One run as a CSV row: every column either table writes (``setting``, ``test_ra`` and ``test_bti``
-    only table 2's)."""
+    """One run as a CSV row: every column any table writes (``setting``, ``test_ra`` and ``test_bti``
+    table 2's, ``aaa`` and ``worst_case_accuracy`` the successors'; each table keeps its own)."""
     config = run.get("config")
     test = run.get("test") or {}
     return {
@@ -113,6 +113,7 @@ def run_row(run: dict[str, Any], benchmark: str, method: str) -> dict[str, str]:
         "seed": str(run.get("seed", (config or {}).get("seed", ""))),
         "ra": _number(run.get("ra"), 4), "bti": _number(run.get("bti"), 4),
         "test_ra": _number(test.get("ra"), 4), "test_bti": _number(test.get("bti"), 4),
+        "aaa": _number(run.get("aaa"), 4), "worst_case_accuracy": _number(run.get("worst_case_accuracy"), 4),
         "learning_accuracy": _number(run.get("learning_accuracy"), 4),
         "train_time_s": _number(run.get("train_time_s"), 3), "eval_time_s": _number(run.get("eval_time_s"), 3),
         "code_commit": str(run.get("code_commit") or ""),
@@ -139,6 +140,21 @@ def csv_text(rows: Iterable[dict[str, str]], columns: list[str]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+# Every column of run_row, as `lamaml runs --export` writes them (and --import reads them back).
+ALL_RUN_COLUMNS = ["benchmark", "setting", "method", "seed", "ra", "bti", "test_ra", "test_bti", "aaa",
+                   "worst_case_accuracy", "learning_accuracy", "train_time_s", "eval_time_s", "code_commit",
+                   "config_hash", "settings"]
+
+
+def store_runs_csv(rows: list[dict[str, Any]]) -> str:
+    """Finished store rows (``Store.query``) as one CSV row each, every column of run_row."""
+    runs = []
+    for row in rows:
+        run = {**json.loads(row["metrics"] or "{}"), "config": json.loads(row["config"])}
+        runs.append(run_row(run, row["benchmark"], row["method"]))
+    return csv_text(runs, ALL_RUN_COLUMNS)
 
 
 def runs_csv(cells: dict) -> str:
