@@ -5,6 +5,8 @@ import io
 
 import pytest
 
+from lamaml.config import resolve_config
+
 from conftest import run_lamaml as lamaml
 from lamaml.errors import UserError
 from lamaml.experiments.reproduce.successors import (RUN_COLUMNS, findings, reproduce_successors,
@@ -36,8 +38,11 @@ def test_the_plan_runs_every_method_on_every_benchmark_with_its_anytime_settings
     assert len(configs) == 7 * 4 * 5 and len({config_hash(c.model_dump()) for c in configs}) == len(configs)
     assert set(setup["methods"]) == {"la-maml", "c-maml", "vr-mcl", "er", "er-ace", "der++", "mer"}
     for config in configs:
-        assert config.eval_every == setup["benchmarks"][config.benchmark]["eval_every"]
+        # every method evaluates after as many incoming samples: MER streams them one at a time
+        samples = setup["benchmarks"][config.benchmark]["eval_every"] * 10
+        assert config.eval_every * config.batch_size == samples
         assert config.setting == "single" and config.tasks is None
+    assert {c.eval_every for c in configs if c.method == "mer" and c.benchmark == "mnist-rotations"} == {500}
     many = [c for c in configs if c.benchmark == "mnist-many-permutations"]
     assert {c.anytime_samples for c in many} == {1000}
     assert {c.anytime_samples for c in configs if c.benchmark != "mnist-many-permutations"} == {None}
@@ -88,3 +93,16 @@ def test_the_command_end_to_end_on_a_slice_of_split_mnist(data_dir, tmp_path):
     assert len(rows) == 2 and all("| 1/1 |" in row and "n/a" not in row and "(n=1)" in row for row in rows)
     again = lamaml(*args, data_dir=data_dir)
     assert again.returncode == 0 and "2 combinations, 2 already done, 0 to run" in again.stderr
+
+
+def test_the_replay_baselines_get_la_mamls_glances_memory_and_clip_on_every_benchmark():
+    """One replay budget: a ranking of ER, ER-ACE and DER++ against La-MAML compares methods, not how
+    many steps or samples each was given (the paper tuned every baseline's glances, appendix G)."""
+    for benchmark in successors_setup()["benchmarks"]:
+        la_maml = resolve_config(benchmark, "la-maml")
+        for method in ("er", "er-ace", "der++"):
+            config = resolve_config(benchmark, method)
+            assert (config.glances, config.batch_size) == (la_maml.glances, la_maml.batch_size), (benchmark, method)
+            assert config.params["memories"] == la_maml.params["memories"], (benchmark, method)
+            assert config.params["replay_batch_size"] == la_maml.params["replay_batch_size"] == 10
+            assert config.params["grad_clip_norm"] == 2.0
