@@ -144,7 +144,10 @@ def test_a_class_il_run_scores_below_the_task_il_run_of_the_same_stream(data_dir
     """Same stream, model and order; class-il must tell digit 0 from 3 as well, task-il only 0 from 1."""
     rows = {}
     for scenario in ("task-il", "class-il"):
-        config = resolve_config("split-mnist", "er", {"scenario": scenario, "samples_per_task": "200"}, tasks=2)
+        # little replay (one glance, a replay batch of 1): at the preset's 5 glances and replay batch
+        # of 10, ER all but masters two class-il tasks of 200 samples (91 vs 97), hiding the gap
+        config = resolve_config("split-mnist", "er", {"scenario": scenario, "samples_per_task": "200",
+                                                      "glances": "1", "replay_batch_size": "1"}, tasks=2)
         metrics = run(config, data_dir, download=False)
         assert metrics["scenario"] == scenario
         rows[scenario] = metrics["acc_matrix"][-1]
