@@ -74,6 +74,9 @@ def test_the_table_of_whole_benchmarks_stands_beside_the_papers_ra_with_means_st
     assert "| supported (61.18 vs 55.57: +5.61; means only) | not run |" in _row(
         table, "`learned-rates-help-la-maml-above-c-maml`", "cifar100/single")
     assert "- cifar100/multi: La-MAML's RA 67.00 is above every other method but IID's; IID's 81.00." in table
+    # The ordering: paper La-MAML > MER > ER on single-pass, ours La-MAML 67 > ER 60 > MER 51
+    assert "Kendall's tau between the two orders over these 3 methods: +0.33" in table
+    assert "- reversed (1): MER > ER (51.00 vs 60.00: -9.00, 2 SE 1.63)." in table
     rows = list(csv.DictReader(io.StringIO((tmp_path / "table2-runs.csv").read_text())))
     assert list(rows[0]) == TABLE2_RUN_COLUMNS and len(rows) == runs
     iid = [r for r in rows if r["method"] == "iid"]
@@ -93,6 +96,7 @@ def test_runs_on_the_first_tasks_are_never_compared_with_the_paper(tmp_path):
     assert "| claim | column | comparison | ours |" in table and "paper's table" not in table
     assert "| cifar100 | multi | er | 2/2 | 59.50 +/- 0.71 | -0.50 +/- 0.71 |" in table
     assert "- cifar100: IID's epochs are 500 batches here" in table     # 5000 x 2 of 20 tasks
+    assert "**cifar100/single**, the paper's order by RA (whole benchmark): La-MAML > C-MAML > MER > GEM" in table
 
 
 def test_iid_batches_per_epoch_shrink_with_the_data_unless_the_user_sets_them():
@@ -239,3 +243,34 @@ def test_seeds_of_gives_some_methods_more_seeds_and_each_row_says_how_many_it_as
     assert "| tinyimagenet | single | mer | 1/1 | 50.00 (n=1) |" in table
     with pytest.raises(UserError, match="--seeds-of ewc=2: give methods of the table"):
         table2_plan(["tinyimagenet"], ["single"], METHODS, 1, 5, {}, seeds_of={"ewc": 2})
+
+
+def _cells(column, ras):
+    return {(column, m): [{"ra": v} for v in values] for m, values in ras.items()}
+
+
+def test_the_ordering_section_ranks_both_orders_and_judges_each_pair_as_the_claims_do():
+    from lamaml.experiments.reproduce.table2_ordering import ordering_section
+    # paper, tinyimagenet/single: La-MAML 52.59 > C-MAML 48.77 > MER 44.87 > GEM 40.56 > ER 39.38 > A-GEM 38.96
+    cells = _cells("tinyimagenet/single", {"la-maml": [50.0, 52.0], "c-maml": [44.0, 46.0], "er": [45.0, 47.0],
+                                           "gem": [49.0], "iid": [60.0]})
+    text = "\n".join(ordering_section(cells, None))
+    assert "the paper's RA: La-MAML 52.59 > C-MAML 48.77 > MER 44.87 > GEM 40.56 > ER 39.38 > A-GEM 38.96." in text
+    assert ("Ours, same methods: La-MAML 51.00 (2 seeds) > GEM 49.00 (1 seed) > ER 46.00 (2 seeds) > "
+            "C-MAML 45.00 (2 seeds); not run yet: MER, A-GEM.") in text
+    # paper order L > C > G > E, ours L > G > E > C: pairs LC LG LE agree, CG CE reversed, GE agrees -> tau 2/6
+    assert "over these 4 methods: +0.33" in text
+    # judged pairs (both sides 2 seeds, std 1.41 each: 2 SE = 2 x sqrt(2/2 + 2/2) = 2.83)
+    assert "- in the paper's order (2): La-MAML > C-MAML (51.00 vs 45.00: +6.00, 2 SE 2.83); " \
+           "La-MAML > ER (51.00 vs 46.00: +5.00, 2 SE 2.83)." in text
+    assert "- within noise (1): C-MAML > ER (45.00 vs 46.00: -1.00, 2 SE 2.83)." in text
+    assert "- a side of one seed, means in the paper's order (2): La-MAML > GEM" in text and "GEM > ER" in text
+    assert "- a side of one seed, means reversed (1): C-MAML > GEM (45.00 vs 49.00: -4.00; 2 and 1 seed(s))." in text
+    assert "reversed (" not in text.replace("means reversed (", "")     # no pair reversed beyond 2 SE
+    assert "IID" not in text                                              # not in the paper's column
+    # On the first 5 of 40 tasks: the paper's order without its numbers, and what 5 tasks can say
+    part = "\n".join(ordering_section(cells, 5))
+    assert "the paper's order by RA (whole benchmark): La-MAML > C-MAML > MER > GEM > ER > A-GEM." in part
+    assert "52.59" not in part and "the first 5 of the benchmark's 40 tasks" in part
+    # A column the paper gives no number for, or one method only: no ranking to compare
+    assert ordering_section(_cells("tinyimagenet/single", {"iid": [1.0]}), None)[-1].startswith("Too few")

@@ -196,7 +196,7 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
     scope = scope_text(plan, tasks, overrides)
     targets = [folder / TABLE_NAME] + ([Path(table)] if table else [])
     text = write_tables(lambda name: table2_markdown(plan, cells, seeds, command, scope, rebuilt=table_only,
-                                                     runs_csv=name),
+                                                     runs_csv=name, tasks=tasks),
                         table2_runs_csv(cells), targets)
     if scope:
         print("table2: these runs cover part of each benchmark; the table does not compare them with the paper",

@@ -16,6 +16,7 @@ import numpy as np
 
 from .claims import METHOD_NAMES, ClaimBook, Stat, claims_section, load_claims
 from .paper import TABLE2_COLUMNS, paper_table2, table2_methods
+from .table2_ordering import ordering_section
 from .tables import commits_line, csv_text, generated_lines, reproduced, run_row, seed_of, unique_runs
 
 TABLE2_RUN_COLUMNS = ["benchmark", "setting", "method", "seed", "ra", "bti", "test_ra", "test_bti",
@@ -96,10 +97,11 @@ def _benchmark_names(plan: list) -> str:
 
 
 def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: str | None, rebuilt: bool = False,
-                    runs_csv: str | None = None) -> str:
+                    runs_csv: str | None = None, tasks: int | None = None) -> str:
     """The table of ``plan``'s cells (table2.Cell: benchmark, setting, method, spec, absent), notes on what
     ran where, and the claims section; ``scope``: the part of each benchmark the runs cover (e.g. ``first 1
-    task``), None for whole benchmarks, the only runs the paper's numbers stand beside."""
+    task``), None for whole benchmarks, the only runs the paper's numbers stand beside; ``tasks``: the tasks
+    each run covered (None: all)."""
     full = scope is None
     lines = [
         f"# Table 2 ({_benchmark_names(plan)}, task-aware): lamaml "
@@ -140,7 +142,8 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
                            f"{train:.0f} s", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
-    return "\n".join(lines + _notes(plan) + claims_section(cells, table2_book(full, scope or ""))) + "\n"
+    return "\n".join(lines + _notes(plan) + ordering_section(cells, tasks)
+                     + claims_section(cells, table2_book(full, scope or ""))) + "\n"
 
 
 def _notes(plan: list) -> list[str]:
