@@ -64,8 +64,8 @@ def test_the_table_and_its_findings_from_a_hand_made_store(tmp_path):
     line = next(line for line in table.splitlines() if line.startswith("- **mnist-rotations**"))
     assert "by RA: DER++ 76.0, La-MAML 71.0, VR-MCL 70.5, ER-ACE 65.0, ER 61.0" in line
     assert "AAA ranks them differently: DER++ 81.0, VR-MCL 75.5, ER-ACE 70.0, ER 66.0, La-MAML 51.0" in line
-    # 70.5 vs 71 with std 1 on 3 seeds each: 2 SE = 1.63, within noise; DER++ 76 vs 71: above
-    assert "VR-MCL's RA is within noise of La-MAML's (70.50 vs 71.00: -0.50, 2 SE 1.63)" in line
+    # 70.5 vs 71 with std 1 on 3 seeds each: t -0.61 on 4 df, within noise; DER++ 76 vs 71: t 6.12, above
+    assert "VR-MCL's RA is within noise of La-MAML's (70.50 vs 71.00: -0.50, t -0.61, 4.0 df, p 0.573)" in line
     assert "the best replay baseline, DER++'s RA is above La-MAML's (76.00 vs 71.00: +5.00" in line
     rows = list(csv.DictReader(io.StringIO((tmp_path / "successors-runs.csv").read_text())))
     assert list(rows[0]) == RUN_COLUMNS and len(rows) == 15

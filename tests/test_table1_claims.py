@@ -25,18 +25,29 @@ def run(ra, bti=-5.0, train=30.0, seed=0, commit="abc1234", config=None):
             "seed": seed, "code_commit": commit, **({"config": config} if config else {})}
 
 
-# Two SE of a difference between two cells of 5 seeds with std 1 each: 2 * sqrt(1/5 + 1/5) = 1.265.
-@pytest.mark.parametrize("a_mean, verdict", [(78.3, SUPPORTED), (77.0, WITHIN_NOISE), (75.7, NOT_SUPPORTED)])
-def test_a_comparison_is_judged_by_its_margin_against_two_standard_errors(a_mean, verdict):
+# Two cells of 5 seeds with std 1 each: SE = sqrt(1/5 + 1/5) = 0.632 on 8 df, Welch's critical t at
+# p 0.05 (two-sided) 2.306: a margin must clear 1.459.
+@pytest.mark.parametrize("a_mean, verdict", [(78.6, SUPPORTED), (78.3, WITHIN_NOISE), (77.0, WITHIN_NOISE),
+                                             (75.4, NOT_SUPPORTED)])
+def test_a_comparison_is_judged_by_welchs_t_test(a_mean, verdict):
     result = evaluate_claim(RA_ABOVE, Stat(a_mean, 1.0, 5), Stat(77.0, 1.0, 5))
     assert result.verdict == verdict
-    assert "2 SE 1.26" in result.detail
+    assert f"t {(a_mean - 77.0) / 0.4 ** 0.5:+.2f}, 8.0 df" in result.detail    # 78.3: t 2.06, p 0.074
 
 
-def test_the_margin_just_inside_two_standard_errors_is_noise_and_just_outside_is_not():
-    two_se = 2 * (1 / 5 + 1 / 5) ** 0.5
-    assert evaluate_claim(RA_ABOVE, Stat(77.0 + two_se - 0.01, 1.0, 5), Stat(77.0, 1.0, 5)).verdict == WITHIN_NOISE
-    assert evaluate_claim(RA_ABOVE, Stat(77.0 + two_se + 0.01, 1.0, 5), Stat(77.0, 1.0, 5)).verdict == SUPPORTED
+def test_the_margin_just_inside_the_critical_t_is_noise_and_just_outside_is_not():
+    needed = 2.306004 * (1 / 5 + 1 / 5) ** 0.5       # scipy.stats.t.ppf(0.975, 8) x SE
+    assert evaluate_claim(RA_ABOVE, Stat(77.0 + needed - 0.01, 1.0, 5), Stat(77.0, 1.0, 5)).verdict == WITHIN_NOISE
+    assert evaluate_claim(RA_ABOVE, Stat(77.0 + needed + 0.01, 1.0, 5), Stat(77.0, 1.0, 5)).verdict == SUPPORTED
+
+
+def test_welchs_degrees_of_freedom_follow_the_noisier_side():
+    # s = 3 on 3 seeds against s = 0.1 on 5: df near n_A - 1 = 2, so t 3.5 is not enough (critical 4.30)
+    result = evaluate_claim(RA_ABOVE, Stat(83.0, 3.0, 3), Stat(77.0, 0.1, 5))
+    assert result.verdict == WITHIN_NOISE and ", 2.0 df," in result.detail
+    from lamaml.experiments.reproduce.claims import welch_df
+    assert welch_df(1 / 5, 1 / 5, 5, 5) == pytest.approx(8.0)
+    assert welch_df(9 / 3, 0.0, 3, 5) == pytest.approx(2.0)
 
 
 def test_a_less_than_claim_is_supported_by_a_smaller_mean():
@@ -65,13 +76,14 @@ def test_the_section_judges_each_claim_on_the_paper_and_on_ours_and_quotes_its_s
          "source": "s"}]}
     monkeypatch.setattr(claims_module, "table1_claims", lambda: claims)
     cells = {("mnist-rotations", "mer"): [run(77.0 + d, train=470.0 + d) for d in (-1, 0, 1)],
-             ("mnist-rotations", "la-maml"): [run(75.0 + d, train=30.0 + d) for d in (-1, 0, 1)],
+             ("mnist-rotations", "la-maml"): [run(74.0 + d, train=30.0 + d) for d in (-1, 0, 1)],
              ("mnist-rotations", "c-maml"): []}
     rows = {line.split(" | ")[0][2:]: line for line in claims_module.claims_section(cells) if line.startswith("| `")}
-    # Paper: La-MAML 77.42 +/- 0.65, MER 77.42 +/- 0.78 over 5 seeds; ours: 75 vs 77, 2 SE 1.63.
-    assert "| La-MAML RA > MER RA | *within noise* (77.42 vs 77.42: +0.00, 2 SE 0.91) " \
-           "| **not supported** (75.00 vs 77.00: -2.00, 2 SE 1.63) |" in rows["`a-above-b`"]
-    assert "| n/a | supported (30 s vs 470 s: -440, 2 SE 2) |" in rows["`a-faster`"]
+    # Paper: La-MAML 77.42 +/- 0.65, MER 77.42 +/- 0.78 over 5 seeds; ours: 74 vs 77 on 3 seeds of std 1,
+    # SE 0.816, t -3.67 on 4 df: p 0.021
+    assert "| La-MAML RA > MER RA | *within noise* (77.42 vs 77.42: +0.00, t +0.00, 7.7 df, p 1.000) " \
+           "| **not supported** (74.00 vs 77.00: -3.00, t -3.67, 4.0 df, p 0.021) |" in rows["`a-above-b`"]
+    assert "| n/a | supported (30 s vs 470 s: -440, t +538.89, 4.0 df, p < 0.001) |" in rows["`a-faster`"]
     assert rows["`vs-c-maml`"].endswith("| not run |")
     section = "\n".join(claims_module.claims_section(cells))
     assert "Ours, of 3: 1 supported, 1 not supported, 1 not run." in section

@@ -69,14 +69,14 @@ def test_the_table_of_whole_benchmarks_stands_beside_the_papers_ra_with_means_st
     assert table.count("\n| tinyimagenet | single | mer | 3/3 | 51.00 +/- 1.00 | 44.87 | **no** |") == 1
     # The claims: the paper's column on its means alone; ours against 2 standard errors
     claim = _row(table, "`la-maml-ra-above-er`", "cifar100/multi")
-    assert "| supported (70.08 vs 59.70: +10.38; means only) | supported (67.00 vs 60.00: +7.00, 2 SE 1.63) |" in claim
+    assert "| supported (70.08 vs 59.70: +10.38; means only) | supported (67.00 vs 60.00: +7.00, t +8.57, 4.0 df, p 0.001) |" in claim
     assert "| n/a | not run |" in _row(table, "`la-maml-ra-above-icarl`", "cifar100/single")    # no paper number
     assert "| supported (61.18 vs 55.57: +5.61; means only) | not run |" in _row(
         table, "`learned-rates-help-la-maml-above-c-maml`", "cifar100/single")
     assert "- cifar100/multi: La-MAML's RA 67.00 is above every other method but IID's; IID's 81.00." in table
     # The ordering: paper La-MAML > MER > ER on single-pass, ours La-MAML 67 > ER 60 > MER 51
     assert "Kendall's tau between the two orders over these 3 methods: +0.33" in table
-    assert "- reversed (1): MER > ER (51.00 vs 60.00: -9.00, 2 SE 1.63)." in table
+    assert "- reversed (1): MER > ER (51.00 vs 60.00: -9.00, t -11.02, 4.0 df, p < 0.001)." in table
     rows = list(csv.DictReader(io.StringIO((tmp_path / "table2-runs.csv").read_text())))
     assert list(rows[0]) == TABLE2_RUN_COLUMNS and len(rows) == runs
     iid = [r for r in rows if r["method"] == "iid"]
@@ -252,18 +252,18 @@ def _cells(column, ras):
 def test_the_ordering_section_ranks_both_orders_and_judges_each_pair_as_the_claims_do():
     from lamaml.experiments.reproduce.table2_ordering import ordering_section
     # paper, tinyimagenet/single: La-MAML 52.59 > C-MAML 48.77 > MER 44.87 > GEM 40.56 > ER 39.38 > A-GEM 38.96
-    cells = _cells("tinyimagenet/single", {"la-maml": [50.0, 52.0], "c-maml": [44.0, 46.0], "er": [45.0, 47.0],
+    cells = _cells("tinyimagenet/single", {"la-maml": [52.0, 54.0], "c-maml": [44.0, 46.0], "er": [45.0, 47.0],
                                            "gem": [49.0], "iid": [60.0]})
     text = "\n".join(ordering_section(cells, None))
     assert "the paper's RA: La-MAML 52.59 > C-MAML 48.77 > MER 44.87 > GEM 40.56 > ER 39.38 > A-GEM 38.96." in text
-    assert ("Ours, same methods: La-MAML 51.00 (2 seeds) > GEM 49.00 (1 seed) > ER 46.00 (2 seeds) > "
+    assert ("Ours, same methods: La-MAML 53.00 (2 seeds) > GEM 49.00 (1 seed) > ER 46.00 (2 seeds) > "
             "C-MAML 45.00 (2 seeds); not run yet: MER, A-GEM.") in text
     # paper order L > C > G > E, ours L > G > E > C: pairs LC LG LE agree, CG CE reversed, GE agrees -> tau 2/6
     assert "over these 4 methods: +0.33" in text
-    # judged pairs (both sides 2 seeds, std 1.41 each: 2 SE = 2 x sqrt(2/2 + 2/2) = 2.83)
-    assert "- in the paper's order (2): La-MAML > C-MAML (51.00 vs 45.00: +6.00, 2 SE 2.83); " \
-           "La-MAML > ER (51.00 vs 46.00: +5.00, 2 SE 2.83)." in text
-    assert "- within noise (1): C-MAML > ER (45.00 vs 46.00: -1.00, 2 SE 2.83)." in text
+    # judged pairs (both sides 2 seeds, std 1.41 each: SE sqrt(2/2 + 2/2) = 1.41 on 2 df, critical t 4.30)
+    assert "- in the paper's order (2): La-MAML > C-MAML (53.00 vs 45.00: +8.00, t +5.66, 2.0 df, p 0.030); " \
+           "La-MAML > ER (53.00 vs 46.00: +7.00, t +4.95, 2.0 df, p 0.038)." in text
+    assert "- within noise (1): C-MAML > ER (45.00 vs 46.00: -1.00, t -0.71, 2.0 df, p 0.553)." in text
     assert "- a side of one seed, means in the paper's order (2): La-MAML > GEM" in text and "GEM > ER" in text
     assert "- a side of one seed, means reversed (1): C-MAML > GEM (45.00 vs 49.00: -4.00; 2 and 1 seed(s))." in text
     assert "reversed (" not in text.replace("means reversed (", "")     # no pair reversed beyond 2 SE

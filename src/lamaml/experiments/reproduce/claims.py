@@ -2,7 +2,7 @@
 
 Every comparison the sources state in words on these benchmarks is data
 (config/paper/table1_claims.yaml, table2_claims.yaml; checked on load); each is judged on means over
-seeds against CLAIM_SE standard errors of its margin (see evaluate_claim). ``claims_section`` is the
+seeds by Welch's t-test of its margin at CLAIM_ALPHA (see evaluate_claim). ``claims_section`` is the
 part of ``table1.md`` (and, given table 2's ``ClaimBook``, of ``table2.md``) that shows them, after a
 glance at the means alone. A table's cells are keyed ``(column, method)``: a column is a benchmark in
 Table 1, a benchmark and setting in Table 2.
@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
+from scipy.stats import t as student_t
 
 from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
 
@@ -31,8 +32,9 @@ CLAIM_OPS = (">", "<")
 SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
 # What a claim's row can say: the three verdicts, then why a claim could not be judged.
 VERDICT_ORDER = (SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE, "too few seeds", "not run", "n/a")
-# How many standard errors of the difference a claim's margin must clear, either way.
-CLAIM_SE = 2.0
+# The two-sided level of Welch's t-test a claim's margin must clear, either way: about 2.3 standard
+# errors at 5 seeds a side, 2.8 at 3 (a flat 2 SE, the rule before, is a 10-12 % test at those counts).
+CLAIM_ALPHA = 0.05
 
 
 @lru_cache(maxsize=None)
@@ -113,13 +115,24 @@ def claim_text(claim: dict[str, Any]) -> str:
     return f"{a} {metric} {claim['op']} {b} {metric}"
 
 
-def judge(margin: float, se: float) -> str:
+def welch_df(a_part: float, b_part: float, n_a: int, n_b: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of a difference whose variance is ``a_part + b_part``
+    (s_A^2/n_A + s_B^2/n_B, or their delta-method terms for a ratio)."""
+    denominator = (a_part ** 2 / (n_a - 1) if a_part else 0.0) + (b_part ** 2 / (n_b - 1) if b_part else 0.0)
+    return (a_part + b_part) ** 2 / denominator
+
+
+def judge(margin: float, se: float, df: float = math.inf) -> str:
     """``margin``: how far the means go the claim's way (negative: the other way); ``se``: its standard
-    error. Supported beyond CLAIM_SE standard errors the claim's way, not supported beyond them the
-    other way, within noise between."""
-    if margin > CLAIM_SE * se:
+    error, on ``df`` degrees of freedom. Supported when t = margin / se clears Welch's critical value
+    at CLAIM_ALPHA (two-sided) the claim's way, not supported when it clears it the other way, within
+    noise between; with no spread (se 0), the means alone."""
+    if se == 0:
+        return SUPPORTED if margin > 0 else NOT_SUPPORTED if margin < 0 else WITHIN_NOISE
+    critical = float(student_t.ppf(1 - CLAIM_ALPHA / 2, df))
+    if margin > critical * se:
         return SUPPORTED
-    if margin < -CLAIM_SE * se:
+    if margin < -critical * se:
         return NOT_SUPPORTED
     return WITHIN_NOISE
 
@@ -131,7 +144,9 @@ def evaluate_claim(claim: dict[str, Any], a: Stat | None, b: Stat | None) -> Ver
     sqrt(s_A^2/n_A + s_B^2/n_B); a difference's is A - B minus the stated value (the value minus A - B
     for <), with the same standard error. A ratio's margin is A/B minus the stated value (the value
     minus A/B for <), its standard error the delta method's r * sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2)).
-    A std of NaN (a paper's number without its spread) judges on the means alone.
+    The margin over its standard error is judged by Welch's t-test (``judge``), its degrees of freedom
+    from the two terms of the variance. A std of NaN (a paper's number without its spread) judges on
+    the means alone.
     """
     if a is None or b is None:
         return Verdict("no number", "")
@@ -143,19 +158,25 @@ def evaluate_claim(claim: dict[str, Any], a: Stat | None, b: Stat | None) -> Ver
             return Verdict("n/a", "a mean of zero")
         ratio = a.mean / b.mean
         margin = sign * (ratio - claim["value"])
-        se = abs(ratio) * math.sqrt(a.std ** 2 / (a.n * a.mean ** 2) + b.std ** 2 / (b.n * b.mean ** 2))
-        means, se_text = f"{a.mean:.{digits}f}{unit} / {b.mean:.{digits}f}{unit} = {ratio:.2f}", f"{CLAIM_SE * se:.2f}"
+        parts = (ratio ** 2 * a.std ** 2 / (a.n * a.mean ** 2), ratio ** 2 * b.std ** 2 / (b.n * b.mean ** 2))
+        means = f"{a.mean:.{digits}f}{unit} / {b.mean:.{digits}f}{unit} = {ratio:.2f}"
     else:
         diff = a.mean - b.mean
         margin = sign * (diff - claim.get("value", 0.0))
-        se = math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
+        parts = (a.std ** 2 / a.n, b.std ** 2 / b.n)
         means = f"{a.mean:.{digits}f}{unit} vs {b.mean:.{digits}f}{unit}: {diff:+.{digits}f}"
-        se_text = f"{CLAIM_SE * se:.{digits}f}"
+    se = math.sqrt(sum(parts))
     if math.isnan(se):      # no spread known: the means alone
         return Verdict(judge(margin, 0.0), f"{means}; means only")
     if min(a.n, b.n) < 2:   # one seed has no spread, so no noise to judge a difference against
         return Verdict("too few seeds", f"{means}; {a.n} and {b.n} seed(s)")
-    return Verdict(judge(margin, se), f"{means}, {CLAIM_SE:g} SE {se_text}")
+    if se == 0:
+        return Verdict(judge(margin, 0.0), f"{means}; no spread")
+    df = welch_df(*parts, a.n, b.n)
+    t = margin / se
+    p = float(2 * student_t.sf(abs(t), df))
+    p_text = f"p {p:.3f}" if p >= 0.001 else "p < 0.001"
+    return Verdict(judge(margin, se, df), f"{means}, t {t:+.2f}, {df:.1f} df, {p_text}")
 
 
 def ours_stat(cells: dict, benchmark: str, method: str, metric: str) -> Stat | None:
@@ -230,11 +251,12 @@ def claims_section(cells: dict, book: ClaimBook | None = None) -> list[str]:
              f"Every comparison the sources at hand state in words on {book.scope} "
              f"(config/paper/{book.file}, which lists what was read and left out; the paper's body is not "
              "among them), judged on means over seeds.",
-             f"Rule: the margin by which the means go the claim's way (for a ratio, the ratio minus the stated "
-             f"value) against {CLAIM_SE:g} standard errors (SE) of it, SE = sqrt(s_A^2/n_A + s_B^2/n_B) "
-             "(a ratio r = A/B: r sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2))): **supported** beyond "
-             f"{CLAIM_SE:g} SE the claim's way, **not supported** beyond {CLAIM_SE:g} SE the other way, "
-             f"**within noise** between. At 5 seeds a side, {CLAIM_SE:g} SE is about 1.3 pooled stds.",
+             "Rule: Welch's t-test of the margin by which the means go the claim's way (for a ratio, the "
+             "ratio minus the stated value), t = margin / SE, SE = sqrt(s_A^2/n_A + s_B^2/n_B) (a ratio "
+             "r = A/B: r sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2))), on the Welch-Satterthwaite degrees of "
+             f"freedom (df): **supported** when the two-sided p is below {CLAIM_ALPHA:g} with t the claim's "
+             f"way, **not supported** when it is below {CLAIM_ALPHA:g} with t the other way, **within noise** "
+             "otherwise. At 5 seeds a side the margin must clear about 2.3 SE, at 3 seeds 2.8.",
              f"{book.paper_rule} Numbers: A vs B: A - B.",
              f"Ours, of {len(rows)}: " + (", ".join(f"{n} {v}" for v, n in sorted(
                  counts.items(), key=lambda item: VERDICT_ORDER.index(item[0]))) or "nothing to judge") + ".",

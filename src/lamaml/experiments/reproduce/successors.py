@@ -9,7 +9,7 @@ table is rebuilt from the store (``--table-only`` rebuilds it alone), its runs b
 Every run evaluates anytime (``eval_every``, per benchmark in the YAML), so the table has AAA and
 WC-ACC beside RA and BTI. Under it, findings stated from the numbers alone: the ranking by RA, VR-MCL
 against La-MAML and the best replay baseline against La-MAML, each judged as the claims of Table 1
-are (a difference of means beyond two standard errors either way, else within noise).
+are (Welch's t-test on the difference of mean RA, p < 0.05 either way, else within noise).
 """
 from __future__ import annotations
 
@@ -162,8 +162,8 @@ def successors_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = F
     found = findings(cells)
     if found:
         lines += ["", "## What it shows", "",
-                  "Each comparison is judged as Table 1's claims are: above or below when the difference of",
-                  "mean RA clears two standard errors (sqrt(s_a^2/n_a + s_b^2/n_b)), else within noise.",
+                  "Each comparison is judged as Table 1's claims are: above or below when Welch's t-test on the",
+                  "difference of mean RA gives p < 0.05 (two-sided; t and its df are shown), else within noise.",
                   "These rank presets, not methods at their best: La-MAML's and C-MAML's values are their",
                   "authors' MNIST-tuned ones; VR-MCL's come from its authors' README for CIFAR and Tiny ImageNet",
                   "and were not tuned on MNIST; ER, ER-ACE and DER++ share one untuned setup (lr 0.01) at La-MAML's",

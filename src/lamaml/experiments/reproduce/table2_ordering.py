@@ -1,6 +1,6 @@
 """Table 2's ordering of methods beside the paper's: for each column the paper gives RA means for, its
 ranking, ours of the same methods, Kendall's tau between them, and every pair the paper orders judged
-on our seeds as a claim would be (claims.evaluate_claim: 2 standard errors, unjudged on one seed).
+on our seeds as a claim would be (claims.evaluate_claim: Welch's t-test, unjudged on one seed).
 
 On part of a benchmark (``--tasks`` below its count) the paper's numbers are not ours to match, but its
 ordering is still the question a reader asks first: the section then gives the paper's order without
@@ -34,7 +34,7 @@ def paper_ranking(column: str) -> list[tuple[str, float]]:
 
 def pair_verdicts(cells: dict, column: str, ranked: list[str]) -> dict[str, list[str]]:
     """Each pair of ``ranked`` (the paper's order, better first) as our seeds see it, grouped by verdict;
-    each entry like ``La-MAML > ER (47.68 vs 43.12: +4.56, 2 SE 6.50)``."""
+    each entry like ``La-MAML > ER (47.68 vs 43.12: +4.56, t +1.95, 3.6 df, p 0.130)``."""
     groups: dict[str, list[str]] = {SAME: [], REVERSED: [], NOISE: [], ONE_SAME: [], ONE_REVERSED: []}
     for better, worse in itertools.combinations(ranked, 2):
         claim = {"kind": "compare", "metric": "ra", "op": ">", "a": better, "b": worse}
@@ -96,7 +96,7 @@ def ordering_section(cells: dict, tasks: int | None) -> list[str]:
         groups = pair_verdicts(cells, column, ranked)
         total = sum(len(g) for g in groups.values())
         lines += ["", f"The paper's {total} pairs of them, on our seeds (a pair is judged where both sides have "
-                  "at least 2 seeds, beyond 2 standard errors of the difference, as the claims are):", ""]
+                  "at least 2 seeds, by Welch's t-test at p < 0.05, as the claims are):", ""]
         lines += [f"- {verdict} ({len(pairs)}): " + "; ".join(pairs) + "." for verdict, pairs in groups.items() if pairs]
         lines.append("")
     return lines[:-1]
