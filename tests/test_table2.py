@@ -272,5 +272,8 @@ def test_the_ordering_section_ranks_both_orders_and_judges_each_pair_as_the_clai
     part = "\n".join(ordering_section(cells, 5))
     assert "the paper's order by RA (whole benchmark): La-MAML > C-MAML > MER > GEM > ER > A-GEM." in part
     assert "52.59" not in part and "the first 5 of the benchmark's 40 tasks" in part
+    # Fewer samples per task, every task: still no paper number beside ours
+    fewer = "\n".join(ordering_section(cells, None, part=True))
+    assert "52.59" not in fewer and "fewer training samples per task" in fewer
     # A column the paper gives no number for, or one method only: no ranking to compare
     assert ordering_section(_cells("tinyimagenet/single", {"iid": [1.0]}), None)[-1].startswith("Too few")

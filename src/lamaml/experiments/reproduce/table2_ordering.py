@@ -48,8 +48,11 @@ def pair_verdicts(cells: dict, column: str, ranked: list[str]) -> dict[str, list
     return groups
 
 
-def _scope_paragraph(column: str, tasks: int) -> str:
+def _scope_paragraph(column: str, tasks: int | None) -> str:
     total = benchmark_info(column.split("/")[0]).n_tasks
+    if not tasks or tasks >= total:     # every task, fewer samples of each
+        return ("These runs see fewer training samples per task than the paper's, so they test its ordering, "
+                "not its numbers.")
     return (f"These runs cover the first {tasks} of the benchmark's {total} tasks, so they test the paper's "
             f"ordering, not its numbers. What {tasks} tasks can say: how well each method learns a task in one "
             f"pass and keeps the few before it. What they cannot: forgetting acts here on at most {tasks - 1} "
@@ -60,16 +63,17 @@ def _scope_paragraph(column: str, tasks: int) -> str:
             "not run.")
 
 
-def ordering_section(cells: dict, tasks: int | None) -> list[str]:
+def ordering_section(cells: dict, tasks: int | None, part: bool = False) -> list[str]:
     """The section's lines (none when no column of ``cells`` has the paper's numbers); ``tasks``: the
-    tasks each run covered, None for whole benchmarks."""
+    tasks each run covered (None: all); ``part``: the runs cover part of each benchmark (fewer tasks
+    or fewer samples per task), so the paper's numbers are not shown."""
     columns = [c for c in dict.fromkeys(c for c, _ in cells) if paper_ranking(c)]
     if not columns:
         return []
     lines = ["", "## The ordering beside the paper's", ""]
     for column in columns:
         ranking = paper_ranking(column)
-        part = bool(tasks and tasks < benchmark_info(column.split("/")[0]).n_tasks)
+        part = part or bool(tasks and tasks < benchmark_info(column.split("/")[0]).n_tasks)
         if part:
             lines += [_scope_paragraph(column, tasks), ""]
         ours = {m: float(np.mean([r["ra"] for r in cells.get((column, m)) or []]))

@@ -142,7 +142,7 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
                            f"{train:.0f} s", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
-    return "\n".join(lines + _notes(plan) + ordering_section(cells, tasks)
+    return "\n".join(lines + _notes(plan) + ordering_section(cells, tasks, part=not full)
                      + claims_section(cells, table2_book(full, scope or ""))) + "\n"
 
 
