@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -216,6 +217,16 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
     assert killed.stderr.count("\n") < 8                                   # one line, no traceback
     checkpoints = list((store.parent / "checkpoints").glob("*/checkpoint.pt"))
     assert len(checkpoints) == 1 and not Store(store).query(["status=done"])
+    # What a table says of the unfinished run: its checkpoint's place (after batch 6: task 2's first)
+    from lamaml.experiments.engines import checkpoint_progress
+    config = json.loads(Store(store).query([])[0]["config"])
+    assert re.fullmatch(r"checkpoint of \d{4}-\d\d-\d\d \d\d:\d\d UTC: task 2 of 2, batch 1 of its epoch 1; "
+                        r"\d+ s trained", checkpoint_progress(store, config))
+    assert checkpoint_progress(store, {**config, "seed": 1}) is None            # another run's: none
+    listed = subprocess.run([sys.executable, "-m", "lamaml.cli", "runs", "--store", str(store)],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert re.search(r"\nrun 1 \(mnist-rotations la-maml seed 0, \w+\): checkpoint of .*: task 2 of 2, batch 1 ",
+                     listed.stdout), listed.stdout
     resumed = _sweep(store, "--checkpoint-every", "2b", data_dir=data_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert "RA " in resumed.stderr and "(resumed from its checkpoint)" in resumed.stderr
@@ -277,3 +288,15 @@ def test_the_ordering_section_ranks_both_orders_and_judges_each_pair_as_the_clai
     assert "52.59" not in fewer and "fewer training samples per task" in fewer
     # A column the paper gives no number for, or one method only: no ranking to compare
     assert ordering_section(_cells("tinyimagenet/single", {"iid": [1.0]}), None)[-1].startswith("Too few")
+
+
+def test_a_cell_whose_run_left_a_checkpoint_says_it_is_in_progress_and_where():
+    from lamaml.experiments.reproduce.table2_report import table2_markdown
+    plan = table2_plan(["tinyimagenet"], ["single"], ["er", "mer"], 1, 5, {})
+    cells = {(cell.column, cell.method): [] for cell in plan}
+    where = "seed 0: checkpoint of 2026-12-03 08:00 UTC: task 2 of 5, batch 1,204 of its epoch 1; 1.4 h trained"
+    table = table2_markdown(plan, cells, 1, "lamaml reproduce table2", "first 5 tasks", tasks=5,
+                            running={("tinyimagenet/single", "mer"): [where]})
+    assert "| tinyimagenet | single | mer | 0/1 | in progress (see the notes) |" in table
+    assert "| tinyimagenet | single | er | 0/1 | not run yet |" in table
+    assert f"- In progress, tinyimagenet/single mer: {where} (the same command resumes it)." in table

@@ -144,6 +144,11 @@ def cmd_runs(args) -> int:
         print(f"{args.export}: {len(done)} finished run(s) of {args.store}, one row each")
         return 0
     print(runs_table(rows))
+    from .experiments.engines import checkpoint_progress
+    for row in rows:    # an unfinished sweep run that left a checkpoint: where the next claim resumes it
+        where = None if row["status"] == "done" else checkpoint_progress(args.store, json.loads(row["config"]))
+        if where:
+            print(f"run {row['id']} ({row['benchmark']} {row['method']} seed {row['seed']}, {row['status']}): {where}")
     return 0
 
 

@@ -75,6 +75,30 @@ def checkpoint_folder(store_path: str | os.PathLike, config: dict[str, Any]) -> 
     return Path(store_path).parent / "checkpoints" / config_hash(config)
 
 
+def checkpoint_progress(store_path: str | os.PathLike, config: dict[str, Any]) -> str | None:
+    """Where the checkpoint of an unfinished sweep run of ``config`` stands, in words (None: no usable
+    checkpoint of this configuration), e.g. ``checkpoint of 07:52 UTC: task 2 of 5, batch 1,204 of
+    its epoch 1; 1.4 h trained``; read while the run may be writing it (a save replaces the file
+    atomically)."""
+    from ..data import benchmark_info
+    from ..engine.checkpoint import CURRENT, load_latest
+    folder = checkpoint_folder(store_path, config)
+    try:
+        state, _ = load_latest(folder)
+    except (UserError, OSError):
+        return None
+    if config_hash(state.get("config") or {}) != config_hash(config):
+        return None
+    progress = state.get("progress") or {}
+    tasks = config.get("tasks") or benchmark_info(config["benchmark"]).n_tasks
+    saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((folder / CURRENT).stat().st_mtime)) \
+        if (folder / CURRENT).exists() else "unknown time"
+    epochs = f" of {config['epochs']}" if config.get("epochs", 1) > 1 else ""
+    return (f"checkpoint of {saved}: task {progress.get('task', 0) + 1} of {tasks}, batch "
+            f"{progress.get('batch', 0):,} of its epoch {progress.get('epoch', 0) + 1}{epochs}; "
+            f"{duration(progress.get('train_time', 0.0))} trained")
+
+
 def _resume_state(folder: Path, config: dict[str, Any]) -> dict | None:
     """The checkpoint a killed run of ``config`` left in ``folder``, or None (then the folder is cleared:
     no checkpoint, none usable, or one of another configuration)."""

@@ -26,7 +26,8 @@ from ...config import RunConfig, parse_value, resolve_config
 from ...data import benchmark_info
 from ...errors import UserError
 from ...methods import METHODS, method_class
-from ..sweep import SweepSpec, done_by_hash, done_metrics, run_sweep
+from ..store import config_hash
+from ..sweep import SweepSpec, combinations, done_by_hash, done_metrics, run_sweep
 from .paper import TABLE2_BENCHMARKS, TABLE2_SETTINGS, column_name, paper_table2, table2_methods
 from .tables import STORE_NAME, runs_csv_path, write_tables
 
@@ -165,6 +166,20 @@ def run_table2(out: Path, plan: list[Cell], jobs: int, data_dir: str | None, eng
                      checkpoint_every=checkpoint_every)
 
 
+def in_progress(out: Path, plan: list[Cell]) -> dict[tuple[str, str], list[str]]:
+    """For each cell, its unfinished runs that left a checkpoint: ``seed k: <where it stands>`` (what a
+    reader of a table of runs that take sessions wants to know of the rows still empty)."""
+    from ..engines import checkpoint_progress
+    done = done_by_hash(out / STORE_NAME)
+    found: dict[tuple[str, str], list[str]] = {}
+    for cell in plan:
+        for config in (c.model_dump() for c in combinations(cell.spec)) if cell.spec else ():
+            text = None if config_hash(config) in done else checkpoint_progress(out / STORE_NAME, config)
+            if text:
+                found.setdefault((cell.column, cell.method), []).append(f"seed {config['seed']}: {text}")
+    return found
+
+
 def collect(out: Path, plan: list[Cell]) -> dict[tuple[str, str], list[dict]]:
     """Metrics of the finished runs of each cell that is run, ``(column, method)`` -> runs, from the store."""
     by_hash = done_by_hash(out / STORE_NAME)
@@ -195,8 +210,9 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
     cells = collect(folder, plan)
     scope = scope_text(plan, tasks, overrides)
     targets = [folder / TABLE_NAME] + ([Path(table)] if table else [])
+    running = in_progress(folder, plan)
     text = write_tables(lambda name: table2_markdown(plan, cells, seeds, command, scope, rebuilt=table_only,
-                                                     runs_csv=name, tasks=tasks),
+                                                     runs_csv=name, tasks=tasks, running=running),
                         table2_runs_csv(cells), targets)
     if scope:
         print("table2: these runs cover part of each benchmark; the table does not compare them with the paper",

@@ -97,11 +97,13 @@ def _benchmark_names(plan: list) -> str:
 
 
 def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: str | None, rebuilt: bool = False,
-                    runs_csv: str | None = None, tasks: int | None = None) -> str:
+                    runs_csv: str | None = None, tasks: int | None = None,
+                    running: dict[tuple[str, str], list[str]] | None = None) -> str:
     """The table of ``plan``'s cells (table2.Cell: benchmark, setting, method, spec, absent), notes on what
     ran where, and the claims section; ``scope``: the part of each benchmark the runs cover (e.g. ``first 1
     task``), None for whole benchmarks, the only runs the paper's numbers stand beside; ``tasks``: the tasks
-    each run covered (None: all)."""
+    each run covered (None: all); ``running``: per cell, where its unfinished runs' checkpoints stand."""
+    running = running or {}
     full = scope is None
     lines = [
         f"# Table 2 ({_benchmark_names(plan)}, task-aware): lamaml "
@@ -130,7 +132,8 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         p = paper_ra(cell.column, cell.method)
         paper = [f"{p:.2f}" if p is not None else "NOT FOUND"] if full else []
         if not runs:
-            reason = f"not run: {cell.absent}" if cell.absent else "not run yet"
+            reason = f"not run: {cell.absent}" if cell.absent else \
+                "in progress (see the notes)" if (cell.column, cell.method) in running else "not run yet"
             lines.append(_row([cell.benchmark, cell.setting, name, f"0/{cell.seeds}", reason,
                                *(paper + [""] if full else []), "", "", "", "", ""]))
             continue
@@ -142,12 +145,13 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
                            f"{train:.0f} s", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
-    return "\n".join(lines + _notes(plan) + ordering_section(cells, tasks, part=not full)
+    return "\n".join(lines + _notes(plan, running) + ordering_section(cells, tasks, part=not full)
                      + claims_section(cells, table2_book(full, scope or ""))) + "\n"
 
 
-def _notes(plan: list) -> list[str]:
-    notes = []
+def _notes(plan: list, running: dict[tuple[str, str], list[str]] | None = None) -> list[str]:
+    notes = [f"- In progress, {column} {method}: " + "; ".join(texts) + " (the same command resumes it)."
+             for (column, method), texts in (running or {}).items()]
     if any(c.spec and c.setting != c.spec.set["setting"] for c in plan):
         notes.append("- IID, the joint-training oracle (an upper bound, not a continual learner), ran multi-pass "
                      "only in the paper: its one multi-pass run stands in the single-pass column too.")
