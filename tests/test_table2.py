@@ -68,7 +68,7 @@ def test_the_table_of_whole_benchmarks_stands_beside_the_papers_ra_with_means_st
     assert _row(table, "tinyimagenet", "multi", "mer").startswith(
         "| tinyimagenet | multi | mer | 0/3 | not run: the paper ran mer single-pass only | NOT FOUND |")
     assert table.count("\n| tinyimagenet | single | mer | 3/3 | 51.00 +/- 1.00 | 44.87 | **no** |") == 1
-    # The claims: the paper's column on its means alone; ours against 2 standard errors
+    # The claims: the paper's column on its means alone; ours by Welch's t-test
     claim = _row(table, "`la-maml-ra-above-er`", "cifar100/multi")
     assert "| supported (70.08 vs 59.70: +10.38; means only) | supported (67.00 vs 60.00: +7.00, t +8.57, 4.0 df, p 0.001) |" in claim
     assert "| n/a | not run |" in _row(table, "`la-maml-ra-above-icarl`", "cifar100/single")    # no paper number
@@ -220,13 +220,17 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
     # What a table says of the unfinished run: its checkpoint's place (after batch 6: task 2's first)
     from lamaml.experiments.engines import checkpoint_progress
     config = json.loads(Store(store).query([])[0]["config"])
-    assert re.fullmatch(r"checkpoint of \d{4}-\d\d-\d\d \d\d:\d\d UTC: task 2 of 2, batch 1 of its epoch 1; "
-                        r"\d+ s trained", checkpoint_progress(store, config))
+    assert re.fullmatch(r"checkpoint of \d{4}-\d\d-\d\d \d\d:\d\d UTC: task 2 of 2, 1 batch of its epoch 1 "
+                        r"done; \d+ s trained", checkpoint_progress(store, config))
     assert checkpoint_progress(store, {**config, "seed": 1}) is None            # another run's: none
     listed = subprocess.run([sys.executable, "-m", "lamaml.cli", "runs", "--store", str(store)],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert re.search(r"\nrun 1 \(mnist-rotations la-maml seed 0, \w+\): checkpoint of .*: task 2 of 2, batch 1 ",
-                     listed.stdout), listed.stdout
+    assert re.search(r"\nrun 1 \(mnist-rotations la-maml seed 0, \w+\): checkpoint of .*: task 2 of 2, 1 batch "
+                     r"of its epoch 1 done; \d+ s trained\n", listed.stdout), listed.stdout
+    # A corrupt current checkpoint: the previous one speaks (at batch 4: task 1, 4 batches done)
+    (folder,) = (store.parent / "checkpoints").iterdir()
+    (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert ": task 1 of 2, 4 batches of its epoch 1 done;" in checkpoint_progress(store, config)
     resumed = _sweep(store, "--checkpoint-every", "2b", data_dir=data_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert "RA " in resumed.stderr and "(resumed from its checkpoint)" in resumed.stderr
@@ -264,11 +268,11 @@ def test_the_ordering_section_ranks_both_orders_and_judges_each_pair_as_the_clai
     from lamaml.experiments.reproduce.table2_ordering import ordering_section
     # paper, tinyimagenet/single: La-MAML 52.59 > C-MAML 48.77 > MER 44.87 > GEM 40.56 > ER 39.38 > A-GEM 38.96
     cells = _cells("tinyimagenet/single", {"la-maml": [52.0, 54.0], "c-maml": [44.0, 46.0], "er": [45.0, 47.0],
-                                           "gem": [49.0], "iid": [60.0]})
+                                           "gem": [49.0], "iid": [60.0], "mer": []})
     text = "\n".join(ordering_section(cells, None))
     assert "the paper's RA: La-MAML 52.59 > C-MAML 48.77 > MER 44.87 > GEM 40.56 > ER 39.38 > A-GEM 38.96." in text
     assert ("Ours, same methods: La-MAML 53.00 (2 seeds) > GEM 49.00 (1 seed) > ER 46.00 (2 seeds) > "
-            "C-MAML 45.00 (2 seeds); not run yet: MER, A-GEM.") in text
+            "C-MAML 45.00 (2 seeds); not run yet: MER; not in this table: A-GEM.") in text
     # paper order L > C > G > E, ours L > G > E > C: pairs LC LG LE agree, CG CE reversed, GE agrees -> tau 2/6
     assert "over these 4 methods: +0.33" in text
     # judged pairs (both sides 2 seeds, std 1.41 each: SE sqrt(2/2 + 2/2) = 1.41 on 2 df, critical t 4.30)
@@ -277,17 +281,29 @@ def test_the_ordering_section_ranks_both_orders_and_judges_each_pair_as_the_clai
     assert "- within noise (1): C-MAML > ER (45.00 vs 46.00: -1.00, t -0.71, 2.0 df, p 0.553)." in text
     assert "- a side of one seed, means in the paper's order (2): La-MAML > GEM" in text and "GEM > ER" in text
     assert "- a side of one seed, means reversed (1): C-MAML > GEM (45.00 vs 49.00: -4.00; 2 and 1 seed(s))." in text
-    assert "reversed (" not in text.replace("means reversed (", "")     # no pair reversed beyond 2 SE
+    assert "reversed (" not in text.replace("means reversed (", "")     # no pair reversed beyond noise
     assert "IID" not in text                                              # not in the paper's column
     # On the first 5 of 40 tasks: the paper's order without its numbers, and what 5 tasks can say
-    part = "\n".join(ordering_section(cells, 5))
+    part = "\n".join(ordering_section(cells, 5, part=True))
     assert "the paper's order by RA (whole benchmark): La-MAML > C-MAML > MER > GEM > ER > A-GEM." in part
-    assert "52.59" not in part and "the first 5 of the benchmark's 40 tasks" in part
-    # Fewer samples per task, every task: still no paper number beside ours
-    fewer = "\n".join(ordering_section(cells, None, part=True))
-    assert "52.59" not in fewer and "fewer training samples per task" in fewer
+    assert "52.59" not in part and "These runs cover the first 5 of the benchmark's 40 tasks, so" in part
+    assert "keeps the 4 before it" in part and "Each mean here is over 1 to 2 seeds" in part
+    # Fewer samples per task, every task: still no paper number beside ours, and no word of tasks
+    fewer = "\n".join(ordering_section(cells, None, part=True, samples=50))
+    assert "52.59" not in fewer and "These runs cover 50 of each task's 2,250 training samples, so" in fewer
+    assert "forgetting acts" not in fewer
+    both = "\n".join(ordering_section(cells, 5, part=True, samples=50))
+    assert "the first 5 of the benchmark's 40 tasks and 50 of each task's 2,250 training samples" in both
+    # A whole benchmark in a table that covers part of another: its order, no number, no false scope
+    cifar = {("cifar100/single", m): runs for (_, m), runs in cells.items()}
+    whole = "\n".join(ordering_section(cifar, 20, part=True))
+    assert "These runs cover the whole of this benchmark, but not of the table's others" in whole
+    assert "61.18" not in whole and "first 20" not in whole
     # A column the paper gives no number for, or one method only: no ranking to compare
     assert ordering_section(_cells("tinyimagenet/single", {"iid": [1.0]}), None)[-1].startswith("Too few")
+    # Equal means with a one-seed side are neither in the paper's order nor reversed
+    tie = "\n".join(ordering_section(_cells("tinyimagenet/single", {"la-maml": [50.0, 52.0], "er": [51.0]}), None))
+    assert "- a side of one seed, means equal (1): La-MAML > ER (51.00 vs 51.00: +0.00; 2 and 1 seed(s))." in tie
 
 
 def test_a_cell_whose_run_left_a_checkpoint_says_it_is_in_progress_and_where():
@@ -300,3 +316,19 @@ def test_a_cell_whose_run_left_a_checkpoint_says_it_is_in_progress_and_where():
     assert "| tinyimagenet | single | mer | 0/1 | in progress (see the notes) |" in table
     assert "| tinyimagenet | single | er | 0/1 | not run yet |" in table
     assert f"- In progress, tinyimagenet/single mer: {where} (the same command resumes it)." in table
+
+
+def test_lamaml_runs_says_when_a_checkpointed_run_would_start_over_under_todays_code(monkeypatch):
+    from lamaml import cli
+    from lamaml.config import resolve_config
+    from lamaml.experiments import engines
+    monkeypatch.setattr(engines, "checkpoint_progress", lambda store, config: "checkpoint of T: task 2 of 5")
+    today = resolve_config("mnist-rotations", "la-maml").model_dump()
+    older = {**today, "retired_option": True}         # a field today's code no longer has
+    rows = [{"id": i, "benchmark": "mnist-rotations", "method": "la-maml", "seed": 0, "status": status,
+             "config": json.dumps(config)} for i, (status, config) in
+            enumerate([("running", today), ("failed", today), ("failed", older), ("done", older)], start=1)]
+    assert cli._checkpointed("store", rows) == [
+        "run 1 (mnist-rotations la-maml seed 0, running): checkpoint of T: task 2 of 5",    # run 2: the same config
+        "run 3 (mnist-rotations la-maml seed 0, failed): checkpoint of T: task 2 of 5 "
+        "(an older configuration: today's code would start it over)"]

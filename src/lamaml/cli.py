@@ -144,12 +144,33 @@ def cmd_runs(args) -> int:
         print(f"{args.export}: {len(done)} finished run(s) of {args.store}, one row each")
         return 0
     print(runs_table(rows))
-    from .experiments.engines import checkpoint_progress
-    for row in rows:    # an unfinished sweep run that left a checkpoint: where the next claim resumes it
-        where = None if row["status"] == "done" else checkpoint_progress(args.store, json.loads(row["config"]))
-        if where:
-            print(f"run {row['id']} ({row['benchmark']} {row['method']} seed {row['seed']}, {row['status']}): {where}")
+    for line in _checkpointed(args.store, rows):
+        print(line)
     return 0
+
+
+def _checkpointed(store: str, rows: list[dict]) -> list[str]:
+    """A line for each unfinished run of ``rows`` that left a checkpoint beside ``store``: where it
+    stands, and whether a rerun of today's code resumes it (its configuration unchanged) or starts over."""
+    from .config import RunConfig
+    from .experiments.engines import checkpoint_progress
+    from .experiments.store import config_hash
+    lines, seen = [], set()
+    for row in rows:
+        config = json.loads(row["config"])
+        if row["status"] == "done" or config_hash(config) in seen:
+            continue
+        seen.add(config_hash(config))
+        where = checkpoint_progress(store, config)
+        if not where:
+            continue
+        try:
+            current = config_hash(RunConfig(**config).model_dump()) == config_hash(config)
+        except Exception:   # noqa: BLE001 - a configuration today's code refuses is not resumed either
+            current = False
+        lines.append(f"run {row['id']} ({row['benchmark']} {row['method']} seed {row['seed']}, {row['status']}): "
+                     f"{where}" + ("" if current else " (an older configuration: today's code would start it over)"))
+    return lines
 
 
 def cmd_sweep(args) -> int:

@@ -86,7 +86,7 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> None:
         buffer = io.BytesIO()
-        torch.save({"format": FORMAT, **self.header, **state}, buffer)
+        torch.save({"format": FORMAT, **self.header, **state, "saved_at": time.time()}, buffer)
         payload = buffer.getvalue()
 
         def keep_previous():    # the new file is complete and fsynced; the current one becomes the previous
@@ -128,6 +128,8 @@ def load_latest(folder: Path) -> tuple[dict[str, Any], list[str]]:
             state = read_checkpoint(path)
         except UserError as error:
             refused.append(str(error))
+            continue
+        except FileNotFoundError:   # rotated or removed by the run writing it since exists(): try the other
             continue
         return state, [f"{problem}; resuming from the previous checkpoint, {path.name}" for problem in refused]
     if refused:

@@ -75,28 +75,32 @@ def checkpoint_folder(store_path: str | os.PathLike, config: dict[str, Any]) -> 
     return Path(store_path).parent / "checkpoints" / config_hash(config)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 'es' if noun.endswith('h') else 's'}"
+
+
 def checkpoint_progress(store_path: str | os.PathLike, config: dict[str, Any]) -> str | None:
     """Where the checkpoint of an unfinished sweep run of ``config`` stands, in words (None: no usable
-    checkpoint of this configuration), e.g. ``checkpoint of 07:52 UTC: task 2 of 5, batch 1,204 of
-    its epoch 1; 1.4 h trained``; read while the run may be writing it (a save replaces the file
-    atomically)."""
+    checkpoint of this configuration), e.g. ``checkpoint of 2026-12-03 07:52 UTC: task 2 of 5, 1,204
+    batches of its epoch 1 done; 1.4 h trained``. Safe while the run writes it (a save replaces the
+    file atomically; one moved away meanwhile is skipped)."""
     from ..data import benchmark_info
-    from ..engine.checkpoint import CURRENT, load_latest
-    folder = checkpoint_folder(store_path, config)
+    from ..engine.checkpoint import load_latest
     try:
-        state, _ = load_latest(folder)
-    except (UserError, OSError):
-        return None
-    if config_hash(state.get("config") or {}) != config_hash(config):
+        state, _ = load_latest(checkpoint_folder(store_path, config))
+        if config_hash(state.get("config") or {}) != config_hash(config):
+            return None
+        tasks = config.get("tasks") or benchmark_info(config["benchmark"]).n_tasks
+    except (UserError, OSError, KeyError):
         return None
     progress = state.get("progress") or {}
-    tasks = config.get("tasks") or benchmark_info(config["benchmark"]).n_tasks
-    saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((folder / CURRENT).stat().st_mtime)) \
-        if (folder / CURRENT).exists() else "unknown time"
-    epochs = f" of {config['epochs']}" if config.get("epochs", 1) > 1 else ""
-    return (f"checkpoint of {saved}: task {progress.get('task', 0) + 1} of {tasks}, batch "
-            f"{progress.get('batch', 0):,} of its epoch {progress.get('epoch', 0) + 1}{epochs}; "
-            f"{duration(progress.get('train_time', 0.0))} trained")
+    saved = state.get("saved_at")    # absent from checkpoints written before it was kept
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(saved)) if saved else "an unrecorded time"
+    task, epochs = progress.get("task", 0), config.get("epochs", 1)
+    where = f"all {tasks} tasks trained" if task >= tasks else (
+        f"task {task + 1} of {tasks}, {_count(progress.get('batch', 0), 'batch')} of its epoch "
+        f"{progress.get('epoch', 0) + 1}{f' of {epochs}' if epochs > 1 else ''} done")
+    return f"checkpoint of {when}: {where}; {duration(progress.get('train_time', 0.0))} trained"
 
 
 def _resume_state(folder: Path, config: dict[str, Any]) -> dict | None:

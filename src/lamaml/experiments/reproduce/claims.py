@@ -33,7 +33,7 @@ SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within n
 # What a claim's row can say: the three verdicts, then why a claim could not be judged.
 VERDICT_ORDER = (SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE, "too few seeds", "not run", "n/a")
 # The two-sided level of Welch's t-test a claim's margin must clear, either way: about 2.3 standard
-# errors at 5 seeds a side, 2.8 at 3 (a flat 2 SE, the rule before, is a 10-12 % test at those counts).
+# errors at 5 seeds a side, 2.8 at 3 (a flat 2 SE, the rule before, is an 8-12 % test at those counts).
 CLAIM_ALPHA = 0.05
 
 
@@ -122,7 +122,7 @@ def welch_df(a_part: float, b_part: float, n_a: int, n_b: int) -> float:
     return (a_part + b_part) ** 2 / denominator
 
 
-def judge(margin: float, se: float, df: float = math.inf) -> str:
+def judge(margin: float, se: float, df: float) -> str:
     """``margin``: how far the means go the claim's way (negative: the other way); ``se``: its standard
     error, on ``df`` degrees of freedom. Supported when t = margin / se clears Welch's critical value
     at CLAIM_ALPHA (two-sided) the claim's way, not supported when it clears it the other way, within
@@ -167,11 +167,11 @@ def evaluate_claim(claim: dict[str, Any], a: Stat | None, b: Stat | None) -> Ver
         means = f"{a.mean:.{digits}f}{unit} vs {b.mean:.{digits}f}{unit}: {diff:+.{digits}f}"
     se = math.sqrt(sum(parts))
     if math.isnan(se):      # no spread known: the means alone
-        return Verdict(judge(margin, 0.0), f"{means}; means only")
+        return Verdict(judge(margin, 0.0, math.inf), f"{means}; means only")
     if min(a.n, b.n) < 2:   # one seed has no spread, so no noise to judge a difference against
         return Verdict("too few seeds", f"{means}; {a.n} and {b.n} seed(s)")
     if se == 0:
-        return Verdict(judge(margin, 0.0), f"{means}; no spread")
+        return Verdict(judge(margin, 0.0, math.inf), f"{means}; no spread")
     df = welch_df(*parts, a.n, b.n)
     t = margin / se
     p = float(2 * student_t.sf(abs(t), df))
@@ -256,7 +256,9 @@ def claims_section(cells: dict, book: ClaimBook | None = None) -> list[str]:
              "r = A/B: r sqrt(s_A^2/(n_A A^2) + s_B^2/(n_B B^2))), on the Welch-Satterthwaite degrees of "
              f"freedom (df): **supported** when the two-sided p is below {CLAIM_ALPHA:g} with t the claim's "
              f"way, **not supported** when it is below {CLAIM_ALPHA:g} with t the other way, **within noise** "
-             "otherwise. At 5 seeds a side the margin must clear about 2.3 SE, at 3 seeds 2.8.",
+             "otherwise. At 5 seeds a side the margin must clear about 2.3 SE, at 3 seeds 2.8. Where neither "
+             "side varies over its seeds (no spread), or a number comes without its std (means only), the means "
+             "alone decide.",
              f"{book.paper_rule} Numbers: A vs B: A - B.",
              f"Ours, of {len(rows)}: " + (", ".join(f"{n} {v}" for v, n in sorted(
                  counts.items(), key=lambda item: VERDICT_ORDER.index(item[0]))) or "nothing to judge") + ".",

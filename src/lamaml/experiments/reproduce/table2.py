@@ -212,7 +212,8 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
     targets = [folder / TABLE_NAME] + ([Path(table)] if table else [])
     running = in_progress(folder, plan)
     text = write_tables(lambda name: table2_markdown(plan, cells, seeds, command, scope, rebuilt=table_only,
-                                                     runs_csv=name, tasks=tasks, running=running),
+                                                     runs_csv=name, tasks=tasks, running=running,
+                                                     samples=samples_override(overrides)),
                         table2_runs_csv(cells), targets)
     if scope:
         print("table2: these runs cover part of each benchmark; the table does not compare them with the paper",

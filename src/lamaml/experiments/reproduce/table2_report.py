@@ -98,11 +98,11 @@ def _benchmark_names(plan: list) -> str:
 
 def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: str | None, rebuilt: bool = False,
                     runs_csv: str | None = None, tasks: int | None = None,
-                    running: dict[tuple[str, str], list[str]] | None = None) -> str:
+                    running: dict[tuple[str, str], list[str]] | None = None, samples: int | None = None) -> str:
     """The table of ``plan``'s cells (table2.Cell: benchmark, setting, method, spec, absent), notes on what
     ran where, and the claims section; ``scope``: the part of each benchmark the runs cover (e.g. ``first 1
     task``), None for whole benchmarks, the only runs the paper's numbers stand beside; ``tasks``: the tasks
-    each run covered (None: all); ``running``: per cell, where its unfinished runs' checkpoints stand."""
+    each run covered (None: all); ``samples``: the training samples per task (None: all); ``running``: per cell, where its unfinished runs' checkpoints stand."""
     running = running or {}
     full = scope is None
     lines = [
@@ -145,7 +145,7 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
                            f"{train:.0f} s", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
-    return "\n".join(lines + _notes(plan, running) + ordering_section(cells, tasks, part=not full)
+    return "\n".join(lines + _notes(plan, running) + ordering_section(cells, tasks, part=not full, samples=samples)
                      + claims_section(cells, table2_book(full, scope or ""))) + "\n"
 
 
