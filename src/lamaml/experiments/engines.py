@@ -85,16 +85,22 @@ def checkpoint_progress(store_path: str | os.PathLike, config: dict[str, Any]) -
     batches of its epoch 1 done; 1.4 h trained``. Safe while the run writes it (a save replaces the
     file atomically; one moved away meanwhile is skipped)."""
     from ..data import benchmark_info
-    from ..engine.checkpoint import load_latest
+    from ..engine.checkpoint import CURRENT, load_latest
+    folder = checkpoint_folder(store_path, config)
     try:
-        state, _ = load_latest(checkpoint_folder(store_path, config))
+        state, _ = load_latest(folder)
         if config_hash(state.get("config") or {}) != config_hash(config):
             return None
         tasks = config.get("tasks") or benchmark_info(config["benchmark"]).n_tasks
     except (UserError, OSError, KeyError):
         return None
     progress = state.get("progress") or {}
-    saved = state.get("saved_at")    # absent from checkpoints written before it was kept
+    saved = state.get("saved_at")
+    if saved is None:    # a checkpoint written before the time was kept in it: its file's
+        try:
+            saved = (folder / CURRENT).stat().st_mtime
+        except OSError:
+            pass
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(saved)) if saved else "an unrecorded time"
     task, epochs = progress.get("task", 0), config.get("epochs", 1)
     where = f"all {tasks} tasks trained" if task >= tasks else (
