@@ -166,11 +166,12 @@ def run_table2(out: Path, plan: list[Cell], jobs: int, data_dir: str | None, eng
                      checkpoint_every=checkpoint_every)
 
 
-def in_progress(out: Path, plan: list[Cell]) -> dict[tuple[str, str], list[str]]:
+def in_progress(out: Path, plan: list[Cell], done: dict[str, dict] | None = None) -> dict[tuple[str, str], list[str]]:
     """For each cell, its unfinished runs that left a checkpoint: ``seed k: <where it stands>`` (what a
-    reader of a table of runs that take sessions wants to know of the rows still empty)."""
+    reader of a table of runs that take sessions wants to know of the rows still empty). ``done``:
+    done_by_hash's answer, when the caller has read the store already."""
     from ..engines import checkpoint_progress
-    done = done_by_hash(out / STORE_NAME)
+    done = done_by_hash(out / STORE_NAME) if done is None else done
     found: dict[tuple[str, str], list[str]] = {}
     for cell in plan:
         for config in (c.model_dump() for c in combinations(cell.spec)) if cell.spec else ():
@@ -180,9 +181,10 @@ def in_progress(out: Path, plan: list[Cell]) -> dict[tuple[str, str], list[str]]
     return found
 
 
-def collect(out: Path, plan: list[Cell]) -> dict[tuple[str, str], list[dict]]:
-    """Metrics of the finished runs of each cell that is run, ``(column, method)`` -> runs, from the store."""
-    by_hash = done_by_hash(out / STORE_NAME)
+def collect(out: Path, plan: list[Cell], by_hash: dict[str, dict] | None = None) -> dict[tuple[str, str], list[dict]]:
+    """Metrics of the finished runs of each cell that is run, ``(column, method)`` -> runs, from the store
+    (``by_hash``: done_by_hash's answer, when the caller has read it already)."""
+    by_hash = done_by_hash(out / STORE_NAME) if by_hash is None else by_hash
     return {(cell.column, cell.method): done_metrics(out / STORE_NAME, cell.spec, by_hash)
             for cell in plan if cell.spec}
 
@@ -207,10 +209,11 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
         run_table2(folder, plan, jobs, data_dir, engine, address, checkpoint_every)
     elif not (folder / STORE_NAME).exists():
         raise UserError(f"--table-only: no store of runs in {folder} ({STORE_NAME}); run without --table-only first")
-    cells = collect(folder, plan)
+    finished = done_by_hash(folder / STORE_NAME)       # one read of the store for the cells and the running rows
+    cells = collect(folder, plan, finished)
     scope = scope_text(plan, tasks, overrides)
     targets = [folder / TABLE_NAME] + ([Path(table)] if table else [])
-    running = in_progress(folder, plan)
+    running = in_progress(folder, plan, finished)
     text = write_tables(lambda name: table2_markdown(plan, cells, seeds, command, scope, rebuilt=table_only,
                                                      runs_csv=name, tasks=tasks, running=running,
                                                      samples=samples_override(overrides)),
