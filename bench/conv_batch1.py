@@ -2,13 +2,27 @@
 in the default and the channels-last layout, against its floor at a given rate.
 
     python bench/conv_batch1.py [--rate 100]        # GFLOP/s of the floor (bench_vision.py --floor prints it)
+    python bench/conv_batch1.py --onednn            # where oneDNN's time goes: convolutions vs reorders
+
+``--onednn`` runs each conv that PyTorch sends to oneDNN in a child process with ``ONEDNN_VERBOSE=1``
+and adds up oneDNN's own timings of one warm forward and backward, by primitive: the convolutions
+themselves, the reorders of the weights (plain <-> oneDNN's blocked layout, three per call: weights
+in for the forward and for the input gradient, the weight gradient out) and those of the activations.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
+from collections import defaultdict
 
 import torch
+
+ONEDNN_BATCHES = (1, 2, 20)      # MER's steps, the La-MAML family's inner chunks, its meta-batches
+MARK = "-- timed passes --"
+TIMED_PASSES = 5
 
 # (input channels, input side) of each conv: CIFAR-100's three, then Tiny ImageNet's first two
 CONVS = [(3, 32), (160, 16), (160, 8), (3, 64), (160, 32)]
@@ -24,10 +38,71 @@ def best_ms(work, repeats: int = 30) -> float:
     return 1000 * best
 
 
+def onednn_child(batch: int, channels: int, side: int, channels_last: int = 0) -> None:
+    """Warm forward and backward passes, then TIMED_PASSES more after ``MARK`` (what the parent reads).
+    As in the net, the first conv forms no gradient of its input (the images)."""
+    torch.set_num_threads(1)
+    weight = torch.randn(160, channels, 3, 3, requires_grad=True)
+    x = torch.randn(batch, channels, side, side)
+    if channels_last:
+        x, weight = (t.detach().contiguous(memory_format=torch.channels_last).requires_grad_() for t in (x, weight))
+    x.requires_grad_(channels > 3)
+    for i in range(10 + TIMED_PASSES):
+        if i == 10:
+            print(MARK, flush=True)
+        torch.nn.functional.conv2d(x, weight, stride=2, padding=1).sum().backward()
+        sys.stdout.flush()
+
+
+def onednn_split(batch: int, channels: int, side: int, channels_last: bool) -> dict[str, float] | None:
+    """oneDNN's own ms for one warm forward and backward (mean of TIMED_PASSES), by kind; None if PyTorch
+    did not use oneDNN."""
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, __file__, "--child", str(batch), str(channels), str(side),
+                          str(int(channels_last))], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    if MARK not in out:
+        return None
+    spent: dict[str, float] = defaultdict(float)
+    weight_dims = f"160x{channels}x3x3"
+    for line in out.split(MARK, 1)[1].splitlines():
+        fields = line.split(",")
+        if len(fields) < 6 or fields[2:4] != ["primitive", "exec"]:
+            continue
+        kind, ms = fields[5], float(fields[-1])
+        if kind == "reorder":
+            kind = "weight reorders" if fields[-2] == weight_dims else "activation reorders"
+        spent[kind] += ms / TIMED_PASSES
+    return dict(spent) if spent else None
+
+
+def onednn_table(channels_last: bool) -> None:
+    print("| input (channels, side) | batch | convolutions ms | weight reorders ms | activation reorders ms |"
+          " reorders' share |\n|---|---|---|---|---|---|")
+    for channels, side in CONVS:
+        for batch in ONEDNN_BATCHES:
+            spent = onednn_split(batch, channels, side, channels_last)
+            if spent is None:
+                print(f"| ({channels}, {side}) | {batch} | (PyTorch's own kernel, not oneDNN) | | | |")
+                continue
+            conv, weights, acts = (spent.get(k, 0.0) for k in ("convolution", "weight reorders",
+                                                               "activation reorders"))
+            print(f"| ({channels}, {side}) | {batch} | {conv:.3f} | {weights:.3f} | {acts:.3f} | "
+                  f"{(weights + acts) / (conv + weights + acts):.0%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0, help="GFLOP/s of the floor")
+    parser.add_argument("--onednn", action="store_true", help="oneDNN's time by primitive (see above)")
+    parser.add_argument("--channels-last", action="store_true", help="--onednn: activations and weights "
+                        "in the channels-last layout")
+    parser.add_argument("--child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return onednn_child(*args.child)
+    if args.onednn:
+        return onednn_table(args.channels_last)
     torch.set_num_threads(1)
     print("| input (channels, side) | layout | forward + backward ms | floor ms |\n|---|---|---|---|")
     for channels, side in CONVS:
