@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # bench_vision.py on two source trees (e.g. git worktrees of two commits), alternated, so both see the
 # same machine state; each tree runs its own bench/bench_vision.py against its own src/:
-#   bash bench/ab_vision.sh BEFORE_TREE AFTER_TREE [ROUNDS] [BENCHMARKS] [METHODS] [UPDATES]
+#   bash bench/ab_vision.sh BEFORE_TREE AFTER_TREE [ROUNDS] [BENCHMARKS] [METHODS] [UPDATES] [WARMUP]
 # e.g. bash bench/ab_vision.sh ../before . 2 cifar100 la-maml,sync-la-maml,c-maml,la-er,meta-bgd 15
-# One training thread (as runs train), median of UPDATES updates after 2 warm-up ones; prints each
+# One training thread (as runs train), median of UPDATES updates after WARMUP (default 2) warm-up ones
+# (MER: --warmup 50 fills its memory to a full replay draw of 25 in either tree); prints each
 # invocation's table rows (benchmark, method, setting, ..., ms / update, ...).
 set -euo pipefail
 before=$(realpath "$1"); after=$(realpath "$2"); rounds=${3:-2}
-benchmarks=${4:-cifar100}; methods=${5:-la-maml}; updates=${6:-15}
+benchmarks=${4:-cifar100}; methods=${5:-la-maml}; updates=${6:-15}; warmup=${7:-2}
 for round in $(seq "$rounds"); do
   for tree in "$before" "$after"; do
     echo "== $tree, round $round ($(git -C "$tree" rev-parse --short HEAD)), load $(cut -d' ' -f1 /proc/loadavg)"
     (cd "$tree" && PYTHONPATH="$tree/src" python bench/bench_vision.py --benchmarks "$benchmarks" \
-      --methods "$methods" --updates "$updates" --warmup 2 --threads 1 2>/dev/null | grep -E "^\| (cifar100|tinyimagenet) ")
+      --methods "$methods" --updates "$updates" --warmup "$warmup" --threads 1 2>/dev/null | grep -E "^\| (cifar100|tinyimagenet) " || true)
   done
 done
