@@ -45,7 +45,8 @@ def onednn_child(batch: int, channels: int, side: int, channels_last: int = 0) -
     weight = torch.randn(160, channels, 3, 3, requires_grad=True)
     x = torch.randn(batch, channels, side, side)
     if channels_last:
-        x, weight = (t.detach().contiguous(memory_format=torch.channels_last).requires_grad_() for t in (x, weight))
+        x, weight = (t.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+                     for t in (x, weight))
     x.requires_grad_(channels > 3)
     for i in range(10 + TIMED_PASSES):
         if i == 10:
@@ -61,10 +62,16 @@ def onednn_split(batch: int, channels: int, side: int, channels_last: bool) -> d
     out = subprocess.run([sys.executable, __file__, "--child", str(batch), str(channels), str(side),
                           str(int(channels_last))], env=env,
                          capture_output=True, text=True, check=True).stdout
+    return split_verbose(out, f"160x{channels}x3x3", TIMED_PASSES)
+
+
+def split_verbose(out: str, weight_dims: str, passes: int) -> dict[str, float] | None:
+    """The ``exec`` lines of oneDNN's verbose log after ``MARK``, their ms summed by primitive kind and
+    divided by ``passes``; a reorder of a ``weight_dims`` tensor counts as a weight reorder. None: no
+    oneDNN primitive ran after the mark (or no mark)."""
     if MARK not in out:
         return None
     spent: dict[str, float] = defaultdict(float)
-    weight_dims = f"160x{channels}x3x3"
     for line in out.split(MARK, 1)[1].splitlines():
         fields = line.split(",")
         if len(fields) < 6 or fields[2:4] != ["primitive", "exec"]:
@@ -72,7 +79,7 @@ def onednn_split(batch: int, channels: int, side: int, channels_last: bool) -> d
         kind, ms = fields[5], float(fields[-1])
         if kind == "reorder":
             kind = "weight reorders" if fields[-2] == weight_dims else "activation reorders"
-        spent[kind] += ms / TIMED_PASSES
+        spent[kind] += ms / passes
     return dict(spent) if spent else None
 
 
