@@ -3,11 +3,8 @@
 # the same machine state:  bash bench/ab_mnist.sh BEFORE_TREE AFTER_TREE [ROUNDS] [DATA_DIR, default $LAMAML_DATA or ./data]
 # Prints each invocation's table; each tree runs its own bench/bench_mnist.py against its own src/.
 set -euo pipefail
-before=$(realpath "$1"); after=$(realpath "$2"); rounds=${3:-2}; data=$(realpath "${4:-${LAMAML_DATA:-data}}")
-for round in $(seq "$rounds"); do
-  for tree in "$before" "$after"; do
-    echo "== $tree, round $round ($(git -C "$tree" rev-parse --short HEAD))"
-    (cd "$tree" && PYTHONPATH="$tree/src" python bench/bench_mnist.py --data-dir "$data" --updates 600 --skip-full \
-      | grep '^| ms')
-  done
-done
+source "$(dirname "$0")/ab_trees.sh"
+data=$(realpath "${4:-${LAMAML_DATA:-data}}")
+mnist() { python bench/bench_mnist.py --data-dir "$data" --updates 600 --skip-full | grep '^| ms'; }
+export -f mnist; export data
+ab_trees "$1" "$2" "${3:-2}" bash -c mnist

@@ -7,12 +7,9 @@
 # (MER: --warmup 50 fills its memory to a full replay draw of 25 in either tree); prints each
 # invocation's table rows (benchmark, method, setting, ..., ms / update, ...).
 set -euo pipefail
-before=$(realpath "$1"); after=$(realpath "$2"); rounds=${3:-2}
+source "$(dirname "$0")/ab_trees.sh"
 benchmarks=${4:-cifar100}; methods=${5:-la-maml}; updates=${6:-15}; warmup=${7:-2}
-for round in $(seq "$rounds"); do
-  for tree in "$before" "$after"; do
-    echo "== $tree, round $round ($(git -C "$tree" rev-parse --short HEAD)), load $(cut -d' ' -f1 /proc/loadavg)"
-    (cd "$tree" && PYTHONPATH="$tree/src" python bench/bench_vision.py --benchmarks "$benchmarks" \
-      --methods "$methods" --updates "$updates" --warmup "$warmup" --threads 1 2>/dev/null | grep -E "^\| (cifar100|tinyimagenet) " || true)
-  done
-done
+vision() { python bench/bench_vision.py --benchmarks "$benchmarks" --methods "$methods" --updates "$updates" \
+  --warmup "$warmup" --threads 1 2>/dev/null | grep -E "^\| (cifar100|tinyimagenet) " || true; }
+export -f vision; export benchmarks methods updates warmup
+ab_trees "$1" "$2" "${3:-2}" bash -c vision
