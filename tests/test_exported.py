@@ -49,6 +49,20 @@ def test_a_run_exported_and_imported_is_done_in_the_new_store_with_its_numbers(t
     assert import_runs(new, tmp_path / "t-runs.csv") == (0, 2)   # a second import adds nothing
 
 
+def test_a_run_on_two_threads_exports_its_thread_count_and_imports_as_the_same_cell(tmp_path):
+    """train_threads is in the settings (its time was two threads') but not in the hash (the cell's identity)."""
+    old = Store(tmp_path / "old.sqlite")
+    config, metrics = _finished(old, 0, 40.0)
+    metrics["config"] = {**config, "train_threads": 2}
+    _export([metrics], tmp_path / "t-runs.csv")
+    (row,) = csv.DictReader((tmp_path / "t-runs.csv").open())
+    assert "train_threads=2" in row["settings"].split() and row["config_hash"] == config_hash(config)
+    new = Store(tmp_path / "new.sqlite")
+    assert import_runs(new, tmp_path / "t-runs.csv") == (1, 0)
+    (restored,) = new.query(["status=done"])
+    assert json.loads(restored["config"])["train_threads"] == 2 and new.done_hashes() == {config_hash(config)}
+
+
 def test_restored_runs_export_the_same_rows_again(tmp_path):
     """The table rebuilt from a restored store writes the rows it was restored from, identity included."""
     old = Store(tmp_path / "old.sqlite")

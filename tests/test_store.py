@@ -127,6 +127,15 @@ def test_a_setting_at_its_default_does_not_change_a_runs_identity():
     assert config_hash({**full, "params": {**full["params"], "fast_path": False}}) != config_hash(full)
 
 
+def test_the_thread_count_is_not_part_of_a_runs_identity_but_the_device_is():
+    """A cell trained on two threads is that cell's run: a sweep skips it and its checkpoint resumes on one."""
+    from lamaml.config import resolve_config
+    one = resolve_config("tinyimagenet", "mer", tasks=5).model_dump()
+    assert config_hash({**one, "train_threads": 2}) == config_hash(one)
+    assert config_hash({**one, "device": "cuda"}) != config_hash(one)
+    assert config_hash({**one, "eval_batch_size": 100}) != config_hash(one)
+
+
 def test_config_hashes_are_pinned_so_stores_written_earlier_keep_their_runs():
     """Hashes computed by the code that wrote existing stores: a change here orphans their runs."""
     from lamaml.config import resolve_config

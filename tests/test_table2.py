@@ -318,6 +318,16 @@ def test_a_cell_whose_run_left_a_checkpoint_says_it_is_in_progress_and_where():
     assert f"- In progress, tinyimagenet/single mer: {where} (the same command resumes it)." in table
 
 
+def test_a_time_measured_on_more_threads_says_so_beside_it():
+    from lamaml.experiments.reproduce.table2_report import table2_markdown
+    plan = table2_plan(["tinyimagenet"], ["single"], ["la-maml", "mer"], 1, 5, {})
+    run = lambda threads, time: {"ra": 40.0, "bti": -1.0, "train_time_s": time,  # noqa: E731
+                                 "config": {"train_threads": threads}}
+    cells = {("tinyimagenet/single", "la-maml"): [run(1, 100.0)], ("tinyimagenet/single", "mer"): [run(2, 900.0)]}
+    table = table2_markdown(plan, cells, 1, "lamaml reproduce table2", "first 5 tasks", tasks=5)
+    assert "| 100 s | 1.0 |" in table and "| 900 s (2 threads) | 9.0 |" in table
+
+
 def test_lamaml_runs_says_when_a_checkpointed_run_would_start_over_under_todays_code(monkeypatch):
     from lamaml import cli
     from lamaml.config import resolve_config

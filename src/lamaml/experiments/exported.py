@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..errors import UserError
-from .store import Store, config_hash
+from .store import NOT_IDENTITY, Store, config_hash
 
 # Columns that name the run rather than measure it.
 _IDENTITY = ("benchmark", "method", "seed", "setting", "config_hash", "settings", "code_commit")
@@ -64,7 +64,8 @@ def row_run(row: dict[str, str], where: str) -> tuple[dict[str, Any], dict[str, 
     # columns and the seed unless it was the default 0. Checking it proves the settings were read right;
     # the config rebuilt today may hash otherwise where a default changed since (the store matches runs
     # by today's hash of their stored config).
-    exported = {"benchmark": row["benchmark"], "method": row["method"], **settings}
+    exported = {"benchmark": row["benchmark"], "method": row["method"],
+                **{k: v for k, v in settings.items() if k not in NOT_IDENTITY}}
     if row["seed"] not in ("", "0"):
         exported["seed"] = int(row["seed"])
     digest = hashlib.sha256(json.dumps(exported, sort_keys=True).encode()).hexdigest()[:16]

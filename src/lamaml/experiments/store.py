@@ -85,8 +85,14 @@ class Claim(NamedTuple):
 _ABANDON = "UPDATE runs SET status='failed', error='interrupted (its process died)', ended_at=? WHERE id=?"
 
 
+# Settings that only say how many CPU threads compute a run: a run of a cell on two threads is that cell's
+# run (a sweep skips it, a table shows it, its checkpoint resumes on one thread), not another experiment.
+# Everything that can change what is computed (device, fast paths, batch sizes) stays in the identity.
+NOT_IDENTITY = ("train_threads",)
+
+
 def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A config without the settings that hold their default value.
+    """A config without the settings that hold their default value, and without NOT_IDENTITY's.
 
     So a field added to RunConfig or to a method later (at a default that keeps the old
     behaviour) leaves the identity of earlier runs unchanged: their stores stay usable.
@@ -95,7 +101,8 @@ def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
     from ..methods import method_class
     defaults = {name: f.get_default(call_default_factory=True) for name, f in RunConfig.model_fields.items()
                 if not f.is_required() and name != "params"}
-    canonical = {k: v for k, v in config.items() if k == "params" or k not in defaults or v != defaults[k]}
+    canonical = {k: v for k, v in config.items()
+                 if k not in NOT_IDENTITY and (k == "params" or k not in defaults or v != defaults[k])}
     try:
         param_defaults = method_class(config.get("method", "")).Params().model_dump()
     except UserError:

@@ -144,9 +144,15 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         base = _values(cells.get((cell.column, "la-maml")) or [], "train_time_s")
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
-                           f"{train:.0f} s", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
+                           f"{train:.0f} s{_threads(runs)}", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
     return "\n".join(lines + _notes(plan, running) + ordering_section(cells, tasks, part=not full, samples=samples)
                      + claims_section(cells, table2_book(full, scope or ""))) + "\n"
+
+
+def _threads(runs: list[dict]) -> str:
+    """`` (2 threads)`` beside a time measured on more than the table's one thread per run."""
+    counts = sorted({(run.get("config") or {}).get("train_threads") or 1 for run in runs})
+    return "" if counts == [1] else f" ({'/'.join(map(str, counts))} threads)"
 
 
 def _notes(plan: list, running: dict[tuple[str, str], list[str]] | None = None) -> list[str]:

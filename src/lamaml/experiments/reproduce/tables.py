@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ...atomic import write_text_atomic
-from ..store import canonical_config, config_hash
+from ..store import NOT_IDENTITY, canonical_config, config_hash
 
 STORE_NAME = "results.sqlite"
 
@@ -90,8 +90,12 @@ def _commits_text(counts: Counter, total: int) -> str:
 
 def settings_text(config: dict[str, Any]) -> str:
     """The config's settings that differ from their defaults, ``key=value`` sorted, method
-    hyperparameters as ``params.key``."""
+    hyperparameters as ``params.key``; with those outside a run's identity (``train_threads=2``), so a
+    row tells how its time was measured."""
+    from ...config import RunConfig
     canonical = canonical_config(config)
+    canonical.update({k: config[k] for k in NOT_IDENTITY
+                      if k in config and config[k] != RunConfig.model_fields[k].get_default()})
     flat = {k: v for k, v in canonical.items() if k not in _SETTINGS_SKIP and k != "params"}
     flat.update({f"params.{k}": v for k, v in (canonical.get("params") or {}).items()})
     show = lambda v: v if isinstance(v, str) else json.dumps(v)  # noqa: E731
