@@ -325,7 +325,24 @@ def test_a_time_measured_on_more_threads_says_so_beside_it():
                                  "config": {"train_threads": threads}}
     cells = {("tinyimagenet/single", "la-maml"): [run(1, 100.0)], ("tinyimagenet/single", "mer"): [run(2, 900.0)]}
     table = table2_markdown(plan, cells, 1, "lamaml reproduce table2", "first 5 tasks", tasks=5)
-    assert "| 100 s | 1.0 |" in table and "| 900 s (2 threads) | 9.0 |" in table
+    assert "| 100 s | 1.0 |" in table and "| 900 s (2 threads) | 9.0 (1/2 threads) |" in table
+    assert "- A time marked `(N threads)` was trained on N threads" in table
+    one_count = table2_markdown(plan, {**cells, ("tinyimagenet/single", "mer"): [run(1, 900.0)]}, 1, "c", "x", tasks=5)
+    assert "threads" not in one_count
+
+
+def test_a_claim_on_times_is_not_judged_between_runs_on_different_thread_counts():
+    from lamaml.experiments.reproduce.claims import claim_rows
+    from lamaml.experiments.reproduce.table2_report import table2_book
+    run = lambda threads, time: {"ra": 40.0, "train_time_s": time, "config": {"train_threads": threads}}  # noqa: E731
+    faster = lambda gem_threads: {  # noqa: E731
+        claim["id"]: ours for claim, _, _, ours in claim_rows(
+            {("cifar100/multi", "la-maml"): [run(1, 100.0), run(1, 110.0)],
+             ("cifar100/multi", "gem"): [run(gem_threads, 900.0), run(gem_threads, 950.0)]}, table2_book(True, ""))}
+    assert faster(1)["la-maml-faster-than-gem"].verdict == "supported"
+    mixed = faster(2)["la-maml-faster-than-gem"]
+    assert mixed.verdict == "n/a" and mixed.detail.startswith("times on 1 and 2 training threads; 105 s vs 925 s")
+    assert faster(2)["la-maml-ra-above-gem"].verdict != "n/a"           # RA is judged whatever the threads
 
 
 def test_lamaml_runs_says_when_a_checkpointed_run_would_start_over_under_todays_code(monkeypatch):

@@ -115,14 +115,24 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     device, stream, method, own_plugins = prepare(config, data_dir, download)
     plugins = list(plugins(stream, config, resume)) if plugins else []
     plugins += own_plugins
+    threads = threads_used(config, resume)
     if checkpoint_every is not None:
         header = {"config": config.model_dump(), "lamaml_version": __version__, "started_at": started_at,
-                  "checkpoint_every": str(checkpoint_every)}
+                  "checkpoint_every": str(checkpoint_every), "train_threads_used": threads}
         plugins.append(Checkpoints(Checkpointer(checkpoint_dir, checkpoint_every, header)))
     result = train_as_configured(method, stream, config, device, plugins, resume)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
+    if len(threads) > 1:    # its train time was measured on more than one thread count
+        metrics["train_threads_used"] = threads
     return metrics
+
+
+def threads_used(config: RunConfig, resume: dict | None) -> list[int]:
+    """Every training thread count a run has had, over the runs its checkpoints continue: a run resumed
+    on another count than it started on (the count is not part of a run's identity) says so."""
+    before = (resume or {}).get("train_threads_used") or [((resume or {}).get("config") or {}).get("train_threads", 1)]
+    return sorted(set(before if resume else []) | {config.train_threads})
 
 
 def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:

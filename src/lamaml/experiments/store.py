@@ -87,7 +87,9 @@ _ABANDON = "UPDATE runs SET status='failed', error='interrupted (its process die
 
 # Settings that only say how many CPU threads compute a run: a run of a cell on two threads is that cell's
 # run (a sweep skips it, a table shows it, its checkpoint resumes on one thread), not another experiment.
-# Everything that can change what is computed (device, fast paths, batch sizes) stays in the identity.
+# They change the order of float sums (two runs drift apart by rounding, as a resumed run on another count
+# does, so a seed rerun on another count is not bit-equal) and the time, which the tables mark; not the
+# experiment. What chooses another computation (device, fast paths, batch sizes) stays in the identity.
 NOT_IDENTITY = ("train_threads",)
 
 

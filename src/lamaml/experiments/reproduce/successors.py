@@ -27,7 +27,8 @@ from ..sweep import SweepSpec, done_metrics, run_sweep
 from .claims import METHOD_NAMES, evaluate_claim, ours_stat
 from .table2 import choose
 from .table2_report import _pm as pm, _values
-from .tables import STORE_NAME, commits_line, csv_text, generated_lines, run_row, runs_csv_path, write_tables
+from .tables import (STORE_NAME, commits_line, csv_text, generated_lines, run_row, runs_csv_path, threads_mark,
+                     write_tables)
 
 TABLE_NAME = "successors.md"
 REPLAY = ("er", "er-ace", "der++")
@@ -158,7 +159,8 @@ def successors_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = F
         reference = cells.get((benchmark, "la-maml")) or []
         ratio = f"{train / np.mean([r['train_time_s'] for r in reference]):.1f}" if reference else "-"
         lines.append(f"| {benchmark} | {method} | {len(runs)}/{seeds} | {_pm(runs, 'ra')} | {_pm(runs, 'bti')} "
-                     f"| {_pm(runs, 'aaa')} | {_pm(runs, 'worst_case_accuracy')} | {train:.0f} s | {ratio} |")
+                     f"| {_pm(runs, 'aaa')} | {_pm(runs, 'worst_case_accuracy')} | {train:.0f} s{threads_mark(runs)} "
+                     f"| {ratio}{threads_mark(runs + reference) if reference else ''} |")
     found = findings(cells)
     if found:
         lines += ["", "## What it shows", "",

@@ -21,7 +21,7 @@ from ..sweep import SweepSpec, done_metrics, run_sweep
 from .claims import claims_section
 from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
 from .tables import (RUN_COLUMNS, STORE_NAME, commits_line, generated_lines, reproduced, run_rows, runs_csv,  # noqa: F401
-                     runs_csv_path, write_tables)
+                     runs_csv_path, threads_mark, write_tables)
 
 
 @lru_cache(maxsize=None)
@@ -99,8 +99,8 @@ def table1_markdown(cells: dict, seeds: int, command: str, rebuilt: bool = False
         paper_ra = f"{p['ra'][0]:.2f} +/- {p['ra'][1]:.2f}" if p else "NOT FOUND"
         paper_bti = f"{p['bti'][0]:.2f} +/- {p['bti'][1]:.2f}" if p else "NOT FOUND"
         lines.append(f"| {benchmark} | {method} | {len(runs)}/{seeds} | {ra[0]:.2f} +/- {ra[1]:.2f} | {paper_ra} "
-                     f"| {marks[0]} | {bti[0]:.2f} +/- {bti[1]:.2f} | {paper_bti} | {marks[1]} | {train:.0f} s "
-                     f"| {ratio:.1f} |")
+                     f"| {marks[0]} | {bti[0]:.2f} +/- {bti[1]:.2f} | {paper_bti} | {marks[1]} | {train:.0f} s{threads_mark(runs)} "
+                     f"| {ratio:.1f}{threads_mark(runs + lamaml_runs)} |")
         if "**no**" in marks:
             which = " and ".join(k for k, mark in zip(("RA", "BTI"), marks) if mark == "**no**")
             missed.append((benchmark, method, which))

@@ -17,7 +17,8 @@ import numpy as np
 from .claims import METHOD_NAMES, ClaimBook, Stat, claims_section, load_claims
 from .paper import TABLE2_COLUMNS, paper_table2, table2_methods
 from .table2_ordering import ordering_section
-from .tables import commits_line, csv_text, generated_lines, reproduced, run_row, seed_of, unique_runs
+from .tables import (commits_line, csv_text, generated_lines, reproduced, run_row, seed_of, threads_mark,
+                     unique_runs)
 
 TABLE2_RUN_COLUMNS = ["benchmark", "setting", "method", "seed", "ra", "bti", "test_ra", "test_bti",
                       "learning_accuracy", "train_time_s", "eval_time_s", "code_commit", "config_hash", "settings"]
@@ -144,20 +145,20 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         base = _values(cells.get((cell.column, "la-maml")) or [], "train_time_s")
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
-                           f"{train:.0f} s{_threads(runs)}", f"{train / float(np.mean(base)):.1f}" if base else "n/a"]))
-    return "\n".join(lines + _notes(plan, running) + ordering_section(cells, tasks, part=not full, samples=samples)
+                           f"{train:.0f} s{threads_mark(runs)}",
+                           f"{train / float(np.mean(base)):.1f}{threads_mark(runs + cells[(cell.column, 'la-maml')])}"
+                           if base else "n/a"]))
+    return "\n".join(lines + _notes(plan, running, cells) + ordering_section(cells, tasks, part=not full, samples=samples)
                      + claims_section(cells, table2_book(full, scope or ""))) + "\n"
 
 
-def _threads(runs: list[dict]) -> str:
-    """`` (2 threads)`` beside a time measured on more than the table's one thread per run."""
-    counts = sorted({(run.get("config") or {}).get("train_threads") or 1 for run in runs})
-    return "" if counts == [1] else f" ({'/'.join(map(str, counts))} threads)"
-
-
-def _notes(plan: list, running: dict[tuple[str, str], list[str]] | None = None) -> list[str]:
+def _notes(plan: list, running: dict[tuple[str, str], list[str]] | None = None, cells: dict | None = None) -> list[str]:
     notes = [f"- In progress, {column} {method}: " + "; ".join(texts) + " (the same command resumes it)."
              for (column, method), texts in (running or {}).items()]
+    if any(threads_mark(runs) for runs in (cells or {}).values()):
+        notes.append("- A time marked `(N threads)` was trained on N threads (`--set train_threads=N`), not the "
+                     "one of the rest; a ratio so marked compares times on different thread counts, and a claim "
+                     "on times between such runs is not judged (n/a).")
     if any(c.spec and c.setting != c.spec.set["setting"] for c in plan):
         notes.append("- IID, the joint-training oracle (an upper bound, not a continual learner), ran multi-pass "
                      "only in the paper: its one multi-pass run stands in the single-pass column too.")

@@ -102,6 +102,19 @@ def settings_text(config: dict[str, Any]) -> str:
     return " ".join(f"{k}={show(v)}" for k, v in sorted(flat.items()))
 
 
+def train_threads_of(run: dict[str, Any]) -> list[int]:
+    """The training thread counts a finished run's time was measured on (one unless it was resumed on
+    another count: ``train_threads_used``)."""
+    return run.get("train_threads_used") or [(run.get("config") or {}).get("train_threads") or 1]
+
+
+def threads_mark(runs: Iterable[dict[str, Any]]) -> str:
+    """`` (2 threads)`` beside a time measured on more than the tables' one thread per run (``1/2`` where
+    runs, or one resumed run, had both)."""
+    counts = sorted({n for run in runs for n in train_threads_of(run)})
+    return "" if counts in ([], [1]) else f" ({'/'.join(map(str, counts))} threads)"
+
+
 def _number(value: Any, digits: int) -> str:
     return "" if value is None else f"{round(float(value), digits):.{digits}f}"
 
