@@ -221,12 +221,14 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
     from lamaml.experiments.engines import checkpoint_progress
     config = json.loads(Store(store).query([])[0]["config"])
     assert re.fullmatch(r"checkpoint of \d{4}-\d\d-\d\d \d\d:\d\d UTC: task 2 of 2, 1 batch of its epoch 1 "
-                        r"done; \d+ s trained", checkpoint_progress(store, config))
+                        r"done; \d+ s trained, about \d+ s of training left at its pace so far",
+                        checkpoint_progress(store, config))
     assert checkpoint_progress(store, {**config, "seed": 1}) is None            # another run's: none
     listed = subprocess.run([sys.executable, "-m", "lamaml.cli", "runs", "--store", str(store)],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert re.search(r"\nrun 1 \(mnist-rotations la-maml seed 0, \w+\): checkpoint of .*: task 2 of 2, 1 batch "
-                     r"of its epoch 1 done; \d+ s trained\n", listed.stdout), listed.stdout
+                     r"of its epoch 1 done; \d+ s trained, about \d+ s of training left at its pace so far\n",
+                     listed.stdout), listed.stdout
     # A corrupt current checkpoint: the previous one speaks (at batch 4: task 1, 4 batches done)
     (folder,) = (store.parent / "checkpoints").iterdir()
     (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -239,6 +241,17 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
     for key in COMPARED:
         assert metrics[key] == reference[key], key
     assert not list((store.parent / "checkpoints").iterdir())              # deleted once the run is done
+
+
+def test_the_training_left_is_the_pace_so_far_times_the_batches_left():
+    from lamaml.experiments.engines import _training_left
+    order = list(range(19))                                 # 19 samples in batches of 2: 10 batches an epoch
+    # task 2 of 5, 5 batches in: 15 of 50 batches took 150 s, 35 more take 350 s
+    assert _training_left({"task": 1, "epoch": 0, "batch": 5, "order": order}, 5, 1, 2, 150.0) == 350.0
+    # 3 epochs a task, task 2's third epoch about to start: 50 of 150 done
+    assert _training_left({"task": 1, "epoch": 2, "batch": 0, "order": order}, 5, 3, 2, 60.0) == 120.0
+    assert _training_left({"task": 0, "epoch": 0, "batch": 0, "order": order}, 5, 1, 2, 0.0) is None
+    assert _training_left({"task": 0, "epoch": 0, "batch": 3}, 5, 1, 2, 9.0) is None    # no order saved
 
 
 def test_one_run_shows_its_value_without_a_made_up_spread():
@@ -354,8 +367,8 @@ def test_lamaml_runs_says_when_a_checkpointed_run_would_start_over_under_todays_
     older = {**today, "retired_option": True}         # a field today's code no longer has
     rows = [{"id": i, "benchmark": "mnist-rotations", "method": "la-maml", "seed": 0, "status": status,
              "config": json.dumps(config)} for i, (status, config) in
-            enumerate([("running", today), ("failed", today), ("failed", older), ("done", older)], start=1)]
+            enumerate([("failed", today), ("running", today), ("failed", older), ("done", older)], start=1)]
     assert cli._checkpointed("store", rows) == [
-        "run 1 (mnist-rotations la-maml seed 0, running): checkpoint of T: task 2 of 5",    # run 2: the same config
+        "run 2 (mnist-rotations la-maml seed 0, running): checkpoint of T: task 2 of 5",    # its killed run 1 is silent
         "run 3 (mnist-rotations la-maml seed 0, failed): checkpoint of T: task 2 of 5 "
         "(an older configuration: today's code would start it over)"]

@@ -156,7 +156,7 @@ def _checkpointed(store: str, rows: list[dict]) -> list[str]:
     from .experiments.engines import checkpoint_progress
     from .experiments.store import config_hash
     lines, seen = [], set()
-    for row in rows:
+    for row in sorted(rows, key=lambda r: -r["id"]):    # a config's latest attempt speaks for its checkpoint
         config = json.loads(row["config"])
         if row["status"] == "done" or config_hash(config) in seen:
             continue
@@ -170,7 +170,7 @@ def _checkpointed(store: str, rows: list[dict]) -> list[str]:
             current = False
         lines.append(f"run {row['id']} ({row['benchmark']} {row['method']} seed {row['seed']}, {row['status']}): "
                      f"{where}" + ("" if current else " (an older configuration: today's code would start it over)"))
-    return lines
+    return lines[::-1]
 
 
 def cmd_sweep(args) -> int:
