@@ -155,13 +155,15 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     run_id, holder = store.claim(config_dict)
     if run_id is None:
         return {"status": "skipped", "reason": holder, "config": config_dict}
-    every = Every.parse(checkpoint_every) if checkpoint_every and not method_class(config_dict["method"]).joint else None
-    folder = checkpoint_folder(store_path, config_dict) if every else None
+    joint = method_class(config_dict["method"]).joint
+    every = Every.parse(checkpoint_every) if checkpoint_every and not joint else None
+    # A checkpoint an earlier sweep left is resumed even when this one writes none (--checkpoint-every off)
+    folder = None if joint else checkpoint_folder(store_path, config_dict)
     resume = _resume_state(folder, config_dict) if folder else None
     plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
     try:
         metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins,
-                      checkpoint_dir=folder, checkpoint_every=every, resume=resume)
+                      checkpoint_dir=folder if every else None, checkpoint_every=every, resume=resume)
     except LamamlError as error:    # e.g. a diverging loss: a rerun from its checkpoint would diverge again
         store.fail(run_id, str(error))
         if folder:
