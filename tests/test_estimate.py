@@ -68,6 +68,25 @@ def test_a_sweep_projects_from_the_stores_history_and_times_only_what_it_lacks(d
     assert projection.project(pending[:1], store, str(data_dir), jobs=4)[0] == 40   # never below the longest run
 
 
+def test_a_run_that_resumes_from_its_checkpoint_is_projected_for_what_it_has_left(tmp_path):
+    from lamaml.engine.checkpoint import Checkpointer, Every
+    from lamaml.experiments import projection
+    from lamaml.experiments.engines import checkpoint_folder
+    from lamaml.experiments.store import Store
+    store = Store(tmp_path / "runs.sqlite")
+    done = resolve_config("mnist-rotations", "online", {"samples_per_task": 20, "batch_size": 10},
+                          tasks=4).model_dump()
+    run_id, _ = store.claim(done)
+    store.finish(run_id, {"ra": 50.0, "bti": 0.0, "wall_time_s": 40.0, "train_time_s": 30.0})
+    killed = {**done, "seed": 1}
+    # 20 samples in batches of 10: 2 batches a task, 8 in the run; task 2's first batch done: 3 of 8
+    Checkpointer(checkpoint_folder(store.path, killed), Every(1, "tasks"), {"config": killed}).save(
+        {"progress": {"task": 1, "epoch": 0, "batch": 1, "order": list(range(20)), "train_time": 6.0}})
+    total, notes, per_run = projection.project([killed, {**done, "seed": 2}], store, None, jobs=1)
+    assert per_run == [40 * 5 / 8, 40] and total == 65.0
+    assert notes == ["mnist-rotations online seed 1: resumes from its checkpoint, 38% of its training done"]
+
+
 def test_updates_are_timed_once_the_replay_memory_holds_a_full_replay_batch(data_dir, monkeypatch):
     from lamaml.engine import estimate as module
     sizes = []

@@ -243,15 +243,15 @@ def test_a_sweep_run_killed_mid_way_resumes_from_its_checkpoint_to_the_uninterru
     assert not list((store.parent / "checkpoints").iterdir())              # deleted once the run is done
 
 
-def test_the_training_left_is_the_pace_so_far_times_the_batches_left():
-    from lamaml.experiments.engines import _training_left
+def test_the_share_done_counts_batches_over_tasks_and_epochs():
+    from lamaml.experiments.engines import share_done
     order = list(range(19))                                 # 19 samples in batches of 2: 10 batches an epoch
-    # task 2 of 5, 5 batches in: 15 of 50 batches took 150 s, 35 more take 350 s
-    assert _training_left({"task": 1, "epoch": 0, "batch": 5, "order": order}, 5, 1, 2, 150.0) == 350.0
+    assert share_done({"task": 1, "epoch": 0, "batch": 5, "order": order}, 5, 1, 2) == 15 / 50
     # 3 epochs a task, task 2's third epoch about to start: 50 of 150 done
-    assert _training_left({"task": 1, "epoch": 2, "batch": 0, "order": order}, 5, 3, 2, 60.0) == 120.0
-    assert _training_left({"task": 0, "epoch": 0, "batch": 0, "order": order}, 5, 1, 2, 0.0) is None
-    assert _training_left({"task": 0, "epoch": 0, "batch": 3}, 5, 1, 2, 9.0) is None    # no order saved
+    assert share_done({"task": 1, "epoch": 2, "batch": 0, "order": order}, 5, 3, 2) == 50 / 150
+    assert share_done({"task": 5, "epoch": 0, "batch": 0, "order": order}, 5, 1, 2) == 1.0     # all trained
+    assert share_done({"task": 0, "epoch": 0, "batch": 0, "order": order}, 5, 1, 2) is None
+    assert share_done({"task": 0, "epoch": 0, "batch": 3}, 5, 1, 2) is None                   # no order saved
 
 
 def test_one_run_shows_its_value_without_a_made_up_spread():

@@ -79,11 +79,9 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 'es' if noun.endswith('h') else 's'}"
 
 
-def checkpoint_progress(store_path: str | os.PathLike, config: dict[str, Any]) -> str | None:
-    """Where the checkpoint of an unfinished sweep run of ``config`` stands, in words (None: no usable
-    checkpoint of this configuration), e.g. ``checkpoint of 2026-12-03 07:52 UTC: task 2 of 5, 1,204
-    batches of its epoch 1 done; 1.4 h trained, about 3.9 h of training left at its pace so far``. Safe while the run writes it (a save replaces the
-    file atomically; one moved away meanwhile is skipped)."""
+def _checkpoint_of(store_path: str | os.PathLike, config: dict[str, Any]) -> tuple[dict, int] | None:
+    """(the usable checkpoint a killed sweep run of ``config`` left, the run's task count), or None. Safe
+    while the run writes it (a save replaces the file atomically; one moved away meanwhile is skipped)."""
     from ..data import benchmark_info
     from ..engine.checkpoint import CURRENT, load_latest
     folder = checkpoint_folder(store_path, config)
@@ -94,33 +92,55 @@ def checkpoint_progress(store_path: str | os.PathLike, config: dict[str, Any]) -
         tasks = config.get("tasks") or benchmark_info(config["benchmark"]).n_tasks
     except (UserError, OSError, KeyError):
         return None
-    progress = state.get("progress") or {}
-    saved = state.get("saved_at")
-    if saved is None:    # a checkpoint written before the time was kept in it: its file's
+    if state.get("saved_at") is None:    # a checkpoint written before the time was kept in it: its file's
         try:
-            saved = (folder / CURRENT).stat().st_mtime
+            state["saved_at"] = (folder / CURRENT).stat().st_mtime
         except OSError:
             pass
+    return state, tasks
+
+
+def checkpoint_progress(store_path: str | os.PathLike, config: dict[str, Any]) -> str | None:
+    """Where the checkpoint of an unfinished sweep run of ``config`` stands, in words (None: no usable
+    checkpoint of this configuration), e.g. ``checkpoint of 2026-12-03 07:52 UTC: task 2 of 5, 1,204
+    batches of its epoch 1 done; 1.4 h trained, about 3.9 h of training left at its pace so far``."""
+    found = _checkpoint_of(store_path, config)
+    if found is None:
+        return None
+    state, tasks = found
+    progress, saved = state.get("progress") or {}, state.get("saved_at")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(saved)) if saved else "an unrecorded time"
     task, epochs = progress.get("task", 0), config.get("epochs", 1)
     where = f"all {tasks} tasks trained" if task >= tasks else (
         f"task {task + 1} of {tasks}, {_count(progress.get('batch', 0), 'batch')} of its epoch "
         f"{progress.get('epoch', 0) + 1}{f' of {epochs}' if epochs > 1 else ''} done")
     trained = progress.get("train_time", 0.0)
-    left = _training_left(progress, tasks, epochs, config.get("batch_size", 10), trained) if task < tasks else None
+    share = share_done(progress, tasks, epochs, config.get("batch_size", 10))
+    left = trained * (1 - share) / share if share and trained > 0 else None
     return f"checkpoint of {when}: {where}; {duration(trained)} trained" + (
         f", about {duration(left)} of training left at its pace so far" if left is not None else "")
 
 
-def _training_left(progress: dict[str, Any], tasks: int, epochs: int, batch_size: int, trained: float) -> float | None:
-    """Training time left, from the pace so far, counting every task as large as the current one (its batch
-    order's length: the benchmarks' tasks are equal); None where nothing is trained yet."""
+def checkpoint_share(store_path: str | os.PathLike, config: dict[str, Any]) -> float | None:
+    """The share of its training batches that the checkpoint a killed sweep run of ``config`` left has done
+    (None: no usable checkpoint, or one saved before any batch)."""
+    found = _checkpoint_of(store_path, config)
+    if found is None:
+        return None
+    state, tasks = found
+    return share_done(state.get("progress") or {}, tasks, config.get("epochs", 1), config.get("batch_size", 10))
+
+
+def share_done(progress: dict[str, Any], tasks: int, epochs: int, batch_size: int) -> float | None:
+    """The share of a run's training batches a checkpoint's ``progress`` has done, counting every task as large
+    as the current one (its batch order's length: the benchmarks' tasks are equal); None where that cannot be
+    told (no batch order saved) or nothing is done yet."""
+    if progress.get("task", 0) >= tasks:
+        return 1.0
     order = progress.get("order")
     per_epoch = -(-len(order) // batch_size) if order is not None and len(order) else 0
     done = (progress.get("task", 0) * epochs + progress.get("epoch", 0)) * per_epoch + progress.get("batch", 0)
-    if not per_epoch or not done or trained <= 0:
-        return None
-    return trained * (tasks * epochs * per_epoch - done) / done
+    return done / (tasks * epochs * per_epoch) if per_epoch and done else None
 
 
 def _resume_state(folder: Path, config: dict[str, Any]) -> dict | None:

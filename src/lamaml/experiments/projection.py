@@ -32,9 +32,11 @@ def history(store: Store) -> dict[str, float]:
 
 def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None,
             jobs: int) -> tuple[float, list[str], list[float]]:
-    """(projected seconds for ``pending`` on ``jobs`` workers, notes on runs whose time is a lower bound,
-    each pending run's projected seconds)."""
+    """(projected seconds for ``pending`` on ``jobs`` workers, notes on runs whose time is a lower bound or
+    that resume from a checkpoint, each pending run's projected seconds: a resumed run's, the share of its
+    batches still to train)."""
     from ..config import RunConfig
+    from .engines import checkpoint_share
     known, per_run, notes = history(store), [], []
     measured: dict[str, float] = {}
     for config in pending:
@@ -44,7 +46,13 @@ def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None,
             measured[key] = projected.total_s
             if projected.lower_bound:
                 notes.append(f"{config['benchmark']} {config['method']}: at least ({projected.lower_bound})")
-        per_run.append(known.get(key, measured.get(key)))
+        seconds = known.get(key, measured.get(key))
+        share = checkpoint_share(store.path, config)
+        if share:
+            seconds *= 1 - share
+            notes.append(f"{config['benchmark']} {config['method']} seed {config.get('seed', 0)}: resumes from "
+                         f"its checkpoint, {share:.0%} of its training done")
+        per_run.append(seconds)
     total = max(sum(per_run) / jobs, max(per_run, default=0.0))
     return total, notes, per_run
 
