@@ -131,8 +131,10 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
 def threads_used(config: RunConfig, resume: dict | None) -> list[int]:
     """Every training thread count a run has had, over the runs its checkpoints continue: a run resumed
     on another count than it started on (the count is not part of a run's identity) says so."""
-    before = (resume or {}).get("train_threads_used") or [((resume or {}).get("config") or {}).get("train_threads", 1)]
-    return sorted(set(before if resume else []) | {config.train_threads})
+    if resume is None:
+        return [config.train_threads]
+    before = resume.get("train_threads_used") or [(resume.get("config") or {}).get("train_threads", 1)]
+    return sorted(set(before) | {config.train_threads})
 
 
 def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:

@@ -21,7 +21,7 @@ import yaml
 from scipy.stats import t as student_t
 
 from .paper import TABLE1_BENCHMARKS, TABLE1_METHODS, mean_std, paper_table1
-from .tables import train_threads_of
+from .tables import thread_counts
 
 CLAIM_METRICS = {"ra": "RA", "bti": "BTI", "train_time_s": "train time"}
 METHOD_NAMES = {"online": "Online", "ewc": "EWC", "gem": "GEM", "mer": "MER", "c-maml": "C-MAML",
@@ -227,8 +227,7 @@ def claim_rows(cells: dict, book: ClaimBook | None = None) -> list[tuple[dict[st
             side = lambda stat: [stat(benchmark, claim[s], claim["metric"]) for s in ("a", "b")]  # noqa: E731
             paper = evaluate_claim(claim, *side(book.paper)) if book.paper else Verdict("n/a", "")
             ours = evaluate_claim(claim, *side(lambda b, m, k: ours_stat(cells, b, m, k)))
-            threads = sorted({n for s in ("a", "b") for run in cells.get((benchmark, claim[s])) or []
-                              for n in train_threads_of(run)})
+            threads = thread_counts(run for s in ("a", "b") for run in cells.get((benchmark, claim[s])) or [])
             if claim["metric"] == "train_time_s" and len(threads) > 1 and ours.verdict != "no number":
                 ours = Verdict("n/a", f"times on {' and '.join(map(str, threads))} training threads; {ours.detail}")
             # No number: the paper's table has no times; our store has no finished run of a cell.

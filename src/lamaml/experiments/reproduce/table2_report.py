@@ -142,11 +142,12 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         if full:
             paper.append("n/a" if p is None else "yes" if reproduced(float(np.mean(ra)), p, 0.0) else "**no**")
         train = float(np.mean(_values(runs, "train_time_s")))
-        base = _values(cells.get((cell.column, "la-maml")) or [], "train_time_s")
+        reference = cells.get((cell.column, "la-maml")) or []
+        base = _values(reference, "train_time_s")
         lines.append(_row([cell.benchmark, cell.setting, name, f"{len(runs)}/{cell.seeds}", _pm(ra), *paper,
                            _pm(_values(runs, "bti")), _pm(_values(runs, "ra", True)), _pm(_values(runs, "bti", True)),
                            f"{train:.0f} s{threads_mark(runs)}",
-                           f"{train / float(np.mean(base)):.1f}{threads_mark(runs + cells[(cell.column, 'la-maml')])}"
+                           f"{train / float(np.mean(base)):.1f}{threads_mark(runs + reference)}"
                            if base else "n/a"]))
     return "\n".join(lines + _notes(plan, running, cells) + ordering_section(cells, tasks, part=not full, samples=samples)
                      + claims_section(cells, table2_book(full, scope or ""))) + "\n"

@@ -108,10 +108,15 @@ def train_threads_of(run: dict[str, Any]) -> list[int]:
     return run.get("train_threads_used") or [(run.get("config") or {}).get("train_threads") or 1]
 
 
+def thread_counts(runs: Iterable[dict[str, Any]]) -> list[int]:
+    """Every training thread count the times of ``runs`` were measured on, sorted."""
+    return sorted({n for run in runs for n in train_threads_of(run)})
+
+
 def threads_mark(runs: Iterable[dict[str, Any]]) -> str:
     """`` (2 threads)`` beside a time measured on more than the tables' one thread per run (``1/2`` where
     runs, or one resumed run, had both)."""
-    counts = sorted({n for run in runs for n in train_threads_of(run)})
+    counts = thread_counts(runs)
     return "" if counts in ([], [1]) else f" ({'/'.join(map(str, counts))} threads)"
 
 
