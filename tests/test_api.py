@@ -29,6 +29,23 @@ def test_fit_accepts_datasets_and_rejects_a_model_with_too_few_outputs():
         lamaml.fit(nn.Linear(4, 3), [(data, data)], alpha_init="fast")
 
 
+
+def test_fit_computes_where_the_model_is_unless_given_a_device(monkeypatch):
+    """A model the user put on a GPU is not moved back to the CPU: without ``device`` fit trains it where
+    its parameters are (a model on PyTorch's meta device stands in for a GPU one here)."""
+    import lamaml.api as api
+    seen = []
+    monkeypatch.setattr(api, "check_model", lambda model, stream, device: seen.append(device) or 1 / 0)
+    data = torch.utils.data.TensorDataset(torch.randn(30, 4), torch.randint(0, 3, (30,)))
+    for model, device, expected in ((nn.Linear(4, 3, device="meta"), None, "meta"), (nn.Linear(4, 3), None, "cpu"),
+                                    (nn.Linear(4, 3), "meta", "meta")):
+        with pytest.raises(ZeroDivisionError):      # stop once fit has chosen the device
+            lamaml.fit(model, [(data, data)], device=device)
+        assert seen.pop().type == expected
+    with pytest.raises(lamaml.UserError, match="cuda_precision='fp16': must be 'float32' or 'tf32'"):
+        lamaml.fit(nn.Linear(4, 3), [(data, data)], cuda_precision="fp16")
+
+
 # -- a built-in benchmark through the API is the run `lamaml run` makes -----------------------------
 
 @pytest.mark.parametrize("given", [{}, {"glances": 2, "alpha_init": 0.1}])

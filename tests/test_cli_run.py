@@ -1,10 +1,14 @@
 """`lamaml run` as a batch job meets it: progress in a log file, how to resume an interrupted run, a
 finished run left alone, a dry run that checks what the run would check."""
+import importlib
 import json
 import os
 import re
 import subprocess
 import sys
+
+import pytest
+import torch
 
 from conftest import REPO
 
@@ -107,3 +111,45 @@ def test_a_dry_run_refuses_what_the_run_would_refuse(data_dir, monkeypatch, caps
     good = lamaml("run", "--dry-run", *TINY, "--set", "device=auto", data_dir=data_dir)
     assert good.returncode == 0 and json.loads(good.stdout)["tasks"] == 3
     assert json.loads(good.stdout)["device"] in ("cpu", "cuda")
+
+
+@pytest.fixture
+def cuda_flags(monkeypatch):
+    """PyTorch's process-wide float32 and determinism flags, restored after the test."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    saved = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield lambda: (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision,
+                   torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = saved[:2]
+    torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+
+
+def test_on_cuda_float32_is_full_float32_unless_tf32_is_asked_and_kernels_deterministic_on_request(cuda_flags):
+    """PyTorch computes CUDA convolutions in TF32 unless told otherwise: a run does not, by default."""
+    from lamaml.engine import cuda_numerics
+    assert cuda_flags()[0] == "tf32"                        # PyTorch's default, which the run changes
+    cuda_numerics(torch.device("cuda"))                     # setting the flags needs no GPU
+    assert cuda_flags()[:3] == ("ieee", "ieee", False) and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    cuda_numerics(torch.device("cuda"), "tf32", deterministic=True)
+    assert cuda_flags() == ("tf32", "tf32", True, True) and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    # (warn_only: an operation without a deterministic kernel warns rather than ends a run of hours)
+    cuda_numerics(torch.device("cuda", 1), "float32", deterministic=False)   # a later run of the process
+    assert cuda_flags()[:3] == ("ieee", "ieee", False)
+    cuda_numerics(torch.device("cpu"), "tf32", deterministic=True)           # the CPU's flags are left alone
+    assert cuda_flags()[:3] == ("ieee", "ieee", False)
+
+
+def test_a_run_hands_its_numerics_to_the_device_and_rejects_an_unknown_precision(data_dir, monkeypatch, capsys):
+    from lamaml import cli
+    from lamaml.config import resolve_config
+    run_module = importlib.import_module("lamaml.engine.run")     # the module, not engine's run function
+    seen = []
+    monkeypatch.setattr(run_module, "cuda_numerics", lambda *args: seen.append(args))
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 20, "cuda_precision": "tf32",
+                                                           "deterministic": True}, tasks=1)
+    run_module.prepare(config, data_dir, download=False)
+    assert seen == [(torch.device("cpu"), "tf32", True)]
+    assert cli.main(["run", "--dry-run", "--data-dir", str(data_dir), *TINY, "--set", "cuda_precision=fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "cuda_precision" in err and "'float32' or 'tf32'" in err and err.count("\n") == 1, err

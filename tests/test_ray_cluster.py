@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from lamaml.experiments.engines import absolute_paths
+from lamaml.errors import UserError
+from lamaml.experiments.engines import absolute_paths, check_gpu_share, ray_resources
 from lamaml.experiments.ray_cluster import host_and_port
 from lamaml.experiments.store import Store
 from lamaml.experiments.sweep import SweepSpec, run_sweep
@@ -36,7 +37,8 @@ def test_every_engine_gets_the_store_and_data_folder_as_absolute_paths_of_the_dr
     handed = []
     monkeypatch.setattr(sweep, "check_data", lambda *args: None)      # the data check is tested in test_sweep.py
     monkeypatch.setattr(engines, "run_local", lambda pending, store, data, *rest: handed.append((store, data)) or [])
-    monkeypatch.setattr(engines, "run_on_ray", lambda pending, store, data, *rest: handed.append((store, data)) or [])
+    monkeypatch.setattr(engines, "run_on_ray",
+                        lambda pending, store, data, *rest, **options: handed.append((store, data)) or [])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LAMAML_DATA", "from-env")
     spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml"], tasks=1)
@@ -47,6 +49,37 @@ def test_every_engine_gets_the_store_and_data_folder_as_absolute_paths_of_the_dr
                       (str(tmp_path / "runs/b.sqlite"), str(tmp_path.parent / "given"))] * 2
     monkeypatch.delenv("LAMAML_DATA")
     assert absolute_paths("~/s.sqlite", None) == (str(Path.home() / "s.sqlite"), str(tmp_path / "data"))
+
+
+def test_a_ray_task_of_cuda_runs_asks_for_a_gpu_share_and_an_auto_one_only_where_the_cluster_has_gpus():
+    cpu, cuda, auto = ({"device": device} for device in ("cpu", "cuda", "auto"))
+    assert ray_resources([cpu], 4, 1.0) == {"num_cpus": 1}
+    assert ray_resources([cuda], 4, 0.25) == {"num_cpus": 1, "num_gpus": 0.25}
+    assert ray_resources([auto, auto], 1, 1.0) == {"num_cpus": 1, "num_gpus": 1.0}
+    assert ray_resources([auto], 0, 1.0) == {"num_cpus": 1}                 # auto on a CPU cluster: the CPU
+    assert ray_resources([{}], 4, 1.0) == {"num_cpus": 1}                   # device's default: cpu
+    with pytest.raises(UserError, match="device=cuda with --engine ray: the Ray cluster has no GPU"):
+        ray_resources([cuda], 0, 1.0)
+    for share in (0.25, 1, 2.0):
+        assert check_gpu_share(share) == share
+    for share in (0, -1, -2.0, 1.5):
+        with pytest.raises(UserError, match=f"--gpus-per-run {share:g}: must be a share of one GPU"):
+            check_gpu_share(share)
+
+
+def test_ray_shows_the_gpu_to_a_task_that_asks_for_one_and_hides_it_from_one_that_does_not():
+    """Why ray_resources exists: Ray gives a GPU only to a task that asks for one (on a GPU node it sets
+    CUDA_VISIBLE_DEVICES="" for the others), so a cuda run would find none. A local Ray instance that
+    declares one GPU (none need be there)."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        visible = ray.remote(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        for device, expected in (("cuda", {"0"}), ("auto", {"0"}), ("cpu", {"", None})):
+            options = ray_resources([{"device": device}], ray.cluster_resources().get("GPU", 0), 1.0)
+            assert ray.get(visible.options(**options).remote()) in expected, device
+    finally:
+        ray.shutdown()
 
 
 def _free_port() -> int:

@@ -134,6 +134,9 @@ def test_the_thread_count_is_not_part_of_a_runs_identity_but_the_device_is():
     assert config_hash({**one, "train_threads": 2}) == config_hash(one)
     assert config_hash({**one, "device": "cuda"}) != config_hash(one)
     assert config_hash({**one, "eval_batch_size": 100}) != config_hash(one)
+    for numerics in ({"cuda_precision": "tf32"}, {"deterministic": True}):   # other numbers on a GPU
+        assert config_hash({**one, **numerics}) != config_hash(one)
+    assert config_hash({**one, "cuda_precision": "float32", "deterministic": False}) == config_hash(one)
 
 
 def test_config_hashes_are_pinned_so_stores_written_earlier_keep_their_runs():

@@ -29,6 +29,7 @@ The preset's epochs, batch size, glances and hyperparameters apply unless given 
 """
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,8 @@ import torch
 from pydantic import ValidationError
 
 from .data import TaskStream, stream_from_data
-from .engine import (Benchmark, Callbacks, Plugin, StreamResult, build_learner, eval_mode, load_benchmark,
-                     resolve_device, train_as_configured)
+from .engine import (Benchmark, Callbacks, Plugin, StreamResult, build_learner, cuda_numerics, eval_mode,
+                     load_benchmark, resolve_device, train_as_configured)
 from .errors import UserError
 from .methods import MethodParams, method_class
 
@@ -83,8 +84,9 @@ class _Protocol:
 
 def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, method: str = "la-maml", *,
         epochs: int | None = None, batch_size: int | None = None, glances: int | None = None,
-        seed: int | None = None, device: str = "cpu", train_threads: int | None = 1, progress: bool = True,
-        on_task_end: Callable[[int, np.ndarray], None] | None = None, **hyperparameters: Any) -> StreamResult:
+        seed: int | None = None, device: str | None = None, train_threads: int | None = 1, progress: bool = True,
+        on_task_end: Callable[[int, np.ndarray], None] | None = None, cuda_precision: str = "float32",
+        deterministic: bool = False, **hyperparameters: Any) -> StreamResult:
     """Train ``model`` on ``tasks`` in order with ``method``; returns the accuracy matrix and metrics.
 
     ``tasks``: your tasks (see the module's docstring), a ``TaskStream``, or ``lamaml.benchmark(...)``.
@@ -93,7 +95,9 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, m
     seeds the stream order and the method. ``hyperparameters``: the method's (``lamaml list``); with
     a benchmark, any ``lamaml run --set`` key. ``progress``: a tqdm bar on stderr when it is a
     terminal. ``on_task_end(task, row)``: after each task is learned and every task evaluated, with
-    that row of the accuracy matrix (percent; NaN where not evaluated).
+    that row of the accuracy matrix (percent; NaN where not evaluated). ``device``: "cpu", "cuda" or
+    "auto" (None: where the model's parameters are). ``cuda_precision`` ("float32" or "tf32") and
+    ``deterministic``: on CUDA, as ``lamaml run --set`` (they set PyTorch's process-wide flags).
 
     The trained method, with its learned rates and memory, is ``result.method``.
     """
@@ -105,7 +109,10 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, m
     else:
         stream = tasks if isinstance(tasks, TaskStream) else stream_from_data(tasks)
         config = _own_config(method, protocol, seed, train_threads, hyperparameters)
-    target = resolve_device(device)
+    if cuda_precision not in ("float32", "tf32"):
+        raise UserError(f"cuda_precision={cuda_precision!r}: must be 'float32' or 'tf32'")
+    target = resolve_device(device) if device is not None else _device_of(model)
+    cuda_numerics(target, cuda_precision, deterministic)
     model = model.to(target)
     check_model(model, stream, target)
     learner = build_learner(config, model, stream)
@@ -119,6 +126,13 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, m
         bar.close()
     result.method = learner
     return result
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` computes: its first parameter's (or buffer's) device, the CPU for one with neither."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _benchmark_config(bench: Benchmark, method: str, protocol: dict[str, int | None], seed: int | None,

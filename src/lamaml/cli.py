@@ -206,7 +206,8 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     results = run_sweep(spec, Path(args.store), args.jobs, args.data_dir, args.engine, args.address,
                         tensorboard=Path(args.tensorboard) if args.tensorboard else None, project=True,
-                        checkpoint_every=args.checkpoint_every, batch_seeds=args.batch_seeds)
+                        checkpoint_every=args.checkpoint_every, batch_seeds=args.batch_seeds,
+                        gpus_per_run=args.gpus_per_run)
     failed, held = ([r for r in results if r["status"] == s] for s in ("failed", "skipped"))  # held by another sweep
     note = f", {len(held)} skipped (done or running elsewhere)" if held else ""
     print(f"sweep: {len(results) - len(failed) - len(held)} run(s) done, {len(failed)} failed{note}; store {args.store}")
@@ -269,7 +270,7 @@ def cmd_reproduce(args) -> int:
         from .experiments.reproduce.table2 import reproduce_table2
         print(reproduce_table2(out, args.benchmarks, args.settings, args.methods, args.seeds, args.tasks, overrides,
                                args.jobs, args.engine, args.address, args.data_dir, args.checkpoint_every,
-                               args.table, args.table_only, command, _seeds_of(args.seeds_of)))
+                               args.table, args.table_only, command, _seeds_of(args.seeds_of), args.gpus_per_run))
         return 0
     if args.table_name == "successors":
         from .experiments.reproduce.successors import reproduce_successors

@@ -93,6 +93,7 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
         rep_p.add_argument(flag, default=None, help=f"{scope}: comma-separated (default: {what})")
     rep_p.add_argument("--engine", choices=["local", "ray"], default="local", help="table2: as lamaml sweep's")
     rep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="table2: a Ray cluster (engine ray)")
+    rep_p.add_argument("--gpus-per-run", type=float, default=1.0, metavar="X", help="table2: as lamaml sweep's")
     rep_p.add_argument("--checkpoint-every", default=None, metavar="Nm|Nb|N|off", help="table2: each run checkpoints "
                        "beside the store this often and a killed one resumes there (default: 10m)")
     rep_p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell")
@@ -136,6 +137,9 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
                          help="local processes, or Ray (pip install 'lamaml[ray]')")
     sweep_p.add_argument("--address", default=None, metavar="HOST:PORT", help="a Ray cluster (engine ray); one "
                          "with token authentication needs RAY_AUTH_MODE=token and its token")
+    sweep_p.add_argument("--gpus-per-run", type=float, default=1.0, metavar="X", help="engine ray: the GPUs each "
+                         "run on CUDA (device=cuda, or auto on a cluster with GPUs) asks of Ray: a share (0.25: four "
+                         "runs per GPU) or a whole number (default: 1)")
     sweep_p.add_argument("--data-dir", default=None, help="folder holding the data sets (default: $LAMAML_DATA or ./data)")
     sweep_p.add_argument("--tensorboard", default=None, metavar="DIR",
                          help="log every run to TensorBoard, each in a subfolder of DIR (pip install 'lamaml[tensorboard]')")

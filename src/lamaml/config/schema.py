@@ -44,6 +44,13 @@ class RunConfig(BaseModel):
                            "presets, where sqrt 2 diverges), GEM/MER's MLP of the MNIST baselines "
                            "(xavier-uniform), the authors' --xav_init (xavier-normal)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to compute")
+    cuda_precision: Literal["float32", "tf32"] = Field(
+        "float32", description="on CUDA, float32 convolutions and matrix products in full float32 (the CPU's "
+        "numbers; the authors' 2020 runs predate TF32) or in TF32 (faster on Ampere and later GPUs, a 10-bit "
+        "mantissa; PyTorch's own default for convolutions); no effect on the CPU")
+    deterministic: bool = Field(False, description="on CUDA, deterministic kernels (torch.use_deterministic_"
+                                "algorithms; slower): the same seed gives the same numbers bit for bit, as on "
+                                "the CPU, and a resumed run the metrics of an uninterrupted one; no effect on the CPU")
     train_threads: int = Field(1, ge=1, description="CPU threads while training: one by default, since "
                                "single samples gain nothing from more and extra threads collapse when "
                                "other runs share the cores; evaluation uses all of them")

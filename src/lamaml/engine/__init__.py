@@ -5,8 +5,9 @@ from .loop import StreamResult, train
 from .metrics import summarize
 from .plugins import Callbacks, Checkpoints, Plugin
 from .results import peak_rss_mb, write_json_atomic
-from .run import build_learner, build_method, build_paper_model, derived_seeds, resolve_device, run, train_as_configured
+from .run import (build_learner, build_method, build_paper_model, cuda_numerics, derived_seeds, resolve_device, run,
+                  train_as_configured)
 
 __all__ = ["Benchmark", "Callbacks", "Checkpoints", "Plugin", "StreamResult", "build_learner", "build_method",
-           "build_paper_model", "derived_seeds", "eval_mode", "load_benchmark", "peak_rss_mb", "resolve_device",
-           "run", "summarize", "train", "train_as_configured", "write_json_atomic"]
+           "build_paper_model", "cuda_numerics", "derived_seeds", "eval_mode", "load_benchmark", "peak_rss_mb",
+           "resolve_device", "run", "summarize", "train", "train_as_configured", "write_json_atomic"]

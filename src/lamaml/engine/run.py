@@ -1,6 +1,7 @@
 """One run from a resolved config: build the stream, the model and the method; train; report."""
 from __future__ import annotations
 
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -31,6 +32,23 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--set device=cuda: no CUDA GPU is visible to PyTorch; use cpu or auto")
     return torch.device(name)
+
+
+def cuda_numerics(device: torch.device, precision: str = "float32", deterministic: bool = False) -> None:
+    """On CUDA, how float32 is computed (process-wide flags, set before each run): ``precision``
+    "float32" (full float32, the CPU's numbers) or "tf32" (PyTorch's default for convolutions on Ampere
+    and later: a 10-bit mantissa, which a run's second-order meta-gradients go through too), and
+    ``deterministic`` kernels (warning where an operation has none). Nothing on other devices."""
+    if device.type != "cuda":
+        return
+    mode = "tf32" if precision == "tf32" else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):       # PyTorch 2.9 on: one API, never mixed
+        torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = mode
+    else:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
+    if deterministic:       # cuBLAS reads it when it first starts in the process
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def derived_seeds(seed: int) -> dict[str, int]:
@@ -76,6 +94,7 @@ def prepare(config: RunConfig, data_dir: str | Path | None = None,
     ``lamaml run --dry-run`` stops after this, so it refuses whatever the run would refuse.
     """
     device = resolve_device(config.device)
+    cuda_numerics(device, config.cuda_precision, config.deterministic)
     stream = build_stream(config.benchmark, data_dir, config.seed, config.samples_per_task, config.tasks, download,
                           config.scenario)
     method = build_learner(config, build_paper_model(config, stream).to(device), stream)

@@ -54,19 +54,21 @@ def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | 
 def dispatch(engine: str, pending: list[list[dict[str, Any]]], store_path: str | os.PathLike, data_dir: str | None,
              threads: int, jobs: int, address: str | None = None, label: Label | None = None,
              tensorboard: str | os.PathLike | None = None, checkpoint_every: str | None = None,
-             expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
+             expected: dict[str, float] | None = None, gpus_per_run: float = 1.0) -> list[dict[str, Any]]:
     """Run the jobs of ``pending`` (lists of combinations: ``run_group``) on ``engine`` ("local" or "ray"),
     with paths resolved in this process;
     ``tensorboard``: a folder where every run logs into a subfolder of its own; ``checkpoint_every``:
     how often each run checkpoints (see the module's docstring); ``expected``: each run's projected
-    seconds by config hash, which weigh the time left in the progress lines (``_Reporter``)."""
+    seconds by config hash, which weigh the time left in the progress lines (``_Reporter``);
+    ``gpus_per_run``: on Ray, the GPU share a job asks for when its runs compute on CUDA (ray_resources)."""
     if not pending:     # nothing to do needs no cluster
         return []
     store_path, data_dir = absolute_paths(store_path, data_dir)
     tensorboard = os.path.abspath(os.path.expanduser(tensorboard)) if tensorboard else None
     options = (tensorboard, checkpoint_every, expected)
     if engine == "ray":
-        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label, *options)
+        return run_on_ray(pending, store_path, data_dir, threads, address, jobs, label, *options,
+                          gpus_per_run=gpus_per_run)
     return run_local(pending, store_path, data_dir, threads, jobs, label, *options)
 
 
@@ -313,10 +315,32 @@ def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: st
     return results
 
 
+def check_gpu_share(gpus_per_run: float) -> float:
+    """``--gpus-per-run``, as Ray takes it: a share of one GPU (0 < x <= 1) or a whole number of them."""
+    if not (gpus_per_run > 0 and (gpus_per_run <= 1 or float(gpus_per_run).is_integer())):
+        raise UserError(f"--gpus-per-run {gpus_per_run:g}: must be a share of one GPU (0 < x <= 1, e.g. 0.25 "
+                        f"for four runs per GPU) or a whole number of GPUs")
+    return gpus_per_run
+
+
+def ray_resources(group: list[dict[str, Any]], cluster_gpus: float, gpus_per_run: float) -> dict[str, float]:
+    """What a Ray task of ``group`` asks for: a CPU, and ``gpus_per_run`` GPUs when its runs compute on CUDA
+    (``device=cuda``, or ``auto`` on a cluster with GPUs). On a GPU node Ray hides every GPU from a task
+    that asks for none (CUDA_VISIBLE_DEVICES=""), so without this a cuda run fails there and an auto run
+    trains on the CPU."""
+    devices = {config.get("device", "cpu") for config in group}
+    if "cuda" in devices and cluster_gpus <= 0:
+        raise UserError("--set device=cuda with --engine ray: the Ray cluster has no GPU (`ray status` lists "
+                        "its resources); use device=auto or cpu, or a cluster started with GPUs")
+    if "cuda" in devices or ("auto" in devices and cluster_gpus > 0):
+        return {"num_cpus": 1, "num_gpus": gpus_per_run}
+    return {"num_cpus": 1}
+
+
 def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
                address: str | None, jobs: int, label: Label | None = None,
                tensorboard: str | None = None, checkpoint_every: str | None = None,
-               expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
+               expected: dict[str, float] | None = None, gpus_per_run: float = 1.0) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -328,9 +352,10 @@ def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: s
     elif started_here:
         ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        remote = ray.remote(num_cpus=1)(run_group)
-        refs = [remote.remote(job, store_path, data_dir, threads, tensorboard, checkpoint_every)
-                for job in pending]
+        remote, gpus = ray.remote(run_group), ray.cluster_resources().get("GPU", 0)
+        asks = [ray_resources(job, gpus, gpus_per_run) for job in pending]    # a refusal dispatches nothing
+        refs = [remote.options(**ask).remote(job, store_path, data_dir, threads, tensorboard, checkpoint_every)
+                for job, ask in zip(pending, asks)]
         results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label, expected)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)

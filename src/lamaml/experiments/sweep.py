@@ -27,7 +27,7 @@ from ..data import require_data, resolve_data_dir
 from ..engine.checkpoint import Every
 from ..errors import DataError, UserError
 from ..methods import METHODS, method_class
-from .engines import dispatch
+from .engines import check_gpu_share, dispatch
 from .groups import group_by_setting
 from .projection import print_projection
 from .store import Store, config_hash
@@ -138,19 +138,22 @@ def done_metrics(store_path: Path, spec: SweepSpec | list[SweepSpec],
 def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, data_dir: str | None,
               engine: str = "local", address: str | None = None, order=None,
               tensorboard: Path | None = None, project: bool = False,
-              checkpoint_every: str | None = None, batch_seeds: bool = False) -> list[dict[str, Any]]:
+              checkpoint_every: str | None = None, batch_seeds: bool = False,
+              gpus_per_run: float = 1.0) -> list[dict[str, Any]]:
     """Run every combination not yet done; ``order`` (a sort key on configs) puts long runs first;
     ``tensorboard``: a folder where each run logs into a subfolder of its own; ``project``: print the
     projected duration first (projection.py); ``checkpoint_every`` (``10m``, ``50b``, ``2``): each run
     checkpoints beside the store that often, and a killed one resumes there (engines.py); ``batch_seeds``:
     the pending seeds of each configuration go to one worker, which trains them as one batched
-    computation where the method allows (engines.run_group; no checkpoints, no TensorBoard).
+    computation where the method allows (engines.run_group; no checkpoints, no TensorBoard);
+    ``gpus_per_run``: on Ray, the GPU share a job of CUDA runs asks for (engines.ray_resources).
 
     Several specs run as one pool (a combination they share runs once).
     """
     if batch_seeds and (checkpoint_every is not None or tensorboard):
         raise UserError("--batch-seeds trains seeds together, which neither checkpoint nor log to TensorBoard "
                         "one by one: drop --checkpoint-every and --tensorboard, or --batch-seeds")
+    check_gpu_share(gpus_per_run)
     if checkpoint_every is not None:
         checkpoint_every = str(Every.parse(checkpoint_every))     # a bad value stops here, not in every worker
     configs = combinations(spec) if isinstance(spec, SweepSpec) else _distinct(
@@ -174,7 +177,7 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     label = progress_label([c.model_dump() for c in configs])
     jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
     return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
-                    checkpoint_every, expected)
+                    checkpoint_every, expected, gpus_per_run)
 
 
 def threads_per_job(jobs: int) -> int:

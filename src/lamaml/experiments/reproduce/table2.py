@@ -160,10 +160,11 @@ def _slowest_first(config: dict[str, Any]) -> tuple[int, bool]:
 
 
 def run_table2(out: Path, plan: list[Cell], jobs: int, data_dir: str | None, engine: str = "local",
-               address: str | None = None, checkpoint_every: str | None = CHECKPOINT_EVERY) -> list[dict[str, Any]]:
+               address: str | None = None, checkpoint_every: str | None = CHECKPOINT_EVERY,
+               gpus_per_run: float = 1.0) -> list[dict[str, Any]]:
     specs = [cell.spec for cell in plan if cell.spec]
     return run_sweep(specs, out / STORE_NAME, jobs, data_dir, engine, address, order=_slowest_first, project=True,
-                     checkpoint_every=checkpoint_every)
+                     checkpoint_every=checkpoint_every, gpus_per_run=gpus_per_run)
 
 
 def in_progress(out: Path, plan: list[Cell], done: dict[str, dict] | None = None) -> dict[tuple[str, str], list[str]]:
@@ -194,7 +195,7 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
                      address: str | None = None, data_dir: str | None = None,
                      checkpoint_every: str | None = CHECKPOINT_EVERY, table: str | None = None,
                      table_only: bool = False, command: str = "lamaml reproduce table2",
-                     seeds_of: dict[str, int] | None = None) -> str:
+                     seeds_of: dict[str, int] | None = None, gpus_per_run: float = 1.0) -> str:
     """The whole command: plan, run what is not done (unless ``table_only``; each run checkpointing every
     ``checkpoint_every``, None: CHECKPOINT_EVERY, ``off``: never), write ``OUT/table2.md`` (and ``table``)
     with the runs beside each; return what to print."""
@@ -206,7 +207,7 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
     folder = Path(out)
     checkpoint_every = None if checkpoint_every in ("off", "none", "0") else checkpoint_every or CHECKPOINT_EVERY
     if not table_only:
-        run_table2(folder, plan, jobs, data_dir, engine, address, checkpoint_every)
+        run_table2(folder, plan, jobs, data_dir, engine, address, checkpoint_every, gpus_per_run)
     elif not (folder / STORE_NAME).exists():
         raise UserError(f"--table-only: no store of runs in {folder} ({STORE_NAME}); run without --table-only first")
     finished = done_by_hash(folder / STORE_NAME)       # one read of the store for the cells and the running rows
