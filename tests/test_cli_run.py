@@ -27,11 +27,13 @@ def test_without_a_terminal_a_run_writes_one_progress_line_per_task_to_stderr(da
         result = lamaml("run", *TINY, data_dir=data_dir, stderr=err)
     assert result.returncode == 0
     lines = (tmp_path / "err").read_text().splitlines()
-    progress = [m for m in (re.fullmatch(r"la-maml on mnist-rotations: task (\d)/3 done, RA (\d+\.\d\d) %, "
-                                         r"\d+:\d\d:\d\d elapsed", line) for line in lines) if m]
+    progress = [m for m in (re.fullmatch(r"la-maml on mnist-rotations: task (\d)/3 done, (RA|task \d accuracy) "
+                                         r"(\d+\.\d\d) %, \d+:\d\d:\d\d elapsed", line) for line in lines) if m]
     assert [int(m.group(1)) for m in progress] == [1, 2, 3], lines
+    # evaluate=metrics measures the RA so far after the first task and the last, not task 2's (row 2 lacks task 1)
+    assert [m.group(2) for m in progress] == ["RA", "task 2 accuracy", "RA"], lines
     final_ra = float(re.search(r"retained accuracy \(RA\)\s+(\d+\.\d\d) %", result.stdout).group(1))
-    assert float(progress[-1].group(2)) == final_ra           # the last line's RA is the run's
+    assert float(progress[-1].group(3)) == final_ra           # the last line's RA is the run's
     quiet = lamaml("run", *TINY, "--quiet", data_dir=data_dir)
     assert quiet.returncode == 0 and quiet.stderr == ""
 

@@ -113,3 +113,21 @@ def test_lr_robustness_writes_one_row_per_point_with_its_group(tmp_path):
     assert [(r["varied"], r["value"], r["settings"], r["n"], r["ra_mean"]) for r in rows] == [
         ("alpha_init", "0.1", "alpha_init=0.1", "2", "65.0"), ("alpha_init", "0.3", "alpha_init=0.3", "1", "90.0")]
     assert rows[1]["ra_std"] == ""      # one run: no spread, rather than a made-up 0
+
+
+def test_ra_curves_refuse_runs_that_did_not_measure_the_ra_after_every_task(tmp_path, capsys):
+    """evaluate=metrics (the default) leaves row t without the tasks before t-1: the mean of what it has is
+    the accuracy on the task just learned, which the figure must not draw under RA's name."""
+    from lamaml.engine.metrics import progress_text, ra_so_far
+    store = Store(tmp_path / "s.sqlite")
+    _record(store, 0, [[90, 85, None], [None, 88, 80], [70, 75, 92]])
+    for kind in ("ra-curve", "ra-vs-time"):
+        assert main(["plot", kind, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / kind)]) == 2
+        err = capsys.readouterr().err
+        assert f"plot {kind}: 1 of the 1 selected runs did not measure the RA after every task" in err, err
+        assert "--set evaluate=seen" in err and err.count("\n") == 1
+    row = [None, 88.0, 80.0]
+    assert ra_so_far([90.0, 85.0, float("nan")], 0) == 90.0 and ra_so_far([70.0, 75.0, 92.0], 2) == 79.0
+    assert ra_so_far([float("nan"), 88.0, 80.0], 1) is None
+    assert progress_text([float(v) if v is not None else float("nan") for v in row], 1) == "task 2 accuracy 88.00 %"
+    assert progress_text([70.0, 75.0, 92.0], 2) == "RA 79.00 %"

@@ -120,3 +120,23 @@ def test_report_shows_aaa_only_when_runs_evaluated_anytime(tmp_path):
         "train time (s)")
     csv = render(summarize_runs(store.query()), "csv")
     assert csv.splitlines()[0].endswith(",paper_note,aaa_mean,aaa_std") and ",62.0,2.8284" in csv
+
+
+def test_a_seed_run_twice_counts_once_as_its_latest_result(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for seed, ra in [(0, 70.0), (1, 80.0), (0, 72.0)]:       # seed 0 again: a rerun, or an import run again
+        _record(store, _config(seed=seed, tasks=3), ra)
+    (row,) = summarize_runs(store.query())
+    assert row["seeds"] == 2 and row["ra"][0] == pytest.approx(76.0) and row["ra"][1] == pytest.approx(5.657, abs=1e-3)
+
+
+def test_a_run_written_before_a_setting_existed_joins_the_runs_that_name_it_at_its_default(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    _record(store, _config(seed=0, tasks=4), 60.0)
+    older = {k: v for k, v in _config(seed=1, tasks=4).items() if k != "deterministic"}
+    older["params"] = {k: v for k, v in older["params"].items() if k != "fast_path"}
+    _record(store, older, 90.0)
+    _record(store, _config(seed=2, tasks=4, deterministic=True), 50.0)    # a setting that differs: its own row
+    rows = summarize_runs(store.query())
+    assert [(r["settings"], r["seeds"], r["ra"][0]) for r in rows] == [
+        ("deterministic=false", 2, pytest.approx(75.0)), ("deterministic=true", 1, pytest.approx(50.0))]

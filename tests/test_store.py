@@ -58,6 +58,25 @@ def test_filters_reach_every_metric_a_run_recorded(tmp_path):
         store.query(["metric.aaa>1"])
 
 
+def test_filters_on_true_false_null_and_not_equal_match_the_runs_a_reader_means(tmp_path):
+    """true/false are JSON booleans (SQLite reads 1/0), null a setting left null, != keeps runs where the key
+    is null or absent, and a run written without a setting (as before it existed) reads as its default."""
+    store = Store(tmp_path / "s.sqlite")
+    store.finish(store.start({**_config(0), "tasks": None}), {"ra": 70.0})
+    store.finish(store.start({**_config(1), "tasks": 3, "deterministic": True}), {"ra": 71.0})
+    store.finish(store.start(_config(2)), {"ra": 72.0})                 # names neither setting
+    seeds = lambda *where: [r["seed"] for r in store.query(list(where))]  # noqa: E731
+    assert seeds("config.deterministic=true") == [1]
+    assert seeds("config.deterministic=false") == [0, 2]          # unnamed: its default, as the run ran
+    assert seeds("config.cuda_precision=float32") == [0, 1, 2]
+    assert seeds("config.tasks=null") == [0, 2] and seeds("config.tasks!=null") == [1]
+    assert seeds("config.tasks!=3") == [0, 2]                     # null is not 3
+    assert seeds("config.tasks<5") == [1]                         # nor is it below 5
+    assert seeds("metrics.aaa!=50") == [0, 1, 2]                  # no run measured it: none equals 50
+    with pytest.raises(UserError, match="null compares only with = or !="):
+        store.query(["config.tasks>null"])
+
+
 @pytest.mark.parametrize("hostile", [
     "method=x' OR '1'='1",
     "method=la-maml; DROP TABLE runs; --",

@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from .data import TaskStream, stream_from_data
 from .engine import (Benchmark, Callbacks, Plugin, StreamResult, build_learner, cuda_numerics, eval_mode,
                      load_benchmark, resolve_device, train_as_configured)
+from .engine.metrics import ra_so_far
 from .errors import UserError
 from .methods import MethodParams, method_class
 
@@ -213,7 +214,9 @@ class ProgressBar(Plugin):
         self.bar.update(1)
 
     def task_done(self, run, task, row):
-        self.bar.set_postfix(task=f"{task + 1}/{self.tasks}", ra=f"{np.nanmean(row[:task + 1]):.1f}")
+        ra = ra_so_far(row, task)
+        self.bar.set_postfix(task=f"{task + 1}/{self.tasks}",
+                             **({"ra": f"{ra:.1f}"} if ra is not None else {"acc": f"{row[task]:.1f}"}))
 
     def close(self) -> None:
         self.bar.close()

@@ -20,6 +20,21 @@ import math
 import numpy as np
 
 
+def ra_so_far(row: np.ndarray, task: int) -> float | None:
+    """RA after learning ``task``: the mean of ``row[:task + 1]``, the tasks seen; None when one of them was
+    not evaluated (NaN: ``evaluate=metrics``, the default, reads only the task just learned and the next
+    before the last row), whose mean would be another number under RA's name."""
+    seen = np.asarray(row[:task + 1], dtype=float)
+    return None if np.isnan(seen).any() else float(seen.mean())
+
+
+def progress_text(row: np.ndarray, task: int) -> str:
+    """What a progress line says after ``task``: the RA so far, or the accuracy on the task just learned
+    where the run does not measure that RA."""
+    ra = ra_so_far(row, task)
+    return f"RA {ra:.2f} %" if ra is not None else f"task {task + 1} accuracy {float(row[task]):.2f} %"
+
+
 def summarize(acc_matrix: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
     """Metrics in percent; a metric whose matrix entries were not measured (NaN) is None."""
     R = np.asarray(acc_matrix, dtype=np.float64)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
+from .store import config_hash, filled_config
+
 Item = TypeVar("Item")
 
 
@@ -61,12 +63,26 @@ class Group(Generic[Item]):
         return " ".join([self.method, *(f"{key}={show_value(value)}" for key, value in self.settings.items())])
 
 
+def latest_per_run(items: Iterable[Item], config_of: Callable[[Item], dict[str, Any] | None]) -> list[Item]:
+    """``items`` (oldest first) with one per run identity (``config_hash``, which holds the seed): the last,
+    so a seed run again, or restored from exported rows and run again, counts once, as its latest result.
+    Items without a config are kept as they are."""
+    latest: dict[Any, Item] = {}
+    for index, item in enumerate(items):
+        config = config_of(item)
+        latest.pop(key := config_hash(config) if config else index, None)
+        latest[key] = item
+    return list(latest.values())
+
+
 def group_by_setting(items: Iterable[Item], config_of: Callable[[Item], dict[str, Any]]) -> list[Group[Item]]:
     """``items`` (store rows, metrics dicts, configs) grouped by benchmark, method and every setting but the
-    seed, read from ``config_of(item)``; sorted by benchmark, method, then the varying settings' values."""
+    seed, read from ``config_of(item)`` with the settings it does not name at their defaults (so a run
+    written before a setting existed joins the runs that name it); sorted by benchmark, method, then the
+    varying settings' values."""
     groups: dict[str, Group[Item]] = {}
     for item in items:
-        config = flatten(config_of(item))
+        config = flatten(filled_config(config_of(item)))
         config.pop("seed", None)
         key = json.dumps(config, sort_keys=True, default=str)
         if key not in groups:

@@ -12,8 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..engine.metrics import progress_text, ra_so_far
 from ..engine.plugins import Plugin
 
 
@@ -46,12 +45,13 @@ class ProgressBar(Plugin):
         self.bar.update(1)
 
     def task_done(self, run, task, row):
-        ra = float(np.nanmean(row[:task + 1]))     # entries not evaluated (evaluate=metrics) are NaN
         if self.interactive:
-            self.bar.set_postfix(task=f"{task + 1}/{self.tasks}", ra=f"{ra:.1f}")
+            ra = ra_so_far(row, task)
+            self.bar.set_postfix(task=f"{task + 1}/{self.tasks}",
+                                 **({"ra": f"{ra:.1f}"} if ra is not None else {"acc": f"{row[task]:.1f}"}))
         else:
             elapsed = timedelta(seconds=round(time.monotonic() - self.start))
-            print(f"{self.label}: task {task + 1}/{self.tasks} done, RA {ra:.2f} %, {elapsed} elapsed",
+            print(f"{self.label}: task {task + 1}/{self.tasks} done, {progress_text(row, task)}, {elapsed} elapsed",
                   file=sys.stderr, flush=True)
         if task == self.tasks - 1:
             self.bar.close()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ..atomic import write_text_atomic
 from ..errors import UserError
-from .groups import flatten, group_by_setting, show_value
+from .groups import flatten, group_by_setting, latest_per_run, show_value
 from .reproduce.paper import paper_table1
 from .store import open_store
 
@@ -82,10 +82,11 @@ def paper_cell(config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
 
 
 def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The store's ``done`` rows grouped by setting (groups.group_by_setting), mean and std over seeds,
+    """The store's ``done`` rows, the latest of each run (groups.latest_per_run: a seed run twice counts
+    once), grouped by setting (groups.group_by_setting), mean and std over seeds,
     and the paper's cell where the group ran the paper's protocol (``paper_cell``)."""
     table = []
-    done = [row for row in rows if row["status"] == "done"]
+    done = latest_per_run([row for row in rows if row["status"] == "done"], lambda row: json.loads(row["config"]))
     for group in group_by_setting(done, lambda row: json.loads(row["config"])):
         runs = group.members
         reference, note = paper_cell(json.loads(runs[0]["config"]))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import RunFailed, UserError
+from .groups import latest_per_run
 from .progress import RunPlugins
 from .record import METRICS, RunRecord, run_status
 from .store import Store, open_store
@@ -105,7 +106,8 @@ def resume_command(out: Path | None, *, data_dir=None, store=None, tensorboard=N
 def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,
               where: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Finished runs' metrics from run folders (their metrics.json, or the file itself) and/or a results
-    store (its ``done`` runs matching ``where``)."""
+    store (its ``done`` runs matching ``where``), each run once (its last copy: a folder and a store,
+    or a seed run twice, name one run)."""
     runs = []
     for folder in run_dirs:
         path = Path(folder) / "metrics.json" if Path(folder).is_dir() else Path(folder)
@@ -117,7 +119,7 @@ def load_runs(run_dirs: Sequence[str | Path], store: str | Path | None = None,
         runs += [json.loads(row["metrics"]) for row in open_store(store).query([*where, "status=done"])]
     if not runs:
         raise UserError("no finished runs selected: give --runs DIR... or --store FILE (and check --where)")
-    return runs
+    return latest_per_run(runs, lambda metrics: metrics.get("config"))
 
 
 def check_writable(folder: Path) -> None:

@@ -93,25 +93,38 @@ _ABANDON = "UPDATE runs SET status='failed', error='interrupted (its process die
 NOT_IDENTITY = ("train_threads",)
 
 
+def _defaults(method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The default of every optional RunConfig setting, and of every hyperparameter of ``method`` (none for
+    a method this version does not know)."""
+    from ..config import RunConfig
+    from ..methods import method_class
+    defaults = {name: f.get_default(call_default_factory=True) for name, f in RunConfig.model_fields.items()
+                if not f.is_required() and name != "params"}
+    try:
+        return defaults, method_class(method).Params().model_dump()
+    except UserError:
+        return defaults, {}
+
+
 def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
     """A config without the settings that hold their default value, and without NOT_IDENTITY's.
 
     So a field added to RunConfig or to a method later (at a default that keeps the old
     behaviour) leaves the identity of earlier runs unchanged: their stores stay usable.
     """
-    from ..config import RunConfig
-    from ..methods import method_class
-    defaults = {name: f.get_default(call_default_factory=True) for name, f in RunConfig.model_fields.items()
-                if not f.is_required() and name != "params"}
+    defaults, param_defaults = _defaults(config.get("method", ""))
     canonical = {k: v for k, v in config.items()
                  if k not in NOT_IDENTITY and (k == "params" or k not in defaults or v != defaults[k])}
-    try:
-        param_defaults = method_class(config.get("method", "")).Params().model_dump()
-    except UserError:
-        param_defaults = {}
     canonical["params"] = {k: v for k, v in (config.get("params") or {}).items()
                            if k not in param_defaults or v != param_defaults[k]}
     return canonical
+
+
+def filled_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every setting it does not name at its default (RunConfig's and the method's): how a
+    run written before a setting existed reads today, so it compares equal to a run that names it."""
+    defaults, param_defaults = _defaults(config.get("method", ""))
+    return {**defaults, **config, "params": {**param_defaults, **(config.get("params") or {})}}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -153,26 +166,60 @@ def parse_filter(text: str) -> tuple[str, list[Any]]:
     """``key OP value`` -> (SQL condition with placeholders, parameters).
 
     ``key`` is a column name, ``metrics.<key>``, ``config.<field>`` or ``config.params.<hyperparameter>``; any other
-    key (which would silently match nothing) is refused with the nearest known one.
+    key (which would silently match nothing) is refused with the nearest known one. ``true``/``false`` match
+    booleans, ``null`` (with = or !=) a setting left null; ``!=`` keeps the runs where the key is null or
+    absent (they are not equal to the value), and a ``config.<field>`` a run was written without reads as
+    that field's default, as the run did.
     """
     match = _FILTER.match(text)
     if not match:
         raise UserError(f"--where {text!r}: malformed filter; {FILTER_FORM}")
     key, op, raw = match.group(1), match.group(2), match.group(3).strip()
-    value: Any = raw
+    value = _filter_value(raw)
+    if value is None and op not in ("=", "!="):
+        raise UserError(f"--where {text!r}: null compares only with = or !=")
+    if key in COLUMNS:
+        expression, parameters = key, []
+    else:
+        known = filter_keys()
+        if key not in known:
+            raise UserError(f"--where {text!r}: unknown key {key!r}{_suggest(key, known)}")
+        document, _, path = key.partition(".")          # "config" or "metrics", then the path inside it
+        expression, parameters = f"json_extract({document}, ?)", ["$." + path]
+        default = _run_default(path) if document == "config" else None
+        if default is not None:
+            expression, parameters = f"COALESCE({expression}, ?)", parameters + [default]
+    if value is None:
+        return f"{expression} IS {'NOT ' if op == '!=' else ''}NULL", parameters
+    if op == "!=":
+        return f"({expression} IS NULL OR {expression} != ?)", parameters + parameters + [value]
+    return f"{expression} {op} ?", parameters + [value]
+
+
+def _filter_value(raw: str) -> Any:
+    """A filter's value as SQLite compares it with the stored JSON: numbers, 1/0 for true/false (how
+    json_extract reads JSON booleans), None for null, else the text."""
+    if raw.lower() in ("true", "false"):
+        return int(raw.lower() == "true")
+    if raw.lower() in ("null", "none"):
+        return None
     for cast in (int, float):
         try:
-            value = cast(raw)
-            break
+            return cast(raw)
         except ValueError:
             continue
-    if key in COLUMNS:
-        return f"{key} {op} ?", [value]
-    known = filter_keys()
-    if key not in known:
-        raise UserError(f"--where {text!r}: unknown key {key!r}{_suggest(key, known)}")
-    document, _, path = key.partition(".")          # "config" or "metrics", then the path inside it
-    return f"json_extract({document}, ?) {op} ?", ["$." + path, value]
+    return raw
+
+
+def _run_default(field: str) -> Any:
+    """The default of the run setting ``field`` as SQLite holds it (a scalar), or None (no default, a list,
+    or a hyperparameter, whose default depends on the method)."""
+    from ..config import RunConfig
+    info = RunConfig.model_fields.get(field)
+    if info is None or info.is_required():
+        return None
+    default = info.get_default(call_default_factory=True)
+    return int(default) if isinstance(default, bool) else default if isinstance(default, (int, float, str)) else None
 
 
 def open_store(path: str | Path) -> "Store":

@@ -16,8 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..engine.metrics import ra_so_far
 from ..engine.plugins import Plugin
 from ..errors import UserError
 
@@ -68,7 +67,9 @@ class TensorBoard(Plugin):
         self.writer.add_scalar("train/loss", loss, self.batches)
 
     def task_done(self, run, task: int, row) -> None:
-        self.writer.add_scalar("eval/retained_accuracy", float(np.nanmean(row[:task + 1])), task + 1)
+        ra = ra_so_far(row, task)
+        if ra is not None:      # not measured under evaluate=metrics before the last task
+            self.writer.add_scalar("eval/retained_accuracy", ra, task + 1)
         for j in range(self.stream_length):
             if row[j] == row[j]:   # not NaN: the entry was evaluated
                 self.writer.add_scalar(f"eval/task_{j:03d}_accuracy", float(row[j]), task + 1)

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ...atomic import atomic_path, write_text_atomic
+from ...engine.metrics import ra_so_far
 from ...errors import UserError
 from ..groups import Group, group_by_setting
 
@@ -72,9 +73,21 @@ def acc_matrix(run: Metrics) -> np.ndarray:
 
 
 def ra_after_each_task(run: Metrics) -> np.ndarray:
-    """RA after task t: mean accuracy over tasks 0..t, from row t of the accuracy matrix."""
+    """RA after task t: mean accuracy over tasks 0..t, from row t of the accuracy matrix (NaN where one of
+    them was not evaluated: engine.metrics.ra_so_far)."""
     matrix = acc_matrix(run)
-    return np.array([np.nanmean(matrix[t, :t + 1]) for t in range(len(matrix))])
+    return np.array([np.nan if (ra := ra_so_far(matrix[t], t)) is None else ra for t in range(len(matrix))])
+
+
+def require_ra_curves(runs: list[Metrics], kind: str) -> None:
+    """Refuse a figure of RA after each task for runs that did not measure it (one UserError naming how many
+    and how to get it), rather than draw the accuracy on the task just learned under RA's name."""
+    lacking = [r for r in runs if "acc_matrix" not in r or np.isnan(ra_after_each_task(r)).any()]
+    if lacking:
+        raise UserError(f"plot {kind}: {len(lacking)} of the {len(runs)} selected runs did not measure the RA after "
+                        f"every task (evaluate=metrics, the default, evaluates only what the final metrics read; "
+                        f"runs restored from exported rows keep no matrix): rerun them with --set evaluate=seen, "
+                        f"or select runs that have it (--where config.evaluate=seen)")
 
 
 # -- several runs ------------------------------------------------------------------------------

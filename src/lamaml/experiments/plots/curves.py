@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from ...errors import UserError
-from .chart import Chart, Metrics, band, by_benchmark, grouped, panel_axes, point, ra_after_each_task, styles
+from .chart import (Chart, Metrics, band, by_benchmark, grouped, panel_axes, point, ra_after_each_task,
+                    require_ra_curves, styles)
 
 Draw = Callable[[Any, Any, tuple], list[dict[str, Any]]]
 
@@ -50,6 +51,7 @@ def _ra_curve(ax, group, style):
 
 
 def plot_ra_curve(runs: list[Metrics]) -> Chart:
+    require_ra_curves(runs, "ra-curve")
     return _curves(runs, _ra_curve, "RA after each task", "tasks learned", "retained accuracy (%)", integer_x=True)
 
 
@@ -67,6 +69,7 @@ def _ra_vs_time(ax, group, style):
 
 def plot_ra_vs_time(runs: list[Metrics]) -> Chart:
     """Appendix F: RA after each task against the training time spent so far, per setting."""
+    require_ra_curves([r for r in runs if r.get("train_time_after_task_s")], "ra-vs-time")
     return _curves(runs, _ra_vs_time, "RA versus wall-clock training time",
                    "training time (s, CPU; evaluation excluded)", "retained accuracy after each task (%)",
                    integer_x=False, missing="plot ra-vs-time: none of the selected runs recorded its training "
