@@ -17,7 +17,8 @@ from lamaml.methods.online import Online
 from lamaml.methods.la_maml import LaMAML
 from test_checkpoint import lamaml
 
-SMALL = {"samples_per_task": 30, "glances": 2, "analysis_every": 4, "analysis_samples": 200}
+SMALL = {"samples_per_task": 30, "glances": 2, "analysis_every": 4, "analysis_samples": 200,
+         "evaluate": "seen"}     # the RA after every task, which the RA curves draw
 ALL = ["alignment", "fast-weights", "lr-stats"]
 
 
