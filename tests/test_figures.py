@@ -131,3 +131,15 @@ def test_ra_curves_refuse_runs_that_did_not_measure_the_ra_after_every_task(tmp_
     assert ra_so_far([float("nan"), 88.0, 80.0], 1) is None
     assert progress_text([float(v) if v is not None else float("nan") for v in row], 1) == "task 2 accuracy 88.00 %"
     assert progress_text([70.0, 75.0, 92.0], 2) == "RA 79.00 %"
+
+
+def test_the_matrix_plot_names_its_split_and_refuses_a_run_without_a_matrix(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    _record(store, 0, [[90, None], [80, 95]])
+    (run,) = load_runs([], tmp_path / "s.sqlite")
+    assert {r["series"] for r in plot("matrix", [run]).rows} == {"test accuracy (%)"}
+    vision = dict(run, accuracy_split="val")       # the vision benchmarks' matrix: the validation split's
+    assert {r["series"] for r in plot("matrix", [vision]).rows} == {"validation accuracy (%)"}
+    imported = {k: v for k, v in run.items() if k != "acc_matrix"}     # restored from exported rows
+    with pytest.raises(UserError, match="plot matrix: run la-maml seed 0 keeps no accuracy matrix"):
+        plot("matrix", [imported])

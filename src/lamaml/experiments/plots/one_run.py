@@ -15,11 +15,16 @@ def _row(run: Metrics, series: str, **values) -> dict:
 
 
 def plot_matrix(run: Metrics) -> Chart:
+    if "acc_matrix" not in run:
+        raise UserError(f"plot matrix: run {run['method']} seed {run['seed']} keeps no accuracy matrix (a run restored "
+                        f"from exported rows keeps only its metrics); plot a run folder or a run recorded here")
     matrix = acc_matrix(run)
     T = len(matrix)
     fig, ax = plt.subplots(figsize=(1.2 + 0.32 * T, 0.9 + 0.3 * T))
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=100)
-    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    # the vision benchmarks' matrix is the validation split's (as the paper's), MNIST's the test split's
+    split = "validation" if run.get("accuracy_split") == "val" else "test"
+    fig.colorbar(image, ax=ax, label=f"{split} accuracy (%)")
     blank = "\n(blank: not evaluated; --set evaluate=all fills every entry)" if np.isnan(matrix).any() else ""
     ax.set_xlabel("evaluated task" + blank)
     ax.set_ylabel("after training on task")
@@ -28,7 +33,7 @@ def plot_matrix(run: Metrics) -> Chart:
     ax.set_yticks(list(ticks), [str(t + 1) for t in ticks])
     ax.set_title(f"{run['method']} on {run['benchmark']}, seed {run['seed']}: "
                  f"RA {run['ra']:.1f}, BTI {run['bti']:+.1f}")
-    rows = [_row(run, "test accuracy (%)", after_task=i + 1, evaluated_task=j + 1, accuracy=matrix[i, j])
+    rows = [_row(run, f"{split} accuracy (%)", after_task=i + 1, evaluated_task=j + 1, accuracy=matrix[i, j])
             for i in range(T) for j in range(matrix.shape[1]) if not np.isnan(matrix[i, j])]
     return Chart(fig, rows)
 
