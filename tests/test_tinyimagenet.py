@@ -433,3 +433,19 @@ def test_the_authors_init_makes_the_tiny_la_maml_look_ahead_diverge_on_real_imag
     method = build_method("la-maml", model, config.method_params(), 0)
     meta_loss = float(method.observe(x, y, 0, first_sight=True))
     assert (meta_loss > 1e3) if diverges else (meta_loss < 5), meta_loss
+
+
+def test_the_cache_of_a_folder_is_rebuilt_when_files_move_though_no_size_or_time_changes(tmp_path, monkeypatch):
+    """Two class folders swapped by renames keep every file's size and mtime, but not every image's label."""
+    import os
+    _write_folder(tmp_path, _fake_files(seed=0))
+    before = load_tinyimagenet(tmp_path)
+    train = next(p for p in tmp_path.rglob("train") if p.is_dir())
+    first, second = sorted(p for p in train.iterdir() if p.is_dir())[:2]
+    os.rename(first, tmp_path / "swap")
+    os.rename(second, first)
+    os.rename(tmp_path / "swap", second)
+    # Not the stale cache: the folder is read again, and its content check finds it is not the release
+    with pytest.raises(DataError, match="is corrupt or not Tiny ImageNet-200"):
+        load_tinyimagenet(tmp_path)
+    assert before.train_labels.tolist()      # (the first load was served as usual)

@@ -74,6 +74,18 @@ def test_a_split_stream_has_five_classes_per_task_and_its_own_heads():
     assert cut[0].n_train == 7 and len(set(cut[0].train()[1].tolist())) > 1   # a shuffled cut, not one class
 
 
+def test_the_first_validation_rows_of_a_task_hold_several_of_its_classes_and_training_draws_stay_put():
+    """Anytime evaluation and the analyses read a task's first N validation rows: not one class's."""
+    data = fake_images(per_class=100)                               # 10 validation rows per class
+    stream = split_image_stream("fake", data, 2, 0, 30, CIFAR_MEAN, CIFAR_STD, None)
+    for t, task in enumerate(stream):
+        _, first = task.first("val", 20)
+        assert len(set(first.tolist())) >= 4, first                 # class by class, 20 rows would be 2 classes
+        assert sorted(task.val()[1].tolist()) == sorted(list(range(5 * t, 5 * t + 5)) * 10)
+    # the training subsets (samples_per_task=30) are the ones the stream drew before the shuffle was added
+    assert stream[0].train()[1].tolist()[:10] == [4, 3, 4, 1, 2, 2, 3, 1, 3, 0]
+    assert stream[1].train()[1].tolist()[:10] == [9, 5, 7, 6, 6, 6, 9, 6, 8, 9]
+
 def test_the_task_masked_loss_equals_the_authors_five_logit_slice():
     model = build_model("mlp", (12,), 10)
     method = build_method("er", model, {}, 0)

@@ -12,6 +12,7 @@ change or when it cannot be read.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import mmap
 import multiprocessing
@@ -119,18 +120,25 @@ def _decode_all(reader: archive.Reader, members: list[str], workers: int) -> np.
 
 # ------------------------------------------------------------------------------- checksum and cache
 
-def _identity(source: archive.Source) -> tuple[str, int, int]:
-    """(resolved path, size, mtime_ns); for a folder, its files' total size and newest mtime."""
+Identity = tuple[str, int, int, str]
+
+
+def _identity(source: archive.Source) -> Identity:
+    """(resolved path, size, mtime_ns, listing); for a folder, its files' total size, newest mtime and a
+    digest of their names and sizes (a rename or a move, say of two class folders, changes no size or
+    mtime, but does change which label an image gets); a zip's listing is its own size and mtime: ""."""
     path = source.path.resolve()
     if source.is_zip:
         stat = path.stat()
-        return str(path), stat.st_size, stat.st_mtime_ns
+        return str(path), stat.st_size, stat.st_mtime_ns, ""
     size = mtime = 0
+    listing = []
     for folder, _, files in os.walk(path):
         for name in files:
             stat = os.stat(os.path.join(folder, name))
             size, mtime = size + stat.st_size, max(mtime, stat.st_mtime_ns)
-    return str(path), size, mtime
+            listing.append(f"{os.path.relpath(os.path.join(folder, name), path)}\t{stat.st_size}")
+    return str(path), size, mtime, hashlib.sha256("\n".join(sorted(listing)).encode()).hexdigest()
 
 
 def _image_set(arrays: dict[str, np.ndarray], classes: tuple[str, ...]) -> ImageSet:
@@ -150,13 +158,14 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, stacklevel=4)   # the caller of load_tinyimagenet
 
 
-def _read_cache(path: Path, identity: tuple[str, int, int]) -> ImageSet | None:
+def _read_cache(path: Path, identity: Identity) -> ImageSet | None:
     """The cached data set if ``path`` holds one for this very source; None when absent or stale."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:   # no pickles: a cache cannot run code
-            recorded = (str(stored["source_path"]), int(stored["source_size"]), int(stored["source_mtime_ns"]))
+            listing = str(stored["source_listing"]) if "source_listing" in stored.files else ""   # older caches
+            recorded = (str(stored["source_path"]), int(stored["source_size"]), int(stored["source_mtime_ns"]), listing)
             if int(stored["version"]) != CACHE_VERSION or recorded != identity:
                 return None     # the source changed since: rebuild
             arrays = {key: stored[key] for key in ARRAYS}
@@ -168,12 +177,13 @@ def _read_cache(path: Path, identity: tuple[str, int, int]) -> ImageSet | None:
         return None
 
 
-def _write_cache(path: Path, data: ImageSet, identity: tuple[str, int, int], digest: str) -> None:
+def _write_cache(path: Path, data: ImageSet, identity: Identity, digest: str) -> None:
     """Write atomically (lamaml.atomic), so a reader never sees half a cache."""
     try:
         with atomic_open(path, "wb") as handle:
             np.savez(handle, version=np.int64(CACHE_VERSION), source_path=np.str_(identity[0]),
                      source_size=np.int64(identity[1]), source_mtime_ns=np.int64(identity[2]),
+                     source_listing=np.str_(identity[3]),
                      source_digest=np.str_(digest), classes=np.array(data.classes, dtype=np.str_),
                      **{key: getattr(data, key).numpy() for key in ARRAYS})
     except OSError as error:    # an unwritable folder, a full disk: the data set is fine, only the cache is lost

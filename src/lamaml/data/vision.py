@@ -88,6 +88,10 @@ def split_image_stream(name: str, data: ImageSet, n_tasks: int, seed: int, sampl
     train_labels, test_labels = position[data.train_labels], position[data.test_labels]
     train_index, val_index = split_per_class(train_labels, VALIDATION_FRACTION, seed)
     subset = torch.Generator().manual_seed(seed + 1)
+    # The validation rows come class by class (split_per_class): shuffled within each task, so that its
+    # first N (anytime_samples, the analyses' samples) hold every class, not the first one or two. Their
+    # own generator: the training subsets draw exactly as before.
+    val_order = torch.Generator().manual_seed(seed + 2)
     tasks = []
     for t in range(n_tasks):
         low, high = t * per_task, (t + 1) * per_task
@@ -95,6 +99,7 @@ def split_image_stream(name: str, data: ImageSet, n_tasks: int, seed: int, sampl
         train = mine(train_index, train_labels)
         train = train[torch.randperm(len(train), generator=subset)][:samples_per_task or len(train)]
         val, test = mine(val_index, train_labels), mine(torch.arange(len(test_labels)), test_labels)
+        val = val[torch.randperm(len(val), generator=val_order)]
         tasks.append(Task(
             t, n_train=len(train), classes=list(range(low, high)),
             train=lambda i=train: (data.train_images[i], train_labels[i]),
