@@ -113,3 +113,39 @@ def test_each_timed_batch_takes_all_its_glances(data_dir, monkeypatch):
     config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 60}, tasks=1)
     projected = estimate(config, data_dir, download=False, warmup=1, timed=2)
     assert glances == [5, 5, 5] and projected.updates == 6 * 5      # ms per update divides a batch's time by 5
+
+
+def test_a_resumed_runs_history_is_its_training_and_evaluation_not_its_last_process_wall_time(tmp_path):
+    from lamaml.experiments import projection
+    from lamaml.experiments.store import Store
+    store = Store(tmp_path / "runs.sqlite")
+    config = resolve_config("mnist-rotations", "online", {"samples_per_task": 20}, tasks=4).model_dump()
+    for seed, metrics in ((0, {"wall_time_s": 40.0, "train_time_s": 30.0, "eval_time_s": 5.0}),
+                          (1, {"wall_time_s": 3.0, "train_time_s": 35.0, "eval_time_s": 5.0, "resumed": True})):
+        run_id, _ = store.claim({**config, "seed": seed})
+        store.finish(run_id, {"ra": 50.0, "bti": 0.0, **metrics})
+    assert list(projection.history(store).values()) == [(40.0 + 40.0) / 2]     # not (40 + 3) / 2
+
+
+def test_a_sweep_run_keeps_its_checkpoint_after_a_failure_a_rerun_can_get_past(tmp_path, monkeypatch):
+    """A full disk or data missing on a node: the rerun resumes; a diverging loss: it would diverge again."""
+    import lamaml.engine
+    from lamaml.engine.checkpoint import Checkpointer, Every
+    from lamaml.errors import DataError, RunFailed, WriteFailed
+    from lamaml.experiments.engines import checkpoint_folder, run_one
+    config = resolve_config("mnist-rotations", "online", {"samples_per_task": 20}, tasks=4).model_dump()
+    store = tmp_path / "runs.sqlite"
+    folder = checkpoint_folder(store, config)
+    for error, kept in ((WriteFailed("cannot write checkpoint.pt (No space left on device)"), True),
+                        (DataError("no MNIST files in /data on this node"), True),
+                        (RunFailed("the loss became nan in task 2, batch 7"), False)):
+        Checkpointer(folder, Every(1, "tasks"), {"config": config}).save({"progress": {"task": 1}})
+        resumed = []
+
+        def failing(*args, resume=None, **kwargs):
+            resumed.append(resume is not None)
+            raise error
+        monkeypatch.setattr(lamaml.engine, "run", failing)
+        outcome = run_one(config, str(store), None, 1, checkpoint_every="1")
+        assert outcome["status"] == "failed" and resumed == [True]
+        assert (folder / "checkpoint.pt").exists() is kept, error

@@ -365,10 +365,12 @@ def test_lamaml_runs_says_when_a_checkpointed_run_would_start_over_under_todays_
     monkeypatch.setattr(engines, "checkpoint_progress", lambda store, config: "checkpoint of T: task 2 of 5")
     today = resolve_config("mnist-rotations", "la-maml").model_dump()
     older = {**today, "retired_option": True}         # a field today's code no longer has
-    rows = [{"id": i, "benchmark": "mnist-rotations", "method": "la-maml", "seed": 0, "status": status,
+    again = {**today, "seed": 1}                      # failed, then run again to the end
+    rows = [{"id": i, "benchmark": "mnist-rotations", "method": "la-maml", "seed": config["seed"], "status": status,
              "config": json.dumps(config)} for i, (status, config) in
-            enumerate([("failed", today), ("running", today), ("failed", older), ("done", older)], start=1)]
+            enumerate([("failed", today), ("running", today), ("done", older), ("failed", older),
+                       ("failed", again), ("done", again)], start=1)]
     assert cli._checkpointed("store", rows) == [
         "run 2 (mnist-rotations la-maml seed 0, running): checkpoint of T: task 2 of 5",    # its killed run 1 is silent
-        "run 3 (mnist-rotations la-maml seed 0, failed): checkpoint of T: task 2 of 5 "
-        "(an older configuration: today's code would start it over)"]
+        "run 4 (mnist-rotations la-maml seed 0, failed): checkpoint of T: task 2 of 5 "
+        "(an older configuration: today's code would start it over)"]   # seed 1's latest attempt finished: silent

@@ -158,9 +158,11 @@ def _checkpointed(store: str, rows: list[dict]) -> list[str]:
     lines, seen = [], set()
     for row in sorted(rows, key=lambda r: -r["id"]):    # a config's latest attempt speaks for its checkpoint
         config = json.loads(row["config"])
-        if row["status"] == "done" or config_hash(config) in seen:
+        if config_hash(config) in seen:
             continue
         seen.add(config_hash(config))
+        if row["status"] == "done":     # its latest attempt finished: no checkpoint of it speaks for the run
+            continue
         where = checkpoint_progress(store, config)
         if not where:
             continue

@@ -27,6 +27,7 @@ from .plugins import Plugin
 
 
 class AnytimeEvaluation(Plugin):
+    needs_task_stream = True    # min-ACC, WC-ACC read accuracies after each task was learned: a joint run has none
     def __init__(self, stream: TaskStream, device: torch.device, every: int, batch_size: int, glances: int,
                  samples: int | None = None):
         self.stream, self.device, self.every, self.samples = stream, device, every, samples

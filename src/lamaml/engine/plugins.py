@@ -49,7 +49,8 @@ def refuse_for_joint(method, plugins, resume: dict | None = None) -> None:
         refused = [type(p).__name__ for p in plugins if p.needs_task_stream] + (["resume"] if resume else [])
         if refused:
             raise UserError(f"{getattr(method, 'name', 'this method')} trains on all tasks at once; "
-                            f"{', '.join(refused)} need a stream of tasks (analyses, checkpoints)")
+                            f"{', '.join(refused)} need a stream of tasks (analyses, anytime evaluation, "
+                            f"checkpoints)")
 
 
 class Callbacks(Plugin):

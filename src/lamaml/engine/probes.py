@@ -103,10 +103,11 @@ class Probes(Plugin):
     def alignment(self, method, task: int) -> float:
         params = [p for p in method.model.parameters() if p.requires_grad]
         rows = []
-        for old in range(task):
-            x, y = self._held_out(old)
-            loss = method.loss(method.model(x), y, old)
-            rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
+        with eval_mode(method.model):   # a measurement: no BatchNorm statistics updated, no dropout drawn
+            for old in range(task):
+                x, y = self._held_out(old)
+                loss = method.loss(method.model(x), y, old)
+                rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
         return mean_off_diagonal(cosine_matrix(torch.stack(rows)))
 
     @torch.no_grad()

@@ -134,17 +134,28 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     device, stream, method, own_plugins = prepare(config, data_dir, download)
     plugins = list(plugins(stream, config, resume)) if plugins else []
     plugins += own_plugins
-    threads = threads_used(config, resume)
+    threads, commits = threads_used(config, resume), code_used(resume)
     if checkpoint_every is not None:
         header = {"config": config.model_dump(), "lamaml_version": __version__, "started_at": started_at,
-                  "checkpoint_every": str(checkpoint_every), "train_threads_used": threads}
+                  "checkpoint_every": str(checkpoint_every), "train_threads_used": threads, "code_used": commits}
         plugins.append(Checkpoints(Checkpointer(checkpoint_dir, checkpoint_every, header)))
     result = train_as_configured(method, stream, config, device, plugins, resume)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
     if len(threads) > 1:    # its train time was measured on more than one thread count
         metrics["train_threads_used"] = threads
+    if len(commits) > 1:    # trained by more than one version of the code
+        metrics["code_used"] = commits
     return metrics
+
+
+def code_used(resume: dict | None) -> list[str]:
+    """The code (version and commit) of every process a run has trained in, over the runs its checkpoints
+    continue, oldest first: metrics.json names only the last, so a run resumed by other code says so
+    (a checkpoint written before this was recorded counts as "unrecorded")."""
+    now = f"{__version__} {code_commit()}"
+    before = [] if resume is None else resume.get("code_used") or ["unrecorded"]
+    return before + [now] if not before or before[-1] != now else before
 
 
 def threads_used(config: RunConfig, resume: dict | None) -> list[int]:

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from ..data.files import resolve_data_dir
 from ..durations import duration
-from ..errors import RunFailed, UserError
+from ..errors import RunFailed, UserError, WriteFailed
 from .lifeline import die_with_parent
 from .ray_cluster import connect
 from .store import Store, config_hash
@@ -186,10 +186,11 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     try:
         metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins,
                       checkpoint_dir=folder if every else None, checkpoint_every=every, resume=resume)
-    except LamamlError as error:    # e.g. a diverging loss: a rerun from its checkpoint would diverge again
+    except LamamlError as error:
         store.fail(run_id, str(error))
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+        if folder and isinstance(error, RunFailed) and not isinstance(error, WriteFailed):
+            shutil.rmtree(folder, ignore_errors=True)   # a diverging loss: a rerun from there would diverge again
+        # else (a full disk, data missing on this node): the rerun resumes where this attempt left off
         return {"status": "failed", "error": str(error), "config": config_dict}
     except BaseException as error:  # a bug: release the claim (a Ray worker outlives its task), then raise
         store.fail(run_id, f"crashed: {error.__class__.__name__}: {error}")

@@ -25,8 +25,13 @@ def history(store: Store) -> dict[str, float]:
     """Mean wall time of finished runs, by configuration without its seed."""
     times = defaultdict(list)
     for row in store.query(["status=done"]):
-        if row.get("wall_time_s"):
-            times[_without_seed(json.loads(row["config"]))].append(float(row["wall_time_s"]))
+        metrics = json.loads(row.get("metrics") or "{}")
+        if metrics.get("resumed"):      # its wall time is the last process's; training and evaluation add up
+            seconds = (metrics.get("train_time_s") or 0.0) + (metrics.get("eval_time_s") or 0.0)
+        else:
+            seconds = row.get("wall_time_s") or 0.0
+        if seconds:
+            times[_without_seed(json.loads(row["config"]))].append(float(seconds))
     return {key: sum(values) / len(values) for key, values in times.items()}
 
 
