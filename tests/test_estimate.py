@@ -149,3 +149,27 @@ def test_a_sweep_run_keeps_its_checkpoint_after_a_failure_a_rerun_can_get_past(t
         outcome = run_one(config, str(store), None, 1, checkpoint_every="1")
         assert outcome["status"] == "failed" and resumed == [True]
         assert (folder / "checkpoint.pt").exists() is kept, error
+
+
+def test_a_claimed_run_never_stays_running_after_an_error_before_training(tmp_path, monkeypatch):
+    """An error between the claim and the training (the batched seeds' preparation, the TensorBoard
+    plugin) ends in the rows: another sweep would otherwise skip them as running in a live worker."""
+    import lamaml.engine.seeds
+    import lamaml.experiments.progress
+    from lamaml.errors import DataError, UserError
+    from lamaml.experiments.engines import run_group, run_one
+    from lamaml.experiments.store import Store
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 20}, tasks=2).model_dump()
+    store = tmp_path / "runs.sqlite"
+
+    def no_data(*args, **kwargs):
+        raise DataError("no MNIST files in /data on this node")
+    monkeypatch.setattr(lamaml.engine.seeds, "prepare_seeds", no_data)
+    outcomes = run_group([config, {**config, "seed": 1}], str(store), None, 1)
+    assert [o["status"] for o in outcomes] == ["failed", "failed"]
+
+    def no_tensorboard(*args, **kwargs):
+        raise UserError("--tensorboard needs TensorBoard: pip install 'lamaml[tensorboard]'")
+    monkeypatch.setattr(lamaml.experiments.progress, "RunPlugins", no_tensorboard)
+    assert run_one({**config, "seed": 2}, str(store), None, 1, tensorboard=str(tmp_path / "tb"))["status"] == "failed"
+    assert [r["status"] for r in Store(store).query([])] == ["failed"] * 3

@@ -254,17 +254,6 @@ def test_a_killed_process_not_yet_reaped_counts_as_dead():
         child.wait()
 
 
-def test_a_finished_row_is_never_reopened_by_a_resume(tmp_path):
-    """A run recorded done whose metrics.json could not be written, then resumed and interrupted: the store
-    keeps its result."""
-    store = Store(tmp_path / "s.sqlite")
-    done, failed = store.start(_config(0)), store.start(_config(1))
-    store.finish(done, {"ra": 70.0})
-    store.fail(failed, "killed")
-    assert store.restart(done, _config(0)) is False and store.query(["seed=0"])[0]["status"] == "done"
-    assert store.restart(failed, _config(1)) is True and store.query(["seed=1"])[0]["status"] == "running"
-
-
 def test_a_resumed_run_names_every_code_it_trained_with():
     from lamaml.engine.results import code_commit
     from lamaml.engine.run import code_used

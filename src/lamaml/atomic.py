@@ -59,6 +59,21 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (a power loss right after it could otherwise bring back the old
+    name); where a platform or file system cannot sync a folder, the rename stands as it is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike, *, suffix: str = ".tmp",
                 before_replace: Callable[[], None] | None = None) -> Iterator[Path]:
@@ -81,6 +96,7 @@ def atomic_path(target: str | os.PathLike, *, suffix: str = ".tmp",
             if before_replace is not None:
                 before_replace()
             os.replace(tmp, target)
+            _fsync_folder(target.parent)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)

@@ -181,9 +181,10 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     every = Every.parse(checkpoint_every) if checkpoint_every and not joint else None
     # A checkpoint an earlier sweep left is resumed even when this one writes none (--checkpoint-every off)
     folder = None if joint else checkpoint_folder(store_path, config_dict)
-    resume = _resume_state(folder, config_dict) if folder else None
-    plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
-    try:
+    resume = plugins = None
+    try:    # from the claim on, any error ends in the row: never left 'running' under a live worker
+        resume = _resume_state(folder, config_dict) if folder else None
+        plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
         metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins,
                       checkpoint_dir=folder if every else None, checkpoint_every=every, resume=resume)
     except LamamlError as error:
@@ -221,8 +222,16 @@ def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | No
             outcomes.append({"status": "skipped", "reason": holder, "config": config})
         else:
             claimed.append((run_id, config))
-    runs, reason = prepare_seeds([RunConfig(**c) for _, c in claimed], data_dir, download=False) \
-        if len(claimed) > 1 else (None, "one seed")
+    try:    # the claimed rows end failed on any error here, never left 'running' under a live worker
+        runs, reason = prepare_seeds([RunConfig(**c) for _, c in claimed], data_dir, download=False) \
+            if len(claimed) > 1 else (None, "one seed")
+    except BaseException as error:
+        known = isinstance(error, LamamlError)
+        for run_id, _ in claimed:
+            store.fail(run_id, str(error) if known else f"crashed: {error.__class__.__name__}: {error}")
+        if known:
+            return outcomes + [{"status": "failed", "error": str(error), "config": c} for _, c in claimed]
+        raise
     if runs is None:        # one after another, each as its own job would run it (its claim released first)
         for run_id, config in claimed:
             store.release(run_id)

@@ -339,11 +339,10 @@ class Store:
             conn.execute("UPDATE runs SET status='failed', error=?, ended_at=? WHERE id=?", (error, _now(), run_id))
 
     def restart(self, run_id: int, config: dict[str, Any]) -> bool:
-        """Row ``run_id`` back to ``running`` for a resumed run; False where it is not a row of ``config``, or
-        one already done (its result stays, as the one the store holds)."""
+        """Row ``run_id`` back to ``running`` for a resumed run; False where it is not a row of ``config``."""
         with closing(self._connect()) as conn, conn:
             cursor = conn.execute("UPDATE runs SET status='running', error=NULL, ended_at=NULL, host=?, pid=?"
-                                  " WHERE id=? AND config_hash=? AND status!='done'",
+                                  " WHERE id=? AND config_hash=?",
                                   (platform.node(), os.getpid(), run_id, config_hash(config)))
             return cursor.rowcount == 1
 
