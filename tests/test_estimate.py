@@ -173,3 +173,26 @@ def test_a_claimed_run_never_stays_running_after_an_error_before_training(tmp_pa
     monkeypatch.setattr(lamaml.experiments.progress, "RunPlugins", no_tensorboard)
     assert run_one({**config, "seed": 2}, str(store), None, 1, tensorboard=str(tmp_path / "tb"))["status"] == "failed"
     assert [r["status"] for r in Store(store).query([])] == ["failed"] * 3
+
+
+def test_a_bug_in_a_claimed_run_is_recorded_as_a_crash_and_raised(tmp_path, monkeypatch):
+    """A non-user error (a bug) ends every claimed row failed with 'crashed: ...' and still propagates,
+    in a single run and in a batched group of seeds."""
+    import lamaml.engine
+    import lamaml.engine.seeds
+    from lamaml.experiments.engines import run_group, run_one
+    from lamaml.experiments.store import Store
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 20}, tasks=2).model_dump()
+    store = tmp_path / "runs.sqlite"
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(lamaml.engine, "run", bug)
+    monkeypatch.setattr(lamaml.engine.seeds, "prepare_seeds", bug)
+    with pytest.raises(ZeroDivisionError):
+        run_one(config, str(store), None, 1)
+    with pytest.raises(ZeroDivisionError):
+        run_group([{**config, "seed": 1}, {**config, "seed": 2}], str(store), None, 1)
+    rows = Store(store).query([])
+    assert [r["status"] for r in rows] == ["failed"] * 3
+    assert all(r["error"] == "crashed: ZeroDivisionError: a bug" for r in rows)

@@ -129,8 +129,9 @@ def test_ra_curves_refuse_runs_that_did_not_measure_the_ra_after_every_task(tmp_
     row = [None, 88.0, 80.0]
     assert ra_so_far([90.0, 85.0, float("nan")], 0) == 90.0 and ra_so_far([70.0, 75.0, 92.0], 2) == 79.0
     assert ra_so_far([float("nan"), 88.0, 80.0], 1) is None
-    assert progress_text([float(v) if v is not None else float("nan") for v in row], 1) == "task 2 accuracy 88.00 %"
-    assert progress_text([70.0, 75.0, 92.0], 2) == "RA 79.00 %"
+    assert progress_text([[float(v) if v is not None else float("nan") for v in row]], 1) == "task 2 accuracy 88.00 %"
+    assert progress_text([[70.0, 75.0, 92.0]], 2) == "RA 79.00 %"
+    assert progress_text([[70.0, 75.0, 92.0], [60.0, 66.0, 72.0]], 2) == "RA 79.00 / 66.00 %"
 
 
 def test_the_matrix_plot_names_its_split_and_refuses_a_run_without_a_matrix(tmp_path):

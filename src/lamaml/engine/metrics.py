@@ -16,6 +16,7 @@ on task j before any training. Definitions follow the GEM/La-MAML code (the auth
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -28,11 +29,14 @@ def ra_so_far(row: np.ndarray, task: int) -> float | None:
     return None if np.isnan(seen).any() else float(seen.mean())
 
 
-def progress_text(row: np.ndarray, task: int) -> str:
+def progress_text(rows: Sequence[np.ndarray], task: int) -> str:
     """What a progress line says after ``task``: the RA so far, or the accuracy on the task just learned
-    where the run does not measure that RA."""
-    ra = ra_so_far(row, task)
-    return f"RA {ra:.2f} %" if ra is not None else f"task {task + 1} accuracy {float(row[task]):.2f} %"
+    where the run does not measure that RA; one figure per row of ``rows`` (one per seed of a batched
+    run), ``RA 76.10 / 75.02 %``."""
+    ras = [ra_so_far(row, task) for row in rows]
+    if None not in ras:
+        return f"RA {' / '.join(f'{ra:.2f}' for ra in ras)} %"
+    return f"task {task + 1} accuracy {' / '.join(f'{float(row[task]):.2f}' for row in rows)} %"
 
 
 def summarize(acc_matrix: np.ndarray, baseline: np.ndarray) -> dict[str, float]:

@@ -161,6 +161,20 @@ def _resume_state(folder: Path, config: dict[str, Any]) -> dict | None:
     return None
 
 
+def _fail_claimed(store: Store, claimed: list[tuple[int, dict[str, Any]]], error: BaseException) -> list[dict[str, Any]]:
+    """End the claimed rows failed, so none is left 'running' under a live worker (a Ray worker outlives its
+    task): a user-facing error (bad data, a diverging loss) becomes their outcomes; anything else is a bug,
+    recorded as a crash and raised again."""
+    from ..errors import LamamlError
+    known = isinstance(error, LamamlError)
+    message = str(error) if known else f"crashed: {error.__class__.__name__}: {error}"
+    for run_id, _ in claimed:
+        store.fail(run_id, message)
+    if not known:
+        raise error
+    return [{"status": "failed", "error": message, "config": config} for _, config in claimed]
+
+
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int,
             tensorboard: str | None = None, checkpoint_every: str | None = None) -> dict[str, Any]:
     """One combination in a worker: claim it, run it (from its checkpoint, where a killed run of it left
@@ -170,7 +184,6 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
     from ..config import RunConfig
     from ..engine import run
     from ..engine.checkpoint import Every
-    from ..errors import LamamlError
     from ..methods import method_class
     from .progress import RunPlugins
     store = Store(store_path)
@@ -187,15 +200,11 @@ def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, 
         plugins = RunPlugins(quiet=True, tensorboard=Path(tensorboard)) if tensorboard else None
         metrics = run(RunConfig(**config_dict), data_dir=data_dir, download=False, plugins=plugins,
                       checkpoint_dir=folder if every else None, checkpoint_every=every, resume=resume)
-    except LamamlError as error:
-        store.fail(run_id, str(error))
+    except BaseException as error:
         if folder and isinstance(error, RunFailed) and not isinstance(error, WriteFailed):
             shutil.rmtree(folder, ignore_errors=True)   # a diverging loss: a rerun from there would diverge again
         # else (a full disk, data missing on this node): the rerun resumes where this attempt left off
-        return {"status": "failed", "error": str(error), "config": config_dict}
-    except BaseException as error:  # a bug: release the claim (a Ray worker outlives its task), then raise
-        store.fail(run_id, f"crashed: {error.__class__.__name__}: {error}")
-        raise
+        return _fail_claimed(store, [(run_id, config_dict)], error)[0]
     if plugins:
         plugins.finish(metrics)
     store.finish(run_id, metrics)
@@ -214,7 +223,6 @@ def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | No
     torch.set_num_threads(threads)
     from ..config import RunConfig
     from ..engine.seeds import prepare_seeds, run_seeds
-    from ..errors import LamamlError
     store, claimed, outcomes = Store(store_path), [], []
     for config in configs:
         run_id, holder = store.claim(config)
@@ -226,12 +234,7 @@ def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | No
         runs, reason = prepare_seeds([RunConfig(**c) for _, c in claimed], data_dir, download=False) \
             if len(claimed) > 1 else (None, "one seed")
     except BaseException as error:
-        known = isinstance(error, LamamlError)
-        for run_id, _ in claimed:
-            store.fail(run_id, str(error) if known else f"crashed: {error.__class__.__name__}: {error}")
-        if known:
-            return outcomes + [{"status": "failed", "error": str(error), "config": c} for _, c in claimed]
-        raise
+        return outcomes + _fail_claimed(store, claimed, error)
     if runs is None:        # one after another, each as its own job would run it (its claim released first)
         for run_id, config in claimed:
             store.release(run_id)
@@ -239,14 +242,8 @@ def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | No
         return outcomes
     try:
         metrics = run_seeds(runs)
-    except LamamlError as error:
-        for run_id, config in claimed:
-            store.fail(run_id, str(error))
-        return outcomes + [{"status": "failed", "error": str(error), "config": c} for _, c in claimed]
     except BaseException as error:
-        for run_id, _ in claimed:
-            store.fail(run_id, f"crashed: {error.__class__.__name__}: {error}")
-        raise
+        return outcomes + _fail_claimed(store, claimed, error)
     for (run_id, config), one in zip(claimed, metrics):
         store.finish(run_id, one)
         outcomes.append({"status": "done", "ra": one["ra"], "resumed": False, "batched": len(claimed),

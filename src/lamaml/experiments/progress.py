@@ -51,7 +51,7 @@ class ProgressBar(Plugin):
                                  **({"ra": f"{ra:.1f}"} if ra is not None else {"acc": f"{row[task]:.1f}"}))
         else:
             elapsed = timedelta(seconds=round(time.monotonic() - self.start))
-            print(f"{self.label}: task {task + 1}/{self.tasks} done, {progress_text(row, task)}, {elapsed} elapsed",
+            print(f"{self.label}: task {task + 1}/{self.tasks} done, {progress_text([row], task)}, {elapsed} elapsed",
                   file=sys.stderr, flush=True)
         if task == self.tasks - 1:
             self.bar.close()

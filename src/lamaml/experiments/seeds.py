@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..engine.metrics import ra_so_far
+from ..engine.metrics import progress_text
 from ..errors import RunFailed, UserError, WriteFailed
 from .record import RunRecord
 from .report import _pm, _stats
@@ -41,11 +41,9 @@ class TaskLines:
         self.tasks, self.start = tasks, time.monotonic()
 
     def __call__(self, task: int, rows: list[np.ndarray]) -> None:
-        ras = [ra_so_far(row, task) for row in rows]
-        shown = (f"RA {' / '.join(f'{ra:.2f}' for ra in ras)} %" if None not in ras else
-                 f"task {task + 1} accuracy {' / '.join(f'{float(row[task]):.2f}' for row in rows)} %")
         elapsed = timedelta(seconds=round(time.monotonic() - self.start))
-        print(f"{self.label}: task {task + 1}/{self.tasks} done, {shown}, {elapsed} elapsed",
+        print(f"{self.label}: task {task + 1}/{self.tasks} done, {progress_text(rows, task)}, "
+              f"{elapsed} elapsed",
               file=sys.stderr, flush=True)
 
 
