@@ -144,3 +144,35 @@ def test_runs_export_writes_the_finished_runs_a_filter_selects_and_import_reads_
     new = Store(tmp_path / "new.sqlite")
     assert import_runs(new, tmp_path / "two-runs.csv") == (2, 0)
     assert new.done_hashes() == {config_hash(c) for c in configs[:2]}
+
+
+def test_a_run_resumed_by_other_code_and_threads_keeps_that_through_export_and_import(tmp_path):
+    """A run trained in several processes names each one's code and thread count in its row, and a table
+    rebuilt from the imported row still marks its time and names every commit (not 'clean' when part of its
+    training ran code no record names)."""
+    from lamaml.experiments.reproduce.tables import threads_mark
+    old = Store(tmp_path / "old.sqlite")
+    config, metrics = _finished(old, 0, 40.0)
+    metrics.update(code_used=["unrecorded", "0.1.0 abc1234+dirty", "0.1.0 def5678"], code_commit="def5678",
+                   train_threads_used=[1, 2], resumed=True)
+    _export([metrics], tmp_path / "t-runs.csv")
+    new = Store(tmp_path / "new.sqlite")
+    assert import_runs(new, tmp_path / "t-runs.csv") == (1, 0)
+    restored = json.loads(new.query(["status=done"])[0]["metrics"])
+    assert restored["code_used"] == metrics["code_used"] and restored["train_threads_used"] == [1, 2]
+    assert restored["resumed"] is True and restored["config"]["train_threads"] == 1
+    assert threads_mark([restored]) == " (1/2 threads)"
+    for run in (metrics, restored):
+        line = commits_line({("c", "la-maml"): [run]})
+        assert "clean" not in line and line.startswith("**Warning: 1 of 1 runs ran uncommitted code (+dirty)")
+        assert "1 of 1 runs resumed from checkpoints that did not record their code" in line
+        assert "abc1234+dirty (1 run), def5678 (1 run), unrecorded (1 run)" in line
+
+
+def test_a_run_resumed_by_two_clean_commits_counts_under_both():
+    one = {"code_commit": "aaa", "config": {"benchmark": "b", "method": "m", "seed": 0}}
+    two = {"code_commit": "bbb", "code_used": ["0.1.0 aaa", "0.1.0 bbb"], "config": {"benchmark": "b", "method": "m",
+                                                                                      "seed": 1}}
+    assert commits_line({("c", "m"): [one, two]}) == (
+        "All 2 runs ran clean commits: aaa (2 runs), bbb (1 run). 1 of them trained in several processes with "
+        "different code (resumed from its checkpoints), counted under each commit it ran.")

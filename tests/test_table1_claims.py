@@ -130,7 +130,7 @@ def test_the_runs_file_has_one_row_per_run_in_the_tables_order_and_by_seed():
     rows = list(csv.DictReader(io.StringIO(table1.runs_csv(cells))))
     assert list(rows[0]) == table1.RUN_COLUMNS == [
         "benchmark", "method", "seed", "ra", "bti", "learning_accuracy", "train_time_s", "eval_time_s",
-        "code_commit", "config_hash", "settings"]
+        "code_commit", "code_used", "train_threads_used", "resumed", "config_hash", "settings"]
     assert [(r["benchmark"], r["method"], r["seed"]) for r in rows] == \
         [(b, m, str(s)) for b, m in order for s in (0, 1, 2)]
     first = rows[0]

@@ -374,3 +374,33 @@ def test_lamaml_runs_says_when_a_checkpointed_run_would_start_over_under_todays_
         "run 2 (mnist-rotations la-maml seed 0, running): checkpoint of T: task 2 of 5",    # its killed run 1 is silent
         "run 4 (mnist-rotations la-maml seed 0, failed): checkpoint of T: task 2 of 5 "
         "(an older configuration: today's code would start it over)"]   # seed 1's latest attempt finished: silent
+
+
+def test_a_resumed_run_is_named_in_the_notes():
+    from lamaml.experiments.reproduce.table2_report import table2_markdown
+    plan = table2_plan(["tinyimagenet"], ["single"], ["la-maml", "mer"], 1, 5, {})
+    run = lambda resumed: {"ra": 40.0, "bti": -1.0, "train_time_s": 100.0, "seed": 0,  # noqa: E731
+                           "resumed": resumed, "config": {"seed": 0}}
+    table = table2_markdown(plan, {("tinyimagenet/single", "la-maml"): [run(False)],
+                                   ("tinyimagenet/single", "mer"): [run(True)]}, 1, "c", "first 5 tasks", tasks=5)
+    assert "- Resumed from their checkpoints after their processes were stopped (a training time is the sum of " \
+           "its processes', each measured under its own load): tinyimagenet/single mer seed 0." in table
+    plain = table2_markdown(plan, {("tinyimagenet/single", "la-maml"): [run(False)]}, 1, "c", "first 5 tasks", tasks=5)
+    assert "Resumed" not in plain
+
+
+def test_a_whole_benchmark_table_says_when_its_runs_leave_the_papers_presets(monkeypatch):
+    """--set glances=1 on every task still shows the paper's column, but says its marks are not a
+    reproduction of the paper's protocol; settings of where and how fast a run computes do not."""
+    import lamaml.engine.results
+    from lamaml.experiments.reproduce.table2 import departures
+    from lamaml.experiments.reproduce.table2_report import table2_markdown
+    assert departures({"glances": 1, "train_threads": 2, "samples_per_task": 50, "device": "cuda", "lr": 0.1}) == \
+        ["glances", "lr"]
+    monkeypatch.setattr(lamaml.engine.results, "code_commit", lambda: "abc1234+dirty")
+    plan = table2_plan(["tinyimagenet"], ["single"], ["la-maml"], 1, None, {"glances": 1})
+    cells = {("tinyimagenet/single", "la-maml"): [{"ra": 40.0, "bti": -1.0, "train_time_s": 1.0}]}
+    table = table2_markdown(plan, cells, 1, "c", None, departures=["glances"])
+    assert "**These runs leave the paper's presets (`--set` glances): \"RA reproduced\" says how near" in table
+    assert "at commit abc1234+dirty on" in table        # the report's own code, dirty or not
+    assert "leave the paper's presets" not in table2_markdown(plan, cells, 1, "c", None)

@@ -27,6 +27,8 @@ from .store import NOT_IDENTITY, Store, config_hash
 
 # Columns that name the run rather than measure it.
 _IDENTITY = ("benchmark", "method", "seed", "setting", "config_hash", "settings", "code_commit")
+# Columns of how a resumed run was trained (tables.run_row), read back as the metrics.json keys they came from.
+_PROVENANCE = ("code_used", "train_threads_used", "resumed")
 # One ``key=value`` of the settings column; a value may hold spaces (a JSON list), a key never does.
 _SETTING = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_.]*)=")
 
@@ -79,9 +81,15 @@ def row_run(row: dict[str, str], where: str) -> tuple[dict[str, Any], dict[str, 
         raise UserError(f"{where}: its settings do not make a valid config today "
                         f"({str(error).splitlines()[0]})") from None
     metrics: dict[str, Any] = {k: _number(v) for k, v in row.items()
-                               if k not in _IDENTITY and k not in ("test_ra", "test_bti") and v not in ("", None)}
+                               if k not in _IDENTITY + _PROVENANCE + ("test_ra", "test_bti") and v not in ("", None)}
     if row.get("test_ra") or row.get("test_bti"):
         metrics["test"] = {"ra": _number(row.get("test_ra", "")), "bti": _number(row.get("test_bti", ""))}
+    if row.get("code_used"):
+        metrics["code_used"] = row["code_used"].split("; ")
+    if row.get("train_threads_used"):
+        metrics["train_threads_used"] = [int(n) for n in row["train_threads_used"].split()]
+    if row.get("resumed"):
+        metrics["resumed"] = row["resumed"] == "yes"
     # A run's metrics.json holds its resolved config; the tables read it from there.
     metrics.update(config=config, benchmark=config["benchmark"], method=config["method"], seed=config["seed"],
                    code_commit=row.get("code_commit") or None, imported_from=where.split(":")[0])

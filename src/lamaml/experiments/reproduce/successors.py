@@ -33,7 +33,8 @@ from .tables import (STORE_NAME, commits_line, csv_text, generated_lines, run_ro
 TABLE_NAME = "successors.md"
 REPLAY = ("er", "er-ace", "der++")
 RUN_COLUMNS = ["benchmark", "method", "seed", "ra", "bti", "aaa", "worst_case_accuracy", "learning_accuracy",
-               "train_time_s", "eval_time_s", "code_commit", "config_hash", "settings"]
+               "train_time_s", "eval_time_s", "code_commit", "code_used", "train_threads_used", "resumed",
+               "config_hash", "settings"]
 
 
 @lru_cache(maxsize=None)

@@ -143,6 +143,18 @@ def comparable(plan: list[Cell], tasks: int | None, overrides: dict[str, Any]) -
     return all(data_share(b, tasks, samples_override(overrides)) >= 1 for b in {c.benchmark for c in plan})
 
 
+# Run settings that leave the paper's protocol as it is: where and how fast a run computes, and what else
+# its evaluation records besides the matrix RA and BTI read.
+PROTOCOL_NEUTRAL = ("device", "cuda_precision", "deterministic", "train_threads", "eval_batch_size", "evaluate",
+                    "eval_every", "anytime_samples", "analyses", "analysis_every", "analysis_samples")
+
+
+def departures(overrides: dict[str, Any]) -> list[str]:
+    """The ``--set`` keys that change what the runs compute against the paper's presets (the tasks and
+    samples aside: scope_text says those)."""
+    return sorted(k for k in overrides if k not in PROTOCOL_NEUTRAL and k != "samples_per_task")
+
+
 def scope_text(plan: list[Cell], tasks: int | None, overrides: dict[str, Any]) -> str | None:
     """What part of each benchmark the runs cover, e.g. ``first 1 task, 50 samples per task``; None: all
     of it (only then do the paper's numbers, made on whole benchmarks, stand beside ours)."""
@@ -217,7 +229,8 @@ def reproduce_table2(out: Path, benchmarks: str | None, settings: str | None, me
     running = in_progress(folder, plan, finished)
     text = write_tables(lambda name: table2_markdown(plan, cells, seeds, command, scope, rebuilt=table_only,
                                                      runs_csv=name, tasks=tasks, running=running,
-                                                     samples=samples_override(overrides)),
+                                                     samples=samples_override(overrides),
+                                                     departures=departures(overrides)),
                         table2_runs_csv(cells), targets)
     if scope:
         print("table2: these runs cover part of each benchmark; the table does not compare them with the paper",

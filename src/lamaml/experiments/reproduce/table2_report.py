@@ -21,7 +21,8 @@ from .tables import (commits_line, csv_text, generated_lines, reproduced, run_ro
                      unique_runs)
 
 TABLE2_RUN_COLUMNS = ["benchmark", "setting", "method", "seed", "ra", "bti", "test_ra", "test_bti",
-                      "learning_accuracy", "train_time_s", "eval_time_s", "code_commit", "config_hash", "settings"]
+                      "learning_accuracy", "train_time_s", "eval_time_s", "code_commit", "code_used",
+                      "train_threads_used", "resumed", "config_hash", "settings"]
 BASELINES_OF_LA_MAML = "every other method but IID"
 
 
@@ -99,11 +100,14 @@ def _benchmark_names(plan: list) -> str:
 
 def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: str | None, rebuilt: bool = False,
                     runs_csv: str | None = None, tasks: int | None = None,
-                    running: dict[tuple[str, str], list[str]] | None = None, samples: int | None = None) -> str:
+                    running: dict[tuple[str, str], list[str]] | None = None, samples: int | None = None,
+                    departures: list[str] | None = None) -> str:
     """The table of ``plan``'s cells (table2.Cell: benchmark, setting, method, spec, absent), notes on what
     ran where, and the claims section; ``scope``: the part of each benchmark the runs cover (e.g. ``first 1
     task``), None for whole benchmarks, the only runs the paper's numbers stand beside; ``tasks``: the tasks
-    each run covered (None: all); ``samples``: the training samples per task (None: all); ``running``: per cell, where its unfinished runs' checkpoints stand."""
+    each run covered (None: all); ``samples``: the training samples per task (None: all); ``running``: per cell,
+    where its unfinished runs' checkpoints stand; ``departures``: the ``--set`` keys by which the runs leave the
+    paper's presets."""
     running = running or {}
     full = scope is None
     lines = [
@@ -117,7 +121,10 @@ def table2_markdown(plan: list, cells: dict, seeds: int, command: str, scope: st
         *(["Paper: mean RA (config/paper/table2.yaml: the authors' README charts); NOT FOUND where no number is "
            "at hand (every BTI and std; the IID, iCaRL, Meta-BGD, La-ER and Sync La-MAML rows).",
            "Reproduced (yes) when our mean RA is within max(1.5, 2 x paper std) of the paper's, either side; no "
-           "paper std is at hand, so within 1.5 points."] if full else
+           "paper std is at hand, so within 1.5 points."]
+          + ([f"**These runs leave the paper's presets (`--set` {', '.join(departures)}): \"RA reproduced\" says how "
+              "near these settings land to the paper's numbers, not whether its protocol reproduces them.**"]
+             if departures else []) if full else
           [f"These runs cover the {scope} of each benchmark, so no number here is compared with the paper's, "
            "which are for whole benchmarks."]),
         "Time: mean training time per run (evaluation excluded; one thread per run, `--jobs` runs at once), and "
@@ -160,6 +167,11 @@ def _notes(plan: list, running: dict[tuple[str, str], list[str]] | None = None, 
         notes.append("- A time marked `(N threads)` was trained on N threads (`--set train_threads=N`), not the "
                      "one of the rest; a ratio so marked compares times on different thread counts, and a claim "
                      "on times between such runs is not judged (n/a).")
+    resumed = [f"{column} {method} seed {seed_of(run)}" for (column, method), runs in (cells or {}).items()
+               for run in runs if run.get("resumed")]
+    if resumed:
+        notes.append("- Resumed from their checkpoints after their processes were stopped (a training time is the sum "
+                     "of its processes', each measured under its own load): " + ", ".join(resumed) + ".")
     if any(c.spec and c.setting != c.spec.set["setting"] for c in plan):
         notes.append("- IID, the joint-training oracle (an upper bound, not a continual learner), ran multi-pass "
                      "only in the paper: its one multi-pass run stands in the single-pass column too.")

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import platform
-import subprocess
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..store import NOT_IDENTITY, canonical_config, config_hash
 STORE_NAME = "results.sqlite"
 
 RUN_COLUMNS = ["benchmark", "method", "seed", "ra", "bti", "learning_accuracy", "train_time_s", "eval_time_s",
-               "code_commit", "config_hash", "settings"]
+               "code_commit", "code_used", "train_threads_used", "resumed", "config_hash", "settings"]
 # The config fields a row names in columns of their own, so left out of its settings.
 _SETTINGS_SKIP = ("benchmark", "method", "seed")
 
@@ -35,7 +34,8 @@ def reproduced(mean: float, paper_mean: float, paper_std: float) -> bool:
 
 def generated_lines(command: str, rebuilt: bool) -> list[str]:
     """When, by which command, at which commit and on what machine a table was written."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from ...engine.results import code_commit
+    commit = code_commit()      # this package's checkout, with +dirty for local changes, wherever it runs from
     return [f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`"
             + (" (the table rebuilt from the store of its runs by the same command with `--table-only`)"
                if rebuilt else ""),
@@ -51,15 +51,31 @@ def unique_runs(cells: dict) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
+def codes_of(run: dict[str, Any]) -> list[str]:
+    """The commits a run trained with: every process of a run resumed from checkpoints (``code_used``,
+    ``"<version> <commit>"`` each, ``unrecorded`` for checkpoints older than that record), else its one
+    ``code_commit``; ``unknown`` where a process ran outside a checkout."""
+    used = run.get("code_used") or [run.get("code_commit")]
+    commits = [str(c).split(" ")[-1] if c else "unknown" for c in used]
+    return list(dict.fromkeys("unknown" if c == "None" else c for c in commits))
+
+
 def commits_line(cells: dict) -> str:
-    """Which commits the runs ran, with how many runs each, and plainly whether any ran uncommitted
-    code (``+dirty``) or outside a checkout (no commit); a run standing in two cells counts once."""
+    """Which commits the runs ran, with how many runs each (a run resumed by other code under each of
+    them), and plainly whether any ran uncommitted code (``+dirty``), outside a checkout (no commit) or
+    in part with code no record names; a run standing in two cells counts once."""
     runs = unique_runs(cells)
-    counts = Counter(str(r.get("code_commit") or "unknown") for r in runs)
-    total = sum(counts.values())
-    if not total:
+    if not runs:
         return "No runs are recorded yet."
-    return _commits_text(counts, total) + _imported_text(runs)
+    counts = Counter(c for r in runs for c in codes_of(r))
+    spanning = sum(len(codes_of(r)) > 1 for r in runs)
+    text = _commits_text(counts, runs)
+    if spanning:
+        text += (f" {spanning} of them trained in several processes with different code (resumed from its "
+                 f"checkpoints), counted under each commit it ran." if spanning == 1 else
+                 f" {spanning} of them trained in several processes with different code (resumed from their "
+                 f"checkpoints), each counted under every commit it ran.")
+    return text + _imported_text(runs)
 
 
 def _imported_text(runs: list[dict[str, Any]]) -> str:
@@ -73,11 +89,13 @@ def _imported_text(runs: list[dict[str, Any]]) -> str:
             f"rows' (4 decimals), measured when the rows were written.")
 
 
-def _commits_text(counts: Counter, total: int) -> str:
+def _commits_text(counts: Counter, runs: list[dict[str, Any]]) -> str:
+    total = len(runs)
     named = ", ".join(f"{c} ({n} run{'s' if n > 1 else ''})" for c, n in sorted(counts.items()))
-    dirty = sum(n for c, n in counts.items() if c.endswith("+dirty"))
-    unknown = counts.get("unknown", 0)
-    if not dirty and not unknown:
+    dirty = sum(any(c.endswith("+dirty") for c in codes_of(r)) for r in runs)
+    unknown = sum("unknown" in codes_of(r) for r in runs)
+    unrecorded = sum("unrecorded" in codes_of(r) for r in runs)
+    if not dirty and not unknown and not unrecorded:
         return (f"All {total} runs ran clean commit {next(iter(counts))}." if len(counts) == 1
                 else f"All {total} runs ran clean commits: {named}.")
     warnings = []
@@ -85,6 +103,9 @@ def _commits_text(counts: Counter, total: int) -> str:
         warnings.append(f"{dirty} of {total} runs ran uncommitted code (+dirty), which no commit holds")
     if unknown:
         warnings.append(f"{unknown} of {total} runs recorded no commit")
+    if unrecorded:
+        warnings.append(f"{unrecorded} of {total} runs resumed from checkpoints that did not record their code "
+                        f"(written before lamaml kept it): part of their training ran code no record names")
     return f"**Warning: {'; '.join(warnings)}.** The runs ran code at commit(s) {named}."
 
 
@@ -139,6 +160,10 @@ def run_row(run: dict[str, Any], benchmark: str, method: str) -> dict[str, str]:
         "learning_accuracy": _number(run.get("learning_accuracy"), 4),
         "train_time_s": _number(run.get("train_time_s"), 3), "eval_time_s": _number(run.get("eval_time_s"), 3),
         "code_commit": str(run.get("code_commit") or ""),
+        # Only for a run resumed from checkpoints: every process's code and training thread count
+        "code_used": "; ".join(run.get("code_used") or []),
+        "train_threads_used": " ".join(map(str, run.get("train_threads_used") or [])),
+        "resumed": "yes" if run.get("resumed") else "",
         "config_hash": config_hash(config) if config else "",
         "settings": settings_text(config) if config else "",
     }
@@ -167,7 +192,7 @@ def csv_text(rows: Iterable[dict[str, str]], columns: list[str]) -> str:
 # Every column of run_row, as `lamaml runs --export` writes them (and --import reads them back).
 ALL_RUN_COLUMNS = ["benchmark", "setting", "method", "seed", "ra", "bti", "test_ra", "test_bti", "aaa",
                    "worst_case_accuracy", "learning_accuracy", "train_time_s", "eval_time_s", "code_commit",
-                   "config_hash", "settings"]
+                   "code_used", "train_threads_used", "resumed", "config_hash", "settings"]
 
 
 def store_runs_csv(rows: list[dict[str, Any]]) -> str:
