@@ -404,3 +404,15 @@ def test_a_whole_benchmark_table_says_when_its_runs_leave_the_papers_presets(mon
     assert "**These runs leave the paper's presets (`--set` glances): \"RA reproduced\" says how near" in table
     assert "at commit abc1234+dirty on" in table        # the report's own code, dirty or not
     assert "leave the paper's presets" not in table2_markdown(plan, cells, 1, "c", None)
+
+
+def test_a_margin_stated_for_a_whole_benchmark_is_not_judged_on_part_of_it():
+    from lamaml.experiments.reproduce.claims import claim_rows
+    from lamaml.experiments.reproduce.table2_report import table2_book
+    runs = lambda ra: [{"ra": ra + d, "config": {"seed": d}} for d in range(3)]  # noqa: E731
+    cells = {("tinyimagenet/multi", "la-maml"): runs(70.0), ("tinyimagenet/multi", "er"): runs(40.0)}
+    verdicts = lambda full: {c["id"]: ours for c, _, _, ours in claim_rows(cells, table2_book(full, "first 5 tasks"))}  # noqa: E731
+    assert verdicts(True)["la-maml-ra-over-er-by-18-on-tiny-imagenet"].verdict == "supported"
+    part = verdicts(False)["la-maml-ra-over-er-by-18-on-tiny-imagenet"]
+    assert part.verdict == "n/a" and part.detail.startswith("a margin of 18 stated for the whole benchmark")
+    assert verdicts(False)["la-maml-ra-above-er"].verdict == "supported"      # an order is still judged

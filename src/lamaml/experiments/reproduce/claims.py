@@ -205,6 +205,7 @@ class ClaimBook:
     file: str
     scope: str              # what the claims are about, e.g. "these benchmarks"
     paper_rule: str         # how the paper's column is judged
+    part: bool = False      # the runs cover part of each benchmark: a margin stated for a whole one is not judged
 
 
 def table1_book() -> ClaimBook:
@@ -230,6 +231,9 @@ def claim_rows(cells: dict, book: ClaimBook | None = None) -> list[tuple[dict[st
             threads = thread_counts(run for s in ("a", "b") for run in cells.get((benchmark, claim[s])) or [])
             if claim["metric"] == "train_time_s" and len(threads) > 1 and ours.verdict != "no number":
                 ours = Verdict("n/a", f"times on {' and '.join(map(str, threads))} training threads; {ours.detail}")
+            if book.part and claim["kind"] == "difference" and ours.verdict != "no number":
+                ours = Verdict("n/a", f"a margin of {claim['value']:g} stated for the whole benchmark, these runs "
+                                      f"cover part of it; {ours.detail}")
             # No number: the paper's table has no times; our store has no finished run of a cell.
             rows.append((claim, benchmark, Verdict("n/a", "") if paper.verdict == "no number" else paper,
                          Verdict("not run", "") if ours.verdict == "no number" else ours))

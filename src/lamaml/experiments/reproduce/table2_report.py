@@ -48,7 +48,7 @@ def table2_book(full: bool, scope: str) -> ClaimBook:
             if full else f"These runs cover the {scope} of each benchmark: the claims are judged on our numbers "
             "only, and say nothing yet of the paper's claims on the whole benchmarks.")
     return ClaimBook(table2_claims, "columns", paper_stat if full else None, glance, "table2_claims.yaml",
-                     "these benchmarks", rule)
+                     "these benchmarks", rule, part=not full)
 
 
 def _values(runs: list[dict], key: str, test: bool = False) -> list[float]:
