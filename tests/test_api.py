@@ -229,3 +229,103 @@ def test_the_successor_methods_learn_a_users_model_through_fit(method, named_cla
     result = lamaml.fit(model, tasks, method, glances=3, progress=False, seed=0)
     assert result.heads == ("task-aware" if named_classes else "single")
     assert np.isfinite(result.acc_matrix[-1]).all() and result.acc_matrix[0, 0] > 70     # it learned task 0
+
+
+# -- models the methods would get wrong: refused before training, or handled ---------------------------
+
+def test_a_model_with_frozen_parameters_is_refused_before_training():
+    """Every method steps every parameter it is given (La-MAML's closed form would move frozen weights)."""
+    for method in ("la-maml", "er"):
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        model[0].requires_grad_(False)
+        with pytest.raises(lamaml.UserError, match=r"frozen parameters \(0\.weight, 0\.bias: requires_grad=False\)"):
+            lamaml.fit(model, _easy_tasks(), method=method, progress=False)
+
+
+def test_batchnorm_is_refused_where_a_method_runs_single_samples_and_trains_elsewhere():
+    def model():
+        return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    for method in ("la-maml", "c-maml", "mer", "gem"):
+        with pytest.raises(lamaml.UserError, match=rf"{method} runs the model on single samples or under vmap, "
+                                                   r"where BatchNorm has no batch statistics \(1\)"):
+            lamaml.fit(model(), _easy_tasks(), method=method, progress=False)
+    assert lamaml.fit(model(), _easy_tasks(), method="er", glances=1, progress=False).ra > 0
+
+
+class _TiedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_the_look_ahead_of_a_model_with_shared_weights_moves_every_use_of_them():
+    """Fast weights are passed under each parameter's first name; the model's other use of it must follow."""
+    from lamaml.methods.lookahead.autograd import AutogradBackend
+    torch.manual_seed(0)
+    model, x = _TiedNet(), torch.randn(5, 4)
+    fast = {name: p + 0.5 for name, p in model.named_parameters()}
+    shifted = _TiedNet()
+    shifted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for p in shifted.parameters():      # the shared weight once, as one parameter
+            p.add_(0.5)
+    assert torch.allclose(AutogradBackend(model, None).forward(fast, x), shifted(x), atol=1e-6)
+
+
+def test_the_closed_form_is_chosen_for_linear_and_relu_modules_only():
+    from lamaml.methods.lookahead.closed_form import is_plain_mlp
+    from lamaml.models import MLP
+    assert is_plain_mlp(nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)))
+    assert is_plain_mlp(MLP(4, (8,), 3))
+    for other in (nn.ReLU6(), nn.Hardtanh(0.0, 50.0), nn.Dropout(0.0)):    # ReLU on small inputs, not on all
+        assert not is_plain_mlp(nn.Sequential(nn.Linear(4, 8), other, nn.Linear(8, 3))), other
+
+    class Clamped(nn.Module):       # Linear and ReLU modules, but a forward that clamps
+        def __init__(self):
+            super().__init__()
+            self.one, self.two = nn.Linear(4, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.two(torch.relu(self.one(x)).clamp(max=20.0))
+    assert not is_plain_mlp(Clamped())
+
+
+def test_a_model_with_more_outputs_than_the_tasks_classes_trains_and_never_predicts_the_spare_ones():
+    (train_0, test_0), (train_1, test_1) = _two_tasks_of_their_own_classes()
+    model = nn.Linear(4, 6)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 1.0, 9.0, 9.0]))     # spare outputs 4 and 5 highest
+    tasks = [{"train": train_0, "test": test_0, "classes": [0, 1]}, {"train": train_1, "test": test_1,
+                                                                      "classes": [2, 3]}]
+    result = lamaml.fit(model, tasks, method="online", lr=1e-12, progress=False)
+    assert result.heads == "task-aware" and result.method.heads.shape == (2, 6)
+    assert result.method.predict(torch.zeros(3, 4), 1).argmax(1).tolist() == [3, 3, 3]
+
+
+def test_predict_after_fit_is_in_eval_mode_and_leaves_the_model_as_it_was():
+    model = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Linear(16, 3))
+    result = lamaml.fit(model, _easy_tasks(), method="er", glances=1, progress=False)
+    x = torch.randn(50, 4)
+    assert torch.equal(result.method.predict(x, None), result.method.predict(x, None))
+    assert model.training
+
+
+def test_a_model_in_eval_mode_trains_so_with_a_warning():
+    with pytest.warns(UserWarning, match="the model is in eval mode"):
+        lamaml.fit(nn.Linear(4, 3).eval(), _easy_tasks(), method="online", progress=False)
+
+
+def test_an_unknown_hyperparameter_or_device_is_a_user_error_naming_what_is_allowed():
+    with pytest.raises(lamaml.UserError, match=r"alpha_int: Extra inputs are not permitted; la-maml's "
+                                               r"hyperparameters: .*alpha_init"):
+        lamaml.fit(nn.Linear(4, 3), _easy_tasks(), alpha_int=0.1, progress=False)
+    with pytest.raises(lamaml.UserError, match=r"device='gpu': not a device; use cpu, cuda, cuda:N or auto"):
+        lamaml.fit(nn.Linear(4, 3), _easy_tasks(), device="gpu", progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(lamaml.UserError, match=r"device=cuda:0: no CUDA GPU is visible to PyTorch"):
+            lamaml.fit(nn.Linear(4, 3), _easy_tasks(), device="cuda:0", progress=False)

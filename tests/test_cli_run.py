@@ -104,7 +104,7 @@ def test_a_dry_run_refuses_what_the_run_would_refuse(data_dir, monkeypatch, caps
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     from lamaml import cli
     for args, message in [
-        (["--set", "device=cuda"], "--set device=cuda: no CUDA GPU is visible to PyTorch"),
+        (["--set", "device=cuda"], "device=cuda: no CUDA GPU is visible to PyTorch"),
         (["--method", "iid", "--analyses", "alignment"], "iid trains on all tasks at once; Probes need a stream"),
         (["--method", "iid", "--set", "eval_every=2"], "iid trains on all tasks at once; AnytimeEvaluation need a"),
     ]:

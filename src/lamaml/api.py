@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -115,8 +116,15 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, m
     target = resolve_device(device) if device is not None else _device_of(model)
     cuda_numerics(target, cuda_precision, deterministic)
     model = model.to(target)
-    check_model(model, stream, target)
+    check_structure(model, method)
+    outputs = check_model(model, stream, target)
+    if not any(module.training for module in model.modules()):
+        warnings.warn("the model is in eval mode (dropout off, batch norm on running statistics) and trains "
+                      "so; call model.train() first unless that is meant", stacklevel=2)
     learner = build_learner(config, model, stream)
+    if learner.heads is not None and outputs > learner.heads.shape[1]:     # outputs no task uses: never allowed
+        spare = torch.zeros(len(learner.heads), outputs - learner.heads.shape[1], dtype=torch.bool)
+        learner.use_task_heads(torch.cat([learner.heads.cpu(), spare], dim=1))
     plugins: list[Plugin] = []
     if on_task_end is not None:
         plugins.append(Callbacks(on_task=lambda task, row: on_task_end(task, row.copy())))
@@ -161,13 +169,34 @@ def _own_config(method: str, protocol: dict[str, int | None], seed: int | None, 
         params = method_class(method).Params(**hyperparameters)
     except ValidationError as error:
         first = error.errors()[0]
-        raise UserError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        known = "" if first["type"] != "extra_forbidden" else \
+            f"; {method}'s hyperparameters: {', '.join(method_class(method).Params.model_fields)}"
+        raise UserError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}{known}") from None
     return _Protocol(method, params, seed or 0, train_threads=train_threads, **chosen)
 
 
-def check_model(model: torch.nn.Module, stream: TaskStream, device: torch.device) -> None:
+def check_structure(model: torch.nn.Module, method: str) -> None:
+    """Refuse, before anything runs, what the methods would get silently wrong or fail on mid-run:
+    frozen parameters (every method steps every parameter it is given) and BatchNorm under a method
+    that runs the model on single samples or under vmap."""
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    if frozen:
+        listed = ", ".join(frozen[:3]) + (f" and {len(frozen) - 3} more" if len(frozen) > 3 else "")
+        raise UserError(f"the model has frozen parameters ({listed}: requires_grad=False); lamaml's methods "
+                        f"learn every parameter of the model they are given. Pass the trainable part as the "
+                        f"model and apply the frozen part to the inputs first (e.g. precompute its features)")
+    norms = [name for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+             and not isinstance(m, torch.nn.modules.instancenorm._InstanceNorm)]
+    if norms and not method_class(method).supports_batchnorm:
+        raise UserError(f"{method} runs the model on single samples or under vmap, where BatchNorm has no batch "
+                        f"statistics ({', '.join(norms[:3])}); use GroupNorm or LayerNorm, or a method such as "
+                        f"er or a-gem")
+
+
+def check_model(model: torch.nn.Module, stream: TaskStream, device: torch.device) -> int:
     """Try the model on two training samples (in eval mode, without gradients: nothing changes),
-    so a mismatch is one UserError naming the shapes rather than a torch error mid-run."""
+    so a mismatch is one UserError naming the shapes rather than a torch error mid-run; return the
+    model's number of outputs."""
     task = stream[0]
     x, _ = task.train()
     sample = x[:2]
@@ -187,6 +216,7 @@ def check_model(model: torch.nn.Module, stream: TaskStream, device: torch.device
     if outputs.shape[1] < stream.n_outputs:
         raise UserError(f"the model has {outputs.shape[1]} outputs but the tasks' labels go up to "
                         f"{stream.n_outputs - 1}; it needs at least {stream.n_outputs}")
+    return outputs.shape[1]
 
 
 def _first_layer(model: torch.nn.Module) -> str:

@@ -2,26 +2,11 @@
 task id where the stream's scenario gives it at test time (not in class-il)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import numpy as np
 import torch
 
 from ..data import TaskStream
-
-
-@contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """The model in eval mode (dropout off, batch norm on its running statistics), then each module
-    back in its own previous mode: a user's model may keep some modules frozen in eval mode."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
+from ..models.modes import eval_mode
 
 
 def task_id_at_test(stream: TaskStream, position: int) -> int | None:

@@ -27,11 +27,21 @@ from .results import code_commit, peak_rss_mb
 
 
 def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N``, ``auto`` (CUDA where PyTorch sees a GPU) or another PyTorch device
+    name as a device; a UserError for a name PyTorch does not know or a GPU it does not see."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--set device=cuda: no CUDA GPU is visible to PyTorch; use cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UserError(f"device={name!r}: not a device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device={name}: no CUDA GPU is visible to PyTorch; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device={name}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), "
+                            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device       # another of PyTorch's devices (mps, xpu): as the user asks, untested here
 
 
 def cuda_numerics(device: torch.device, precision: str = "float32", deterministic: bool = False) -> None:

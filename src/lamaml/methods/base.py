@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ..models.modes import eval_mode
+
 
 class MethodParams(BaseModel):
     """Hyperparameters of a method; each method declares its own subclass. A field declared with
@@ -39,6 +41,10 @@ class Method:
     state_attributes: ClassVar[tuple[str, ...]] = ()   # what a checkpoint keeps besides the weights
     # True: ``predict`` cannot do without the task id (refused in class-il, which evaluates with task None)
     needs_task_id_at_test: ClassVar[bool] = False
+
+    # False: the method runs the model on single samples or under vmap (look-ahead inner steps, MER's
+    # per-sample steps, GEM's per-task gradients), where BatchNorm has no batch statistics to use
+    supports_batchnorm: ClassVar[bool] = True
 
     heads: torch.Tensor | None = None   # (tasks, outputs) bool: each task's slice of the shared head
 
@@ -83,8 +89,10 @@ class Method:
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, task: int | None) -> torch.Tensor:
-        """Scores over all outputs; ``task`` None: no task id (class-il), argmax over every output."""
-        return self.mask_logits(self.model(x), task)
+        """Scores over all outputs, in eval mode (each module's mode restored after); ``task`` None: no
+        task id (class-il), argmax over every output."""
+        with eval_mode(self.model):
+            return self.mask_logits(self.model(x), task)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, task: int | torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy; with task heads, over each sample's own task's outputs (``task``: one

@@ -38,6 +38,7 @@ def unflat(vector: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]
 
 @register
 class GEM(SGDMethod):
+    supports_batchnorm = False      # per-task gradients under vmap
     name = "gem"
     summary = "GEM: project the gradient so no past task's memory loss increases"
     Params = GEMParams

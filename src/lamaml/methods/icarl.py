@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from ..models.modes import eval_mode
 from .base import SGDMethod, SGDParams, register
 
 
@@ -142,7 +143,8 @@ class ICaRL(SGDMethod):
 
     @torch.no_grad()
     def predict(self, x, task):
-        logits = self.model(x)
+        with eval_mode(self.model):
+            logits = self.model(x)
         scores = torch.zeros_like(logits)
         means = self.class_means.get(task)
         if means is not None:

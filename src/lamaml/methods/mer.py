@@ -36,6 +36,7 @@ class MERParams(SGDParams):
 
 @register
 class MER(SGDMethod):
+    supports_batchnorm = False      # single-sample SGD steps
     name = "mer"
     summary = "MER: per-sample SGD on replay batches with Reptile meta-updates"
     Params = MERParams

@@ -27,10 +27,13 @@ class AutogradBackend:
 
     def __init__(self, model: nn.Module, loss: Callable[..., torch.Tensor]):
         self.model, self.loss = model, loss
+        # Weights are passed under each parameter's first name only, so a model that shares a parameter
+        # between modules needs functional_call to tie its other names; for any other model that
+        # resolution is pure overhead (0.9 ms a meta-update on the MNIST MLP).
+        self.tied = len(list(model.named_parameters(remove_duplicate=False))) > len(list(model.named_parameters()))
 
     def forward(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        # tie_weights=False: every parameter is passed by name, so tie resolution is pure overhead.
-        return functional_call(self.model, weights, (x,), tie_weights=False)
+        return functional_call(self.model, weights, (x,), tie_weights=self.tied)
 
     def meta_loss(self, weights, rates, batch, meta, plan: Plan) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The look-ahead from ``weights`` as a differentiable graph; also the weights it reached."""

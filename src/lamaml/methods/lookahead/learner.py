@@ -78,6 +78,7 @@ class LookaheadMetaLearner(Method):
     """Base of the La-MAML family; subclasses set ``options`` and their ``Params``, which declares
     ``opt_lr`` (eta) where the rates are learned and ``opt_wt`` (beta) where the weights' step is
     synchronous: ``apply_update`` reads them, and a variant that lacks one fails when it is defined."""
+    supports_batchnorm = False      # single-sample inner steps at look-ahead weights
 
     options: LookaheadOptions
     Params = LookaheadParams
