@@ -43,6 +43,7 @@ def test_estimate_and_dry_run_print_the_projection_and_write_nothing(data_dir, t
     assert cli.main(["run", "--dry-run", *tiny]) == 0
     projected = json.loads(capsys.readouterr().out)["projected"]
     assert projected["updates"] == 2 * 3 * 5 and projected["evaluations"] == 2 + 2 + 2
+    assert projected["train_s"] > 0         # 3 batches a task, all warm-up: timed anyway, not projected at 0 s
     assert not any((tmp_path / "run").iterdir())      # checked for writing, nothing written
 
 
@@ -62,10 +63,13 @@ def test_a_sweep_projects_from_the_stores_history_and_times_only_what_it_lacks(d
                         type("E", (), {"total_s": 10.0, "lower_bound": None})())
     other = resolve_config("mnist-rotations", "er", {"samples_per_task": 20}, tasks=1).model_dump()
     pending = [{**done, "seed": 1}, {**done, "seed": 2}, other, {**other, "seed": 1}]
-    total, notes, per_run = projection.project(pending, store, str(data_dir), jobs=2)
+    total, notes, per_run = projection.project([[c] for c in pending], store, str(data_dir), jobs=2)
     assert timed == ["er"]                           # online's seeds come from history, er is timed once
     assert total == (40 + 40 + 10 + 10) / 2 and notes == [] and per_run == [40, 40, 10, 10]
-    assert projection.project(pending[:1], store, str(data_dir), jobs=4)[0] == 40   # never below the longest run
+    assert projection.project([pending[:1]], store, str(data_dir), jobs=4)[0] == 40   # never below the longest run
+    # --batch-seeds: a configuration's seeds go to one worker; at most their times one after another
+    batched, notes, _ = projection.project([pending[:2], pending[2:]], store, str(data_dir), jobs=5)
+    assert batched == 40 + 40 and notes[-1].startswith("--batch-seeds: each configuration's seeds projected")
 
 
 def test_a_run_that_resumes_from_its_checkpoint_is_projected_for_what_it_has_left(tmp_path):
@@ -82,7 +86,7 @@ def test_a_run_that_resumes_from_its_checkpoint_is_projected_for_what_it_has_lef
     # 20 samples in batches of 10: 2 batches a task, 8 in the run; task 2's first batch done: 3 of 8
     Checkpointer(checkpoint_folder(store.path, killed), Every(1, "tasks"), {"config": killed}).save(
         {"progress": {"task": 1, "epoch": 0, "batch": 1, "order": list(range(20)), "train_time": 6.0}})
-    total, notes, per_run = projection.project([killed, {**done, "seed": 2}], store, None, jobs=1)
+    total, notes, per_run = projection.project([[killed], [{**done, "seed": 2}]], store, None, jobs=1)
     assert per_run == [40 * 5 / 8, 40] and total == 65.0
     assert notes == ["mnist-rotations online seed 1: resumes from its checkpoint, 38% of its training done"]
 
@@ -196,3 +200,20 @@ def test_a_bug_in_a_claimed_run_is_recorded_as_a_crash_and_raised(tmp_path, monk
     rows = Store(store).query([])
     assert [r["status"] for r in rows] == ["failed"] * 3
     assert all(r["error"] == "crashed: ZeroDivisionError: a bug" for r in rows)
+
+
+def test_batched_seeds_times_are_left_out_of_the_history_and_a_task_boundary_checkpoint_has_its_share(tmp_path):
+    """A batched seed's wall time is a share of its batch's (not one run's); a checkpoint saved at a task's
+    end (--checkpoint-every N tasks: no batch order saved) still tells its share."""
+    from lamaml.experiments import projection
+    from lamaml.experiments.engines import share_done
+    from lamaml.experiments.store import Store
+    store = Store(tmp_path / "runs.sqlite")
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 20}, tasks=4).model_dump()
+    for seed, metrics in ((0, {"wall_time_s": 40.0}), (1, {"wall_time_s": 13.0, "batched_seeds": 3})):
+        run_id, _ = store.claim({**config, "seed": seed})
+        store.finish(run_id, {"ra": 50.0, "bti": 0.0, **metrics})
+    assert list(projection.history(store).values()) == [40.0]
+    assert share_done({"task": 2, "epoch": 0, "batch": 0, "order": None}, 5, 1, 10) == 0.4
+    assert share_done({"task": 1, "epoch": 1, "batch": 0, "order": None}, 2, 2, 10) == 0.75
+    assert share_done({"task": 0, "epoch": 0, "batch": 0, "order": None}, 5, 1, 10) is None

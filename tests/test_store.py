@@ -48,6 +48,18 @@ def test_filters_select_by_column_and_by_nested_config(tmp_path):
                                    config_hash(_config(0, "c-maml"))}
 
 
+def test_a_text_column_is_matched_as_the_text_given_even_when_it_reads_as_a_number(tmp_path):
+    """A config hash or host of digits (0123..., 12e45...) is text: read as a number it matched nothing."""
+    import sqlite3
+    store = Store(tmp_path / "s.sqlite")
+    store.finish(store.start(_config(0)), {"ra": 70.0})
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE runs SET config_hash='0123456789012345', host='12e4567890'")
+    assert len(store.query(["config_hash=0123456789012345"])) == 1
+    assert len(store.query(["host=12e4567890"])) == 1 and len(store.query(["host!=12e4567890"])) == 0
+    assert parse_filter("seed=3")[1] == [3] and parse_filter("status=null")[0] == "status IS NULL"
+
+
 def test_filters_reach_every_metric_a_run_recorded(tmp_path):
     store = Store(tmp_path / "s.sqlite")
     for seed, aaa in [(0, 61.5), (1, 70.25), (2, None)]:     # seed 2 ran without anytime evaluation
@@ -262,3 +274,9 @@ def test_a_resumed_run_names_every_code_it_trained_with():
     assert code_used(None) == [now] and code_used({"code_used": [now]}) == [now]
     assert code_used({"code_used": ["0.1.0 abc1234"]}) == ["0.1.0 abc1234", now]
     assert code_used({"config": {}}) == ["unrecorded", now]          # a checkpoint from before this was kept
+
+
+def test_the_order_of_the_analyses_leaves_a_runs_identity_unchanged():
+    one = {**_config(0), "analyses": ["lr-stats", "alignment"]}
+    assert config_hash(one) == config_hash({**one, "analyses": ["alignment", "lr-stats"]})
+    assert config_hash(one) != config_hash({**one, "analyses": ["alignment"]})

@@ -206,7 +206,7 @@ def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
         "mnist-rotations la-maml opt_lr=0.3 seed 0", "mnist-rotations la-maml opt_lr=0.3 seed 1"]
     report = _Reporter(3, label)
     report.start -= 60                                  # the first run took a minute
-    report({"status": "done", "ra": 76.123, "config": configs[1]})
+    report({"status": "done", "ra": 76.123, "config": configs[1], "seconds": 60.0})
     assert capsys.readouterr().err == f"  [1/3] {label(configs[1])}: RA 76.12; about 2 min left\n"
     report({"status": "done", "ra": 70.0, "config": configs[0]})
     report({"status": "done", "ra": 71.0, "config": configs[2]})
@@ -219,12 +219,40 @@ def test_the_time_left_weighs_the_runs_still_to_go_by_their_projected_times(caps
     expected = {config_hash(short): 60.0, config_hash(long_): 3600.0, config_hash(longer): 7200.0}
     report = _Reporter(3, None, expected)
     report.start -= 120                     # the short run, projected at 1 min, took 2: twice the projection
-    report({"status": "done", "ra": 50.0, "config": short})
+    report({"status": "done", "ra": 50.0, "config": short, "seconds": 120.0})
     assert capsys.readouterr().err.endswith("; about 6.0 h left\n")     # (1 + 2 h) x 2, not 2 runs x 2 min
     naive = _Reporter(3, None)
     naive.start -= 120
-    naive({"status": "done", "ra": 50.0, "config": short})
+    naive({"status": "done", "ra": 50.0, "config": short, "seconds": 120.0})
     assert capsys.readouterr().err.endswith("; about 4 min left\n")
+
+
+def test_the_time_left_counts_the_runs_in_flight_on_parallel_jobs_and_not_the_skipped_ones(capsys):
+    """8 runs of 1 h on 4 jobs end at 1 h and 2 h: the first line says 1 h left (not 7 h), the fifth about
+    nothing; runs another sweep did leave the count without speeding the pace."""
+    from lamaml.experiments.engines import _Reporter
+    configs = [{"benchmark": "b", "method": "er", "seed": k} for k in range(8)]
+    lines = []
+
+    def finish(report, config, seconds, status="done"):
+        report({"status": status, "ra": 50.0, "reason": "done elsewhere", "config": config, "seconds": seconds})
+        lines.append(capsys.readouterr().err)
+    report = _Reporter(8, None, {config_hash(c): 3600.0 for c in configs}, jobs=4)
+    report.start -= 3600
+    finish(report, configs[0], 3600.0)
+    assert lines[-1].endswith("; about 60 min left\n")
+    for config in configs[1:4]:
+        finish(report, config, 3600.0)
+    assert lines[-1].endswith("; about 60 min left\n")
+    report.start -= 3600
+    finish(report, configs[4], 3600.0)
+    assert lines[-1].endswith("; about 0 s left\n")
+    one_job = _Reporter(4, None, {config_hash(c): 3600.0 for c in configs[:4]}, jobs=1)
+    finish(one_job, configs[0], 0.01, status="skipped")
+    assert lines[-1].endswith("; about 3.0 h left\n")                  # not 3 s: a skip sets no pace
+    one_job.start -= 3600
+    finish(one_job, configs[1], 3600.0)
+    assert lines[-1].endswith("; about 2.0 h left\n")
 
 
 def test_each_job_gets_its_share_of_the_threads_this_process_may_use(monkeypatch):
@@ -238,3 +266,41 @@ def test_each_job_gets_its_share_of_the_threads_this_process_may_use(monkeypatch
         assert threads_per_job(1) == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_fewer_runs_than_jobs_share_the_cores_between_them(data_dir, tmp_path, monkeypatch):
+    import lamaml.experiments.sweep as sweep
+    seen = []
+    monkeypatch.setattr(sweep, "dispatch", lambda engine, jobs_of, store, data, threads, *a, **k: seen.append(threads)
+                        or [])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["online"], set={"samples_per_task": 20})
+    sweep.run_sweep(spec, tmp_path / "runs.sqlite", 8, str(data_dir))
+    sweep.run_sweep(SweepSpec(**{**spec.model_dump(), "seeds": [0, 1]}), tmp_path / "runs.sqlite", 8, str(data_dir))
+    assert seen == [8, 4]           # one run: every core; two: four each (not 8 // 8 = 1 on 7 idle cores)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"grid": {"train_threads": [1, 2]}}, "grid key 'train_threads' is not part of a run's identity"),
+    ({"grid": {"lr": [0.1, 0.2]}, "set": {"lr": 0.3}}, "grid and set both give lr: sweep it or fix it"),
+    ({"set": {"seed": 3}}, "the seeds are the sweep's own"),
+    ({"grid": {"lr": [0.1, "abc"]}}, "--grid lr=abc: "),
+])
+def test_sweep_inputs_that_would_run_something_else_than_asked_are_refused(spec, message):
+    with pytest.raises(UserError, match=message):
+        combinations(SweepSpec(benchmarks=["mnist-rotations"], methods=["online"], **spec))
+
+
+def test_a_reversed_seed_range_is_named():
+    from lamaml.experiments.sweep import parse_seeds
+    with pytest.raises(UserError, match="--seeds 4-0: a range goes up, e.g. 0-4"):
+        parse_seeds("4-0")
+    assert parse_seeds("0,2,5") == [0, 2, 5] and parse_seeds("3-5") == [3, 4, 5]
+
+
+def test_runs_import_with_export_and_run_resume_with_estimate_are_refused(tmp_path, capsys):
+    assert main(["runs", "--store", str(tmp_path / "s.sqlite"), "--import", "x.csv", "--export", "y.csv"]) == 2
+    assert "--import restores exported rows into the store; run --export or --where" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path), "--estimate"]) == 2
+    assert "--estimate and --dry-run project a whole run from its start" in capsys.readouterr().err

@@ -40,6 +40,9 @@ def cmd_run(args) -> int:
     if args.seeds is not None and (args.resume or args.checkpoint_every or args.dry_run or args.estimate):
         raise UserError("--seeds runs several seeds; --resume, --checkpoint-every, --dry-run and --estimate "
                         "work on one run: give --seed instead")
+    if args.resume and (args.estimate or args.dry_run):
+        raise UserError("--estimate and --dry-run project a whole run from its start; for a checkpointed run, "
+                        "`lamaml runs --store S` says where it stands and its training time left")
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams or \
                 args.scenario or args.eval_every is not None:
@@ -126,9 +129,13 @@ def _run_seeds(args, config, out: Path | None, show) -> int:
 
 
 def cmd_runs(args) -> int:
+    from .errors import UserError
     from .experiments.report import runs_table
     from .experiments.store import Store, open_store
     if args.import_files:
+        if args.export or args.where:
+            raise UserError("--import restores exported rows into the store; run --export or --where "
+                            "as a command of its own after it")
         from .experiments.exported import import_runs
         store = Store(args.store)
         for path in args.import_files:

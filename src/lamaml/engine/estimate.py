@@ -94,14 +94,15 @@ def _replay_full(method) -> bool:
 
 
 def _time_updates(method, phase: Phase, config: RunConfig, device, warmup: int, timed: int) -> tuple[list[float], float]:
-    """Seconds per incoming batch (all its glances), for ``timed`` batches after ``warmup``; and the load time."""
+    """Seconds per incoming batch (all its glances), for ``timed`` batches after ``warmup`` (a task too short
+    for both: its last batches, warm-up included, rather than none); and the load time."""
     start = time.perf_counter()
     x, y, ids = phase.load()
     x, y = x.to(device), y.to(device)
     load_s = time.perf_counter() - start
     generator = torch.Generator().manual_seed(derived_seeds(config.seed)["order"])
     progress = Progress(np.full((1, 1), np.nan))
-    times = []
+    times, every = [], []
     for i, rows in enumerate(epoch_batches(method, phase, ids, len(x), config.batch_size, progress, generator)):
         if len(times) >= timed:
             break
@@ -114,9 +115,10 @@ def _time_updates(method, phase: Phase, config: RunConfig, device, warmup: int, 
         if phase.prepare is not None:
             xb = phase.prepare(xb, generator)
         float(learn_batch(method, xb, yb, task, glances=config.glances, first_epoch=True))  # float(): waits for the device
+        every.append(time.perf_counter() - start)
         if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times, load_s
+            times.append(every[-1])
+    return times or every[-timed:], load_s
 
 
 def estimate(config: RunConfig, data_dir=None, download: bool = True, warmup: int = 3,

@@ -139,6 +139,9 @@ def share_done(progress: dict[str, Any], tasks: int, epochs: int, batch_size: in
     told (no batch order saved) or nothing is done yet."""
     if progress.get("task", 0) >= tasks:
         return 1.0
+    if not progress.get("batch") and progress.get("order") is None:     # saved between epochs or tasks
+        done = progress.get("task", 0) * epochs + progress.get("epoch", 0)
+        return done / (tasks * epochs) if done else None
     order = progress.get("order")
     per_epoch = -(-len(order) // batch_size) if order is not None and len(order) else 0
     done = (progress.get("task", 0) * epochs + progress.get("epoch", 0)) * per_epoch + progress.get("batch", 0)
@@ -178,7 +181,15 @@ def _fail_claimed(store: Store, claimed: list[tuple[int, dict[str, Any]]], error
 def run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int,
             tensorboard: str | None = None, checkpoint_every: str | None = None) -> dict[str, Any]:
     """One combination in a worker: claim it, run it (from its checkpoint, where a killed run of it left
-    one), record the outcome; skip it if another process has done it or is running it."""
+    one), record the outcome; skip it if another process has done it or is running it. The outcome says
+    how many seconds the worker spent on it."""
+    start = time.perf_counter()
+    outcome = _run_one(config_dict, store_path, data_dir, threads, tensorboard, checkpoint_every)
+    return {**outcome, "seconds": time.perf_counter() - start}
+
+
+def _run_one(config_dict: dict[str, Any], store_path: str, data_dir: str | None, threads: int,
+             tensorboard: str | None = None, checkpoint_every: str | None = None) -> dict[str, Any]:
     import torch
     torch.set_num_threads(threads)
     from ..config import RunConfig
@@ -240,14 +251,17 @@ def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | No
             store.release(run_id)
             outcomes.append(run_one(config, store_path, data_dir, threads, tensorboard, checkpoint_every))
         return outcomes
+    start = time.perf_counter()
     try:
         metrics = run_seeds(runs)
     except BaseException as error:
         return outcomes + _fail_claimed(store, claimed, error)
+    share = (time.perf_counter() - start) / len(claimed)
     for (run_id, config), one in zip(claimed, metrics):
-        store.finish(run_id, one)
+        store.finish(run_id, {**one, "batched_seeds": len(claimed)})     # its times are a share of the batch's
+        shutil.rmtree(checkpoint_folder(store_path, config), ignore_errors=True)    # an earlier sweep's, now moot
         outcomes.append({"status": "done", "ra": one["ra"], "resumed": False, "batched": len(claimed),
-                         "config": config})
+                         "config": config, "seconds": share})
     return outcomes
 
 
@@ -265,30 +279,52 @@ def _detail(outcome: dict[str, Any]) -> str:
 
 
 class _Reporter:
-    """One line per finished run on stderr, with the time left: with each run's projected seconds
-    (``expected``, by config hash), the projected seconds still to run at the pace measured so far
-    against the projection (so a short run finishing first does not promise a short sweep); else
-    the runs left at the mean time per finished run."""
+    """One line per finished run on stderr, with the time left.
 
-    def __init__(self, total: int, label: Label | None, expected: dict[str, float] | None = None):
+    The work left is each unfinished run's projected seconds (``expected``, by config hash) scaled by the
+    pace the finished runs kept against their projections, or without projections the mean time of a
+    finished run; the runs in flight have done part of it already (the workers' time so far not spent on
+    finished runs), and ``jobs`` workers share the rest. A skipped run (done or running elsewhere) leaves
+    the count, and neither it nor a failed run sets the pace.
+    """
+
+    def __init__(self, total: int, label: Label | None, expected: dict[str, float] | None = None, jobs: int = 1):
         self.total, self.label, self.done, self.start = total, label or _plain_label, 0, time.perf_counter()
-        self.expected = expected or {}
-        self.expected_left, self.expected_done = sum(self.expected.values()), 0.0
+        self.expected, self.jobs = expected or {}, max(1, jobs)
+        self.projected_left = sum(self.expected.values())
+        self.spent = 0.0                            # worker seconds of the finished runs
+        self.paced_actual = self.paced_projected = 0.0
+        self.measured: list[float] = []             # seconds of the runs done here
 
     def __call__(self, outcome: dict[str, Any]) -> None:
         self.done += 1
-        left, elapsed = self.total - self.done, time.perf_counter() - self.start
-        projected = self.expected.get(config_hash(outcome["config"])) if self.expected else None
+        seconds = float(outcome.get("seconds") or 0.0)
+        projected = self.expected.get(config_hash(outcome["config"]))
+        self.spent += seconds
         if projected is not None:
-            self.expected_left -= projected
-            self.expected_done += projected
-        if projected is not None and self.expected_done > 0:
-            seconds = elapsed / self.expected_done * max(self.expected_left, 0.0)
-        else:
-            seconds = elapsed / self.done * left
-        eta = f"; about {duration(seconds)} left" if left else ""
+            self.projected_left -= projected
+        if outcome["status"] == "done" and seconds > 0:
+            self.measured.append(seconds)
+            if projected:
+                self.paced_actual, self.paced_projected = self.paced_actual + seconds, self.paced_projected + projected
+        left = self.total - self.done
+        seconds_left = self.seconds_left(left) if left else None
+        eta = f"; about {duration(seconds_left)} left" if seconds_left is not None else ""
         print(f"  [{self.done}/{self.total}] {self.label(outcome['config'])}: {_detail(outcome)}{eta}",
               file=sys.stderr)
+
+    def seconds_left(self, left: int) -> float | None:
+        if self.expected:
+            pace = self.paced_actual / self.paced_projected if self.paced_projected else 1.0
+            work = pace * max(self.projected_left, 0.0)
+        elif self.measured:
+            work = sum(self.measured) / len(self.measured) * left
+        else:
+            return None             # nothing measured yet (only runs done elsewhere)
+        elapsed = time.perf_counter() - self.start
+        in_flight = min(left, self.jobs)
+        started = max(0.0, min(elapsed * min(self.jobs, self.total) - self.spent, elapsed * in_flight, work))
+        return (work - started) / in_flight
 
 
 def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
@@ -304,7 +340,7 @@ def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: st
     lifeline.py needs the thread that starts the workers to outlive them. A worker killed from outside
     (out of memory, a kill) breaks the pool: the sweep stops with one line, and its rerun continues.
     """
-    results, report = [], _Reporter(sum(map(len, pending)), label, expected)
+    results, report = [], _Reporter(sum(map(len, pending)), label, expected, jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_group, job, store_path, data_dir, threads, tensorboard, checkpoint_every)
@@ -363,7 +399,8 @@ def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: s
         asks = [ray_resources(job, gpus, gpus_per_run) for job in pending]    # a refusal dispatches nothing
         refs = [remote.options(**ask).remote(job, store_path, data_dir, threads, tensorboard, checkpoint_every)
                 for job, ask in zip(pending, asks)]
-        results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label, expected)
+        workers = int(ray.cluster_resources().get("CPU", jobs)) if address else jobs
+        results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label, expected, workers)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             for outcome in ray.get(ready[0]):

@@ -26,6 +26,8 @@ def history(store: Store) -> dict[str, float]:
     times = defaultdict(list)
     for row in store.query(["status=done"]):
         metrics = json.loads(row.get("metrics") or "{}")
+        if metrics.get("batched_seeds"):    # a share of a batched computation's time, not one run's
+            continue
         if metrics.get("resumed"):      # its wall time is the last process's; training and evaluation add up
             seconds = (metrics.get("train_time_s") or 0.0) + (metrics.get("eval_time_s") or 0.0)
         else:
@@ -35,39 +37,50 @@ def history(store: Store) -> dict[str, float]:
     return {key: sum(values) / len(values) for key, values in times.items()}
 
 
-def project(pending: list[dict[str, Any]], store: Store, data_dir: str | None,
+def project(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | None,
             jobs: int) -> tuple[float, list[str], list[float]]:
-    """(projected seconds for ``pending`` on ``jobs`` workers, notes on runs whose time is a lower bound or
-    that resume from a checkpoint, each pending run's projected seconds: a resumed run's, the share of its
-    batches still to train)."""
+    """(projected seconds for the pending runs on ``jobs`` workers, notes on runs whose time is a lower
+    bound or that resume from a checkpoint, each run's projected seconds in order: a resumed run's, the
+    share of its batches still to train). ``groups``: the jobs a worker takes whole, one run each, or
+    the seeds of one configuration (``--batch-seeds``), projected as their seeds one after another: an
+    upper bound where they train as one batched computation, which also starts them over."""
     from ..config import RunConfig
     from .engines import checkpoint_share
-    known, per_run, notes = history(store), [], []
+    known, per_run, per_group, notes = history(store), [], [], []
     measured: dict[str, float] = {}
-    for config in pending:
-        key = _without_seed(config)
-        if key not in known and key not in measured:
-            projected = estimate(RunConfig(**config), data_dir, download=False, warmup=2, timed=3)
-            measured[key] = projected.total_s
-            if projected.lower_bound:
-                notes.append(f"{config['benchmark']} {config['method']}: at least ({projected.lower_bound})")
-        seconds = known.get(key, measured.get(key))
-        share = checkpoint_share(store.path, config)
-        if share:
-            seconds *= 1 - share
-            notes.append(f"{config['benchmark']} {config['method']} seed {config.get('seed', 0)}: resumes from "
-                         f"its checkpoint, {share:.0%} of its training done")
-        per_run.append(seconds)
-    total = max(sum(per_run) / jobs, max(per_run, default=0.0))
+    for group in groups:
+        group_seconds = 0.0
+        for config in group:
+            key = _without_seed(config)
+            if key not in known and key not in measured:
+                projected = estimate(RunConfig(**config), data_dir, download=False, warmup=2, timed=3)
+                measured[key] = projected.total_s
+                if projected.lower_bound:
+                    notes.append(f"{config['benchmark']} {config['method']}: at least ({projected.lower_bound})")
+            seconds = known.get(key, measured.get(key))
+            share = checkpoint_share(store.path, config) if len(group) == 1 else None
+            if share:
+                seconds *= 1 - share
+                notes.append(f"{config['benchmark']} {config['method']} seed {config.get('seed', 0)}: resumes "
+                             f"from its checkpoint, {share:.0%} of its training done")
+            per_run.append(seconds)
+            group_seconds += seconds
+        per_group.append(group_seconds)
+    if any(len(group) > 1 for group in groups):
+        notes.append("--batch-seeds: each configuration's seeds projected one after another in one worker, "
+                     "an upper bound where they train as one batched computation")
+    workers = max(1, min(jobs, len(groups)))
+    total = max(sum(per_group) / workers, max(per_group, default=0.0))
     return total, notes, per_run
 
 
-def print_projection(pending: list[dict[str, Any]], store: Store, data_dir: str | None,
+def print_projection(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | None,
                      jobs: int) -> dict[str, float]:
     """Print the projected total; return each pending run's projected seconds by config hash (the
     sweep's progress lines weigh the time left with them)."""
-    total, notes, per_run = project(pending, store, data_dir, jobs)
-    print(f"sweep: projected {duration(total)} for {len(pending)} run(s) on {jobs} job(s)", file=sys.stderr)
+    total, notes, per_run = project(groups, store, data_dir, jobs)
+    runs = [config for group in groups for config in group]
+    print(f"sweep: projected {duration(total)} for {len(runs)} run(s) on {jobs} job(s)", file=sys.stderr)
     for note in notes:
         print(f"  {note}", file=sys.stderr)
-    return {config_hash(config): seconds for config, seconds in zip(pending, per_run)}
+    return {config_hash(config): seconds for config, seconds in zip(runs, per_run)}

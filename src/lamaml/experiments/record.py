@@ -82,13 +82,14 @@ class RunRecord:
             except (OSError, sqlite3.Error):
                 pass
 
-    def done(self, metrics: dict[str, Any]) -> None:
-        """Records the finished run wherever the storage allows; then, if any record failed, a
+    def done(self, metrics: dict[str, Any], store_extra: dict[str, Any] | None = None) -> None:
+        """Records the finished run wherever the storage allows (``store_extra``: keys for the store's row
+        only, beside the metrics.json a separate run would write); then, if any record failed, a
         WriteFailed says which, and what was kept."""
         problems, kept = [], []
         if self.results:
             try:
-                self.results.finish(self.run_id, metrics)
+                self.results.finish(self.run_id, {**metrics, **(store_extra or {})})
                 kept.append(f"the run is recorded in {self.store}")
             except (OSError, sqlite3.Error) as error:
                 problems.append(f"cannot record the run in {self.store} ({error})")

@@ -96,7 +96,7 @@ def run_seeds_recorded(config, seeds: list[int], *, data_dir: str | Path | None 
         if show:
             show(one)
         try:
-            record.done(one)
+            record.done(one, {"batched_seeds": len(metrics)})   # its times are a share of the batch's
         except WriteFailed as error:
             problems.append(str(error))
     if problems:

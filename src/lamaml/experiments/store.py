@@ -54,6 +54,9 @@ OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
 # The value may not start with an operator's character: `ra>>75` or `ra==75` is a typo, not a
 # comparison with the text ">75".
 _FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|>=|<=|=|>|<)\s*([^\s=<>!].*)$", re.S)
+# Columns of text: a filter's value is compared as the text given (a config hash or host of digits stays text)
+TEXT_COLUMNS = ("config_hash", "benchmark", "method", "status", "error", "code_version", "host", "started_at",
+                "ended_at")
 FILTER_FORM = ("expected KEY OP VALUE with OP one of " + " ".join(OPERATORS)
                + ", e.g. ra>=75, method=la-maml or config.params.alpha_init=0.1")
 
@@ -117,6 +120,8 @@ def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
                  if k not in NOT_IDENTITY and (k == "params" or k not in defaults or v != defaults[k])}
     canonical["params"] = {k: v for k, v in (config.get("params") or {}).items()
                            if k not in param_defaults or v != param_defaults[k]}
+    if isinstance(canonical.get("analyses"), list):     # a set of series: [a, b] and [b, a] are one run
+        canonical["analyses"] = sorted(canonical["analyses"])
     return canonical
 
 
@@ -175,7 +180,7 @@ def parse_filter(text: str) -> tuple[str, list[Any]]:
     if not match:
         raise UserError(f"--where {text!r}: malformed filter; {FILTER_FORM}")
     key, op, raw = match.group(1), match.group(2), match.group(3).strip()
-    value = _filter_value(raw)
+    value = raw if key in TEXT_COLUMNS and raw.lower() not in ("null", "none") else _filter_value(raw)
     if value is None and op not in ("=", "!="):
         raise UserError(f"--where {text!r}: null compares only with = or !=")
     if key in COLUMNS:

@@ -30,7 +30,7 @@ from ..methods import METHODS, method_class
 from .engines import check_gpu_share, dispatch
 from .groups import group_by_setting
 from .projection import print_projection
-from .store import Store, config_hash
+from .store import NOT_IDENTITY, Store, config_hash
 
 
 class SweepSpec(BaseModel):
@@ -56,10 +56,15 @@ def parse_seeds(text: str) -> list[int]:
     try:
         if "-" in text.strip("-"):
             first, last = (int(v) for v in text.split("-", 1))
-            return list(range(first, last + 1))
-        return [int(v) for v in text.split(",") if v.strip()]
+            seeds = list(range(first, last + 1))
+        else:
+            first = last = 0
+            seeds = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--seeds {text}: expected a range such as 0-4 or a list such as 0,2,5") from None
+    if last < first:
+        raise UserError(f"--seeds {text}: a range goes up, e.g. {last}-{first}")
+    return seeds
 
 
 def load_spec(path: Path) -> SweepSpec:
@@ -84,7 +89,15 @@ def check_grid(spec: SweepSpec) -> None:
     closest name."""
     run_fields = set(RunConfig.model_fields) - {"benchmark", "method", "params"}
     hyperparameters = {method: set(method_class(method).Params.model_fields) for method in spec.methods}
+    both = sorted(set(spec.grid) & set(spec.set))
+    if both:
+        raise UserError(f"sweep: grid and set both give {', '.join(both)}: sweep it or fix it, not both")
+    if "seed" in spec.grid or "seed" in spec.set:
+        raise UserError("sweep: the seeds are the sweep's own (seeds: 0-4, --seeds), not a grid or set key")
     for key in spec.grid:
+        if key in NOT_IDENTITY:     # two values would be one run: a store holds a config's result once
+            raise UserError(f"sweep: grid key {key!r} is not part of a run's identity (how it is computed, not "
+                            f"what), so its values would be one run; sweep it in separate stores, or --set it")
         if key in run_fields or any(key in names for names in hyperparameters.values()):
             continue
         known = sorted(run_fields.union(*hyperparameters.values()))
@@ -106,7 +119,13 @@ def combinations(spec: SweepSpec) -> list[RunConfig]:
         for values in itertools.product(*(spec.grid[k] for k in keys)):
             for seed in spec.seeds:
                 overrides = {**spec.set, **dict(zip(keys, values))}
-                config = resolve_config(benchmark, method, overrides, seed=seed, tasks=spec.tasks)
+                try:
+                    config = resolve_config(benchmark, method, overrides, seed=seed, tasks=spec.tasks)
+                except UserError as error:      # a grid value is named as one, not as a --set value
+                    text = str(error)
+                    if any(text.startswith(f"--set {key}=") for key in keys):
+                        raise UserError("--grid" + text[len("--set"):]) from None
+                    raise
                 digest = config_hash(config.model_dump())
                 if digest not in seen:
                     seen.add(digest)
@@ -170,12 +189,12 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     check_data({c["benchmark"] for c in pending}, data_dir)
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
+    jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
     expected = None
     if project and pending and not address:     # a cluster's machines are not this one: no projection from here
-        expected = print_projection(pending, store, data_dir, jobs)
-    threads = threads_per_job(jobs)
+        expected = print_projection(jobs_of, store, data_dir, jobs)
+    threads = threads_per_job(max(1, min(jobs, len(jobs_of))))    # fewer runs than jobs: the cores shared by them
     label = progress_label([c.model_dump() for c in configs])
-    jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
     return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
                     checkpoint_every, expected, gpus_per_run)
 
