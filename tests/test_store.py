@@ -50,7 +50,6 @@ def test_filters_select_by_column_and_by_nested_config(tmp_path):
 
 def test_a_text_column_is_matched_as_the_text_given_even_when_it_reads_as_a_number(tmp_path):
     """A config hash or host of digits (0123..., 12e45...) is text: read as a number it matched nothing."""
-    import sqlite3
     store = Store(tmp_path / "s.sqlite")
     store.finish(store.start(_config(0)), {"ra": 70.0})
     with sqlite3.connect(store.path) as conn:
@@ -280,3 +279,20 @@ def test_the_order_of_the_analyses_leaves_a_runs_identity_unchanged():
     one = {**_config(0), "analyses": ["lr-stats", "alignment"]}
     assert config_hash(one) == config_hash({**one, "analyses": ["alignment", "lr-stats"]})
     assert config_hash(one) != config_hash({**one, "analyses": ["alignment"]})
+
+
+def test_a_row_whose_process_number_another_process_now_holds_is_taken_over(tmp_path):
+    """After a container or machine restart a dead run's pid may belong to a live process: its start time
+    tells them apart (where /proc has it), so the run is not skipped as running for ever."""
+    from lamaml.experiments.store import process_start
+    if process_start(os.getpid()) is None:
+        pytest.skip("no /proc: the process start time cannot be read here")
+    store = Store(tmp_path / "s.sqlite")
+    config = _config(0)
+    first = store.claim(config).run_id
+    assert store.claim(config).holder == f"running in process {os.getpid()}"    # this very process: alive
+    with sqlite3.connect(store.path) as conn:      # as if an earlier process with this pid had claimed it
+        conn.execute("UPDATE runs SET pid_start = pid_start - 3600 WHERE id=?", (first,))
+    taken = store.claim(config)
+    assert taken.run_id is not None and taken.run_id != first
+    assert {r["id"]: r["status"] for r in store.query([])}[first] == "failed"

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
     code_version  TEXT NOT NULL,
     host          TEXT NOT NULL,
     pid           INTEGER,
+    pid_start     REAL,
     started_at    TEXT NOT NULL,
     ended_at      TEXT
 );
@@ -61,7 +62,13 @@ FILTER_FORM = ("expected KEY OP VALUE with OP one of " + " ".join(OPERATORS)
                + ", e.g. ra>=75, method=la-maml or config.params.alpha_init=0.1")
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, pid_start: float | None = None) -> bool:
+    """Whether process ``pid`` still runs, and is the one that started at ``pid_start`` (Linux; where it is
+    recorded): after a restart of the machine or container another process may hold the number."""
+    if pid_start is not None:
+        now = process_start(pid)
+        if now is not None and abs(now - pid_start) > 1.0:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,6 +76,18 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         pass
     return not _zombie(pid)
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (Linux: /proc), or None where that cannot
+    be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _zombie(pid: int) -> bool:
@@ -244,6 +263,8 @@ class Store:
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
                 if "pid" not in columns:  # stores written before runs recorded their process
                     conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+                if "pid_start" not in columns:    # ... and when that process started
+                    conn.execute("ALTER TABLE runs ADD COLUMN pid_start REAL")
         except (OSError, sqlite3.DatabaseError) as error:
             raise UserError(f"--store {self.path}: cannot open it as a results store ({error})") from None
 
@@ -292,16 +313,16 @@ class Store:
         Rows are matched by the hash of their stored config, not their config_hash column: stores
         written before canonical_config hashed the same run differently (see done_hashes)."""
         here, abandoned = platform.node(), []
-        rows = conn.execute("SELECT id, status, host, pid, config FROM runs WHERE benchmark=? AND method=?"
+        rows = conn.execute("SELECT id, status, host, pid, pid_start, config FROM runs WHERE benchmark=? AND method=?"
                             " AND seed=? AND status IN ('done', 'running')",
                             (config["benchmark"], config["method"], config["seed"]))
-        for run_id, status, host, pid, stored in rows:
+        for run_id, status, host, pid, pid_start, stored in rows:
             if config_hash(json.loads(stored)) != digest:
                 continue
             if status == "done":
                 return "already done", []
             if host == here and pid is not None:
-                if _alive(pid):
+                if _alive(pid, pid_start):
                     return f"running in process {pid}", []
                 abandoned.append(run_id)
         return "", abandoned
@@ -310,9 +331,10 @@ class Store:
     def _insert(conn: sqlite3.Connection, config: dict[str, Any], digest: str | None = None) -> int:
         cursor = conn.execute(
             "INSERT INTO runs (config_hash, benchmark, method, seed, config, status, code_version, host,"
-            " pid, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            " pid, pid_start, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             (digest or config_hash(config), config["benchmark"], config["method"], config["seed"],
-             json.dumps(config, sort_keys=True), __version__, platform.node(), os.getpid(), _now()))
+             json.dumps(config, sort_keys=True), __version__, platform.node(), os.getpid(),
+             process_start(os.getpid()), _now()))
         return int(cursor.lastrowid)
 
     def finish(self, run_id: int, metrics: dict[str, Any]) -> None:
@@ -346,9 +368,11 @@ class Store:
     def restart(self, run_id: int, config: dict[str, Any]) -> bool:
         """Row ``run_id`` back to ``running`` for a resumed run; False where it is not a row of ``config``."""
         with closing(self._connect()) as conn, conn:
-            cursor = conn.execute("UPDATE runs SET status='running', error=NULL, ended_at=NULL, host=?, pid=?"
+            cursor = conn.execute("UPDATE runs SET status='running', error=NULL, ended_at=NULL, host=?, pid=?,"
+                                  " pid_start=?"
                                   " WHERE id=? AND config_hash=?",
-                                  (platform.node(), os.getpid(), run_id, config_hash(config)))
+                                  (platform.node(), os.getpid(), process_start(os.getpid()), run_id,
+                                   config_hash(config)))
             return cursor.rowcount == 1
 
     def query(self, filters: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -366,8 +390,8 @@ class Store:
         """Runs left 'running' by a process of this host that no longer exists: mark them failed."""
         with closing(self._connect()) as conn, conn:
             stale = [row[0] for row in conn.execute(
-                "SELECT id, pid FROM runs WHERE status='running' AND host=?", (platform.node(),))
-                if row[1] is not None and not _alive(row[1])]
+                "SELECT id, pid, pid_start FROM runs WHERE status='running' AND host=?", (platform.node(),))
+                if row[1] is not None and not _alive(row[1], row[2])]
             conn.executemany("UPDATE runs SET status='failed', error='interrupted (its process died)', ended_at=?"
                              " WHERE id=?", [(_now(), run_id) for run_id in stale])
         return len(stale)
