@@ -190,7 +190,7 @@ def check_structure(model: torch.nn.Module, method: str) -> None:
     if norms and not method_class(method).supports_batchnorm:
         raise UserError(f"{method} runs the model on single samples or under vmap, where BatchNorm has no batch "
                         f"statistics ({', '.join(norms[:3])}); use GroupNorm or LayerNorm, or a method such as "
-                        f"er or a-gem")
+                        f"er or ewc")
 
 
 def check_model(model: torch.nn.Module, stream: TaskStream, device: torch.device) -> int:

@@ -2,7 +2,7 @@
 
 Algorithm 1 of the paper: per-parameter learning rates alpha are meta-learned with SGD(eta) and
 then modulate the weights' own update, theta <- theta - relu(alpha) * grad (asynchronous update).
-The shared core (``lookahead.py``) holds the algorithm; this file only fixes the variant.
+The shared core (the ``lookahead`` package) holds the algorithm; this file only fixes the variant.
 
 Deliberate differences from the authors' code (montrealrobotics/La-MAML, model/lamaml.py), each an option:
 reservoir sampling is uniform (``reservoir_off_by_one`` restores theirs); evaluation keeps every
