@@ -195,7 +195,7 @@ def test_the_driver_fetches_missing_data_once_where_downloads_are_allowed(tmp_pa
 
 
 def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
-    from lamaml.experiments.engines import _Reporter
+    from lamaml.experiments.sweep_lines import SweepLines
     spec = SweepSpec(benchmarks=["mnist-rotations"], methods=["la-maml", "c-maml"], seeds=[0, 1],
                      grid={"opt_lr": [0.1, 0.3]})
     configs = [c.model_dump() for c in combinations(spec)]
@@ -204,7 +204,7 @@ def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
         "mnist-rotations c-maml seed 0", "mnist-rotations c-maml seed 1",
         "mnist-rotations la-maml opt_lr=0.1 seed 0", "mnist-rotations la-maml opt_lr=0.1 seed 1",
         "mnist-rotations la-maml opt_lr=0.3 seed 0", "mnist-rotations la-maml opt_lr=0.3 seed 1"]
-    report = _Reporter(3, label)
+    report = SweepLines(3, label)
     report.start -= 60                                  # the first run took a minute
     report({"status": "done", "ra": 76.123, "config": configs[1], "seconds": 60.0})
     assert capsys.readouterr().err == f"  [1/3] {label(configs[1])}: RA 76.12; about 2 min left\n"
@@ -214,14 +214,14 @@ def test_progress_lines_name_the_settings_that_vary_in_the_sweep(capsys):
 
 
 def test_the_time_left_weighs_the_runs_still_to_go_by_their_projected_times(capsys):
-    from lamaml.experiments.engines import _Reporter
+    from lamaml.experiments.sweep_lines import SweepLines
     short, long_, longer = ({"benchmark": "b", "method": m, "seed": 0} for m in ("er", "mer", "iid"))
     expected = {config_hash(short): 60.0, config_hash(long_): 3600.0, config_hash(longer): 7200.0}
-    report = _Reporter(3, None, expected)
+    report = SweepLines(3, None, expected)
     report.start -= 120                     # the short run, projected at 1 min, took 2: twice the projection
     report({"status": "done", "ra": 50.0, "config": short, "seconds": 120.0})
     assert capsys.readouterr().err.endswith("; about 6.0 h left\n")     # (1 + 2 h) x 2, not 2 runs x 2 min
-    naive = _Reporter(3, None)
+    naive = SweepLines(3, None)
     naive.start -= 120
     naive({"status": "done", "ra": 50.0, "config": short, "seconds": 120.0})
     assert capsys.readouterr().err.endswith("; about 4 min left\n")
@@ -230,14 +230,14 @@ def test_the_time_left_weighs_the_runs_still_to_go_by_their_projected_times(caps
 def test_the_time_left_counts_the_runs_in_flight_on_parallel_jobs_and_not_the_skipped_ones(capsys):
     """8 runs of 1 h on 4 jobs end at 1 h and 2 h: the first line says 1 h left (not 7 h), the fifth about
     nothing; runs another sweep did leave the count without speeding the pace."""
-    from lamaml.experiments.engines import _Reporter
+    from lamaml.experiments.sweep_lines import SweepLines
     configs = [{"benchmark": "b", "method": "er", "seed": k} for k in range(8)]
     lines = []
 
     def finish(report, config, seconds, status="done"):
         report({"status": status, "ra": 50.0, "reason": "done elsewhere", "config": config, "seconds": seconds})
         lines.append(capsys.readouterr().err)
-    report = _Reporter(8, None, {config_hash(c): 3600.0 for c in configs}, jobs=4)
+    report = SweepLines(8, None, {config_hash(c): 3600.0 for c in configs}, jobs=4)
     report.start -= 3600
     finish(report, configs[0], 3600.0)
     assert lines[-1].endswith("; about 60 min left\n")
@@ -247,7 +247,7 @@ def test_the_time_left_counts_the_runs_in_flight_on_parallel_jobs_and_not_the_sk
     report.start -= 3600
     finish(report, configs[4], 3600.0)
     assert lines[-1].endswith("; about 0 s left\n")
-    one_job = _Reporter(4, None, {config_hash(c): 3600.0 for c in configs[:4]}, jobs=1)
+    one_job = SweepLines(4, None, {config_hash(c): 3600.0 for c in configs[:4]}, jobs=1)
     finish(one_job, configs[0], 0.01, status="skipped")
     assert lines[-1].endswith("; about 3.0 h left\n")                  # not 3 s: a skip sets no pace
     one_job.start -= 3600
@@ -299,8 +299,10 @@ def test_a_reversed_seed_range_is_named():
     assert parse_seeds("0,2,5") == [0, 2, 5] and parse_seeds("3-5") == [3, 4, 5]
 
 
-def test_runs_import_with_export_and_run_resume_with_estimate_are_refused(tmp_path, capsys):
+def test_runs_import_with_export_and_run_resume_with_estimate_are_refused(tmp_path, capsys, monkeypatch):
     assert main(["runs", "--store", str(tmp_path / "s.sqlite"), "--import", "x.csv", "--export", "y.csv"]) == 2
     assert "--import restores exported rows into the store; run --export or --where" in capsys.readouterr().err
+    import lamaml.experiments.runs
+    monkeypatch.setattr(lamaml.experiments.runs, "resume_point", lambda out: ({"config": {}}, []))
     assert main(["run", "--resume", str(tmp_path), "--estimate"]) == 2
     assert "--estimate and --dry-run project a whole run from its start" in capsys.readouterr().err

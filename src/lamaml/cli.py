@@ -40,9 +40,6 @@ def cmd_run(args) -> int:
     if args.seeds is not None and (args.resume or args.checkpoint_every or args.dry_run or args.estimate):
         raise UserError("--seeds runs several seeds; --resume, --checkpoint-every, --dry-run and --estimate "
                         "work on one run: give --seed instead")
-    if args.resume and (args.estimate or args.dry_run):
-        raise UserError("--estimate and --dry-run project a whole run from its start; for a checkpointed run, "
-                        "`lamaml runs --store S` says where it stands and its training time left")
     if args.resume:
         if args.set or args.tasks is not None or args.out or args.analyses or args.setting or args.hparams or \
                 args.scenario or args.eval_every is not None:
@@ -50,6 +47,9 @@ def cmd_run(args) -> int:
                             "--scenario, --eval-every and --out cannot change it")
         out = Path(args.resume)
         resume, warnings = resume_point(out)
+        if args.estimate or args.dry_run:
+            raise UserError("--estimate and --dry-run project a whole run from its start; for a checkpointed "
+                            "run, `lamaml runs --store S` says where it stands and its training time left")
         for warning in warnings:
             print(f"lamaml: warning: {warning}", file=sys.stderr)
         config = RunConfig(**resume["config"])

@@ -28,12 +28,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..data.files import resolve_data_dir
 from ..durations import duration
@@ -41,8 +40,7 @@ from ..errors import RunFailed, UserError, WriteFailed
 from .lifeline import die_with_parent
 from .ray_cluster import connect
 from .store import Store, config_hash
-
-Label = Callable[[dict[str, Any]], str]     # a config -> how its progress line names it
+from .sweep_lines import Label, SweepLines
 
 
 def absolute_paths(store_path: str | os.PathLike, data_dir: str | os.PathLike | None) -> tuple[str, str]:
@@ -59,7 +57,7 @@ def dispatch(engine: str, pending: list[list[dict[str, Any]]], store_path: str |
     with paths resolved in this process;
     ``tensorboard``: a folder where every run logs into a subfolder of its own; ``checkpoint_every``:
     how often each run checkpoints (see the module's docstring); ``expected``: each run's projected
-    seconds by config hash, which weigh the time left in the progress lines (``_Reporter``);
+    seconds by config hash, which weigh the time left in the progress lines (``sweep_lines.SweepLines``);
     ``gpus_per_run``: on Ray, the GPU share a job asks for when its runs compute on CUDA (ray_resources)."""
     if not pending:     # nothing to do needs no cluster
         return []
@@ -265,68 +263,6 @@ def run_group(configs: list[dict[str, Any]], store_path: str, data_dir: str | No
     return outcomes
 
 
-def _plain_label(config: dict[str, Any]) -> str:
-    return f"{config['benchmark']} {config['method']} seed {config['seed']}"
-
-
-def _detail(outcome: dict[str, Any]) -> str:
-    if outcome["status"] == "done":
-        return f"RA {outcome['ra']:.2f}" + (" (resumed from its checkpoint)" if outcome.get("resumed") else "") + \
-            (f" (one of {outcome['batched']} seeds trained as one computation)" if outcome.get("batched") else "")
-    if outcome["status"] == "skipped":
-        return f"skipped, {outcome['reason']}"
-    return outcome["error"]
-
-
-class _Reporter:
-    """One line per finished run on stderr, with the time left.
-
-    The work left is each unfinished run's projected seconds (``expected``, by config hash) scaled by the
-    pace the finished runs kept against their projections, or without projections the mean time of a
-    finished run; the runs in flight have done part of it already (the workers' time so far not spent on
-    finished runs), and ``jobs`` workers share the rest. A skipped run (done or running elsewhere) leaves
-    the count, and neither it nor a failed run sets the pace.
-    """
-
-    def __init__(self, total: int, label: Label | None, expected: dict[str, float] | None = None, jobs: int = 1):
-        self.total, self.label, self.done, self.start = total, label or _plain_label, 0, time.perf_counter()
-        self.expected, self.jobs = expected or {}, max(1, jobs)
-        self.projected_left = sum(self.expected.values())
-        self.spent = 0.0                            # worker seconds of the finished runs
-        self.paced_actual = self.paced_projected = 0.0
-        self.measured: list[float] = []             # seconds of the runs done here
-
-    def __call__(self, outcome: dict[str, Any]) -> None:
-        self.done += 1
-        seconds = float(outcome.get("seconds") or 0.0)
-        projected = self.expected.get(config_hash(outcome["config"]))
-        self.spent += seconds
-        if projected is not None:
-            self.projected_left -= projected
-        if outcome["status"] == "done" and seconds > 0:
-            self.measured.append(seconds)
-            if projected:
-                self.paced_actual, self.paced_projected = self.paced_actual + seconds, self.paced_projected + projected
-        left = self.total - self.done
-        seconds_left = self.seconds_left(left) if left else None
-        eta = f"; about {duration(seconds_left)} left" if seconds_left is not None else ""
-        print(f"  [{self.done}/{self.total}] {self.label(outcome['config'])}: {_detail(outcome)}{eta}",
-              file=sys.stderr)
-
-    def seconds_left(self, left: int) -> float | None:
-        if self.expected:
-            pace = self.paced_actual / self.paced_projected if self.paced_projected else 1.0
-            work = pace * max(self.projected_left, 0.0)
-        elif self.measured:
-            work = sum(self.measured) / len(self.measured) * left
-        else:
-            return None             # nothing measured yet (only runs done elsewhere)
-        elapsed = time.perf_counter() - self.start
-        in_flight = min(left, self.jobs)
-        started = max(0.0, min(elapsed * min(self.jobs, self.total) - self.spent, elapsed * in_flight, work))
-        return (work - started) / in_flight
-
-
 def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: str | None, threads: int,
               jobs: int, label: Label | None = None, tensorboard: str | None = None,
               checkpoint_every: str | None = None, expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
@@ -340,7 +276,7 @@ def run_local(pending: list[list[dict[str, Any]]], store_path: str, data_dir: st
     lifeline.py needs the thread that starts the workers to outlive them. A worker killed from outside
     (out of memory, a kill) breaks the pool: the sweep stops with one line, and its rerun continues.
     """
-    results, report = [], _Reporter(sum(map(len, pending)), label, expected, jobs)
+    results, report = [], SweepLines(sum(map(len, pending)), label, expected, jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_group, job, store_path, data_dir, threads, tensorboard, checkpoint_every)
@@ -400,7 +336,7 @@ def run_on_ray(pending: list[list[dict[str, Any]]], store_path: str, data_dir: s
         refs = [remote.options(**ask).remote(job, store_path, data_dir, threads, tensorboard, checkpoint_every)
                 for job, ask in zip(pending, asks)]
         workers = int(ray.cluster_resources().get("CPU", jobs)) if address else jobs
-        results, waiting, report = [], list(refs), _Reporter(sum(map(len, pending)), label, expected, workers)
+        results, waiting, report = [], list(refs), SweepLines(sum(map(len, pending)), label, expected, workers)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             for outcome in ray.get(ready[0]):
