@@ -8,7 +8,8 @@ import time
 import pytest
 
 from lamaml.errors import UserError
-from lamaml.experiments.store import Store, _alive, config_hash, parse_filter
+from lamaml.experiments.processes import alive as _alive
+from lamaml.experiments.store import Store, config_hash, parse_filter
 
 
 def _config(seed, method="la-maml", glances=5):

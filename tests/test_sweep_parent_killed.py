@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from lamaml.experiments.store import Store, _alive
+from lamaml.experiments.processes import alive as _alive
+from lamaml.experiments.store import Store
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from /proc")
 

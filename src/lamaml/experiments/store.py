@@ -24,7 +24,7 @@ from typing import Any, Iterable, NamedTuple
 
 from ..errors import UserError
 from ..version import __version__
-from .processes import alive as _alive, process_start
+from .processes import alive, process_start
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -285,7 +285,7 @@ class Store:
             if status == "done":
                 return "already done", []
             if host == here and pid is not None:
-                if _alive(pid, pid_start):
+                if alive(pid, pid_start):
                     return f"running in process {pid}", []
                 abandoned.append(run_id)
         return "", abandoned
@@ -354,7 +354,7 @@ class Store:
         with closing(self._connect()) as conn, conn:
             stale = [row[0] for row in conn.execute(
                 "SELECT id, pid, pid_start FROM runs WHERE status='running' AND host=?", (platform.node(),))
-                if row[1] is not None and not _alive(row[1], row[2])]
+                if row[1] is not None and not alive(row[1], row[2])]
             conn.executemany("UPDATE runs SET status='failed', error='interrupted (its process died)', ended_at=?"
                              " WHERE id=?", [(_now(), run_id) for run_id in stale])
         return len(stale)
