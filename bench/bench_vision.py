@@ -31,6 +31,7 @@ from lamaml.config import preset, resolve_config
 from lamaml.engine import build_method
 from lamaml.engine.loop import learn_batch
 from lamaml.engine.run import resolve_device
+from lamaml.engine.threads import AUTO_CAP
 from lamaml.errors import UserError
 from lamaml.models import build_model
 
@@ -192,13 +193,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--order", default="preset", choices=["preset", "first", "both"],
                         help="La-MAML family: the preset's order, first order, or both")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", default=None,
+                        help="torch threads: a number, or auto as runs train the conv nets (train_threads=auto: "
+                             f"all cores, at most {AUTO_CAP}); default: all cores")
     parser.add_argument("--floor", action="store_true",
                         help="also each update's matmul/conv GFLOP and its floor: GFLOP / the device's large-matmul rate")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads == "auto":      # every Table 2 net is a conv net: what train_threads=auto gives it
+        torch.set_num_threads(min(torch.get_num_threads(), AUTO_CAP))
+    elif args.threads:
+        torch.set_num_threads(int(args.threads))
     device = resolve_device(args.device)
     methods = TABLE2 if args.methods == "all" else args.methods.split(",")
     rows = []

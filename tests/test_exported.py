@@ -19,9 +19,9 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 def _finished(store, seed, ra):
     """A run of table2's kind finished in ``store``: its config and the metrics a table reads."""
-    config = resolve_config("tinyimagenet", "la-maml", {"samples_per_task": 50, "alpha_init": 0.125},
-                            seed=seed, tasks=2).model_dump()
-    metrics = {"ra": ra, "bti": -1.23456, "test": {"ra": ra + 1, "bti": -2.5}, "learning_accuracy": 50.0,
+    config = resolve_config("tinyimagenet", "la-maml", {"samples_per_task": 50, "alpha_init": 0.125,
+                                                        "train_threads": 1}, seed=seed, tasks=2).model_dump()
+    metrics = {"train_threads_used": [1], "ra": ra, "bti": -1.23456, "test": {"ra": ra + 1, "bti": -2.5}, "learning_accuracy": 50.0,
                "train_time_s": 12.3456, "eval_time_s": 1.5, "code_commit": "abc1234", "config": config,
                "benchmark": "tinyimagenet", "method": "la-maml", "seed": seed}
     store.finish(store.start(config), metrics)
@@ -104,7 +104,27 @@ def test_settings_values_with_spaces_and_strings_parse_back():
 def test_every_committed_runs_file_imports_whole(tmp_path, name):
     with open(RESULTS / name, newline="") as handle:
         rows = len(list(csv.DictReader(handle)))
-    assert import_runs(Store(tmp_path / "s.sqlite"), RESULTS / name) == (rows, 0)
+    store = Store(tmp_path / "s.sqlite")
+    assert import_runs(store, RESULTS / name) == (rows, 0)
+    # Files exported when one thread was the default name no train_threads: their runs read as one thread
+    threads = {json.loads(row["config"])["train_threads"] for row in store.query(["status=done"])}
+    assert threads <= {1, 2} and (1 in threads)
+
+
+def test_a_row_exported_when_one_thread_was_the_default_imports_as_one_thread(tmp_path):
+    """Before train_threads defaulted to "auto", a one-thread run's settings left it out; imported today it
+    must not read as "auto" (which a table cannot count) but as the one thread it had."""
+    old = Store(tmp_path / "old.sqlite")
+    _, metrics = _finished(old, 0, 40.0)
+    del metrics["train_threads_used"]
+    metrics["config"] = {**metrics["config"], "train_threads": "auto"}    # as settings_text left it out then
+    _export([metrics], tmp_path / "t-runs.csv")
+    (row,) = csv.DictReader((tmp_path / "t-runs.csv").open())
+    assert "train_threads" not in row["settings"] and row["train_threads_used"] == ""
+    new = Store(tmp_path / "new.sqlite")
+    assert import_runs(new, tmp_path / "t-runs.csv") == (1, 0)
+    (restored,) = new.query(["status=done"])
+    assert json.loads(restored["config"])["train_threads"] == 1
 
 
 def test_runs_import_on_the_command_line(tmp_path):

@@ -76,7 +76,7 @@ class _Protocol:
     epochs: int
     batch_size: int
     glances: int
-    train_threads: int | None
+    train_threads: int | str | None
     eval_batch_size: int = 10000
     evaluate: str = "all"
 
@@ -86,7 +86,8 @@ class _Protocol:
 
 def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, method: str = "la-maml", *,
         epochs: int | None = None, batch_size: int | None = None, glances: int | None = None,
-        seed: int | None = None, device: str | None = None, train_threads: int | None = 1, progress: bool = True,
+        seed: int | None = None, device: str | None = None, train_threads: int | str | None = "auto",
+        progress: bool = True,
         on_task_end: Callable[[int, np.ndarray], None] | None = None, cuda_precision: str = "float32",
         deterministic: bool = False, **hyperparameters: Any) -> StreamResult:
     """Train ``model`` on ``tasks`` in order with ``method``; returns the accuracy matrix and metrics.
@@ -98,7 +99,9 @@ def fit(model: torch.nn.Module, tasks: Sequence[Any] | TaskStream | Benchmark, m
     a benchmark, any ``lamaml run --set`` key. ``progress``: a tqdm bar on stderr when it is a
     terminal. ``on_task_end(task, row)``: after each task is learned and every task evaluated, with
     that row of the accuracy matrix (percent; NaN where not evaluated). ``device``: "cpu", "cuda" or
-    "auto" (None: where the model's parameters are). ``cuda_precision`` ("float32" or "tf32") and
+    "auto" (None: where the model's parameters are). ``train_threads``: CPU threads while training, a
+    number or "auto" (all the process may use, at most 4, for a model with a convolution; one for an
+    MLP, whose single-sample steps gain nothing from more). ``cuda_precision`` ("float32" or "tf32") and
     ``deterministic``: on CUDA, as ``lamaml run --set`` (they set PyTorch's process-wide flags).
 
     The trained method, with its learned rates and memory, is ``result.method``.
@@ -145,7 +148,7 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 
 
 def _benchmark_config(bench: Benchmark, method: str, protocol: dict[str, int | None], seed: int | None,
-                      train_threads: int | None, hyperparameters: dict[str, Any]):
+                      train_threads: int | str | None, hyperparameters: dict[str, Any]):
     """The run ``lamaml run`` would make, with what ``fit`` was given on top (as ``--set``)."""
     overrides = {key: value for key, value in {**protocol, "seed": seed, "train_threads": train_threads}.items()
                  if value is not None}
@@ -155,16 +158,17 @@ def _benchmark_config(bench: Benchmark, method: str, protocol: dict[str, int | N
         raise UserError(str(error).replace("--set ", "")) from None
 
 
-def _own_config(method: str, protocol: dict[str, int | None], seed: int | None, train_threads: int | None,
+def _own_config(method: str, protocol: dict[str, int | None], seed: int | None, train_threads: int | str | None,
                 hyperparameters: dict[str, Any]) -> _Protocol:
     defaults = {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "glances": GLANCES}
     chosen = {key: defaults[key] if value is None else value for key, value in protocol.items()}
     for key, value in chosen.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"{key}={value!r}: must be an integer >= 1")
-    for key, value, least in (("seed", seed, 0), ("train_threads", train_threads, 1)):
+    threads = None if train_threads == "auto" else train_threads
+    for key, value, least, other in (("seed", seed, 0, ""), ("train_threads", threads, 1, " or 'auto'")):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-            raise UserError(f"{key}={value!r}: must be an integer >= {least}")
+            raise UserError(f"{key}={value!r}: must be an integer >= {least}{other}")
     try:
         params = method_class(method).Params(**hyperparameters)
     except ValidationError as error:

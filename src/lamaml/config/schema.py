@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
@@ -51,9 +51,10 @@ class RunConfig(BaseModel):
     deterministic: bool = Field(False, description="on CUDA, deterministic kernels (torch.use_deterministic_"
                                 "algorithms; slower): the same seed gives the same numbers bit for bit, as on "
                                 "the CPU, and a resumed run the metrics of an uninterrupted one; no effect on the CPU")
-    train_threads: int = Field(1, ge=1, description="CPU threads while training: one by default, since "
-                               "single samples gain nothing from more and extra threads collapse when "
-                               "other runs share the cores; evaluation uses all of them")
+    train_threads: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="CPU threads while training. auto: the threads this process may use (at most 4; a "
+        "sweep's share of the cores per job) for conv nets and batched seeds, one for a single MLP run, whose "
+        "single-sample steps gain nothing from more; a number: that many. Evaluation uses all of them")
     eval_batch_size: int = Field(10000, ge=1, description="test images per forward pass at evaluation")
     evaluate: Literal["all", "seen", "metrics"] = Field(
         "metrics", description="after each task, evaluate only what the final metrics read (the task just "
@@ -83,6 +84,20 @@ class RunConfig(BaseModel):
     # The same hyperparameters as the method's typed Params, validated once with the config: what the
     # method is built with. ``params`` is their plain form, for JSON, stores and config hashes.
     _method_params: MethodParams | None = PrivateAttr(None)
+
+    @field_validator("train_threads", mode="before")
+    @classmethod
+    def _threads_or_auto(cls, threads: Any) -> Any:
+        """One message for both forms (pydantic's would name the int branch of the union)."""
+        if threads == "auto":
+            return threads
+        try:
+            count = int(threads)
+        except (TypeError, ValueError):
+            count = 0
+        if isinstance(threads, float) and count != threads or count < 1:
+            raise ValueError(f"{threads!r} is neither an integer >= 1 nor 'auto'")
+        return count
 
     @field_validator("scenario")
     @classmethod

@@ -26,6 +26,7 @@ from .anytime import anytime_evaluations
 from .evaluate import evaluate_all
 from .progress import Progress
 from .run import derived_seeds, prepare
+from .threads import training_threads
 
 # Their cost per update grows with the number of tasks seen: the first task's is a lower bound.
 GROWS_WITH_TASKS = {"gem": "one gradient per past task", "icarl": "distillation over more exemplar classes"}
@@ -43,6 +44,7 @@ class Estimate:
     tasks: int
     device: str
     lower_bound: str | None = None
+    train_threads: int | None = None   # CPU threads the timed updates ran on (None: a GPU)
 
     @property
     def total_s(self) -> float:
@@ -52,12 +54,14 @@ class Estimate:
         return {"projected_total_s": round(self.total_s, 1), "train_s": round(self.train_s, 1),
                 "eval_s": round(self.eval_s, 1), "setup_s": round(self.setup_s + self.load_s, 1),
                 "updates": self.updates, "ms_per_update": round(self.ms_per_update, 3),
-                "evaluations": self.evaluations, "lower_bound": self.lower_bound}
+                "evaluations": self.evaluations, "lower_bound": self.lower_bound,
+                "train_threads": self.train_threads}
 
     def lines(self) -> list[str]:
         bound = "at least " if self.lower_bound else ""
+        threads = f" on {self.train_threads} thread{'s' * (self.train_threads > 1)}" if self.train_threads else ""
         out = [f"projected time: {bound}{duration(self.total_s)} "
-               f"(training {duration(self.train_s)}: {self.updates:,} updates x {self.ms_per_update:.2f} ms; "
+               f"(training {duration(self.train_s)}: {self.updates:,} updates x {self.ms_per_update:.2f} ms{threads}; "
                f"evaluation {duration(self.eval_s)}: {round(self.evaluations):,} task evaluations; "
                f"setup {duration(self.setup_s + self.load_s)})"]
         if self.lower_bound:
@@ -129,8 +133,9 @@ def estimate(config: RunConfig, data_dir=None, download: bool = True, warmup: in
     setup_s = time.perf_counter() - start
     phases = joint_phase(stream) if method.joint else stream_phases(stream)
     threads = torch.get_num_threads()
-    if device.type == "cpu" and config.train_threads:
-        torch.set_num_threads(config.train_threads)
+    train_threads = training_threads(config.train_threads, method.model, device)
+    if train_threads:
+        torch.set_num_threads(train_threads)
     try:
         method.begin_task(phases[0].task)
         times, load_s = _time_updates(method, phases[0], config, device, warmup, timed)
@@ -157,4 +162,4 @@ def estimate(config: RunConfig, data_dir=None, download: bool = True, warmup: in
                     eval_s=per_eval * evaluations, updates=batches * config.glances,
                     ms_per_update=1000 * per_batch / config.glances, evaluations=evaluations,
                     tasks=len(stream), device=str(device),
-                    lower_bound=GROWS_WITH_TASKS.get(config.method))
+                    lower_bound=GROWS_WITH_TASKS.get(config.method), train_threads=train_threads)

@@ -20,6 +20,7 @@ from ..models import build_model
 from .checkpoint import Checkpointer, Every
 from .plugins import Checkpoints, Plugin, refuse_for_joint
 from .loop import StreamResult, train
+from .threads import training_threads
 from .anytime import AnytimeEvaluation
 from .metrics import anytime_metrics, summarize
 from .probes import Probes
@@ -125,7 +126,7 @@ def train_as_configured(method: Method, stream: TaskStream, config: RunConfig, d
     return train(method, stream, epochs=config.epochs, batch_size=config.batch_size, glances=config.glances,
                  generator=order, device=device, eval_batch_size=config.eval_batch_size,
                  evaluate=config.evaluate, plugins=plugins, resume=resume,
-                 train_threads=config.train_threads if device.type == "cpu" else None)
+                 train_threads=training_threads(config.train_threads, method.model, device))
 
 
 def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = True,
@@ -142,6 +143,7 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     if resume is not None:
         started_at = resume.get("started_at", started_at)
     device, stream, method, own_plugins = prepare(config, data_dir, download)
+    config = with_threads(config, method, device)
     plugins = list(plugins(stream, config, resume)) if plugins else []
     plugins += own_plugins
     threads, commits = threads_used(config, resume), code_used(resume)
@@ -152,8 +154,7 @@ def run(config: RunConfig, data_dir: str | Path | None = None, download: bool = 
     result = train_as_configured(method, stream, config, device, plugins, resume)
     metrics = report(result, config, stream, device, wall_start, started_at)
     metrics["resumed"] = resume is not None
-    if len(threads) > 1:    # its train time was measured on more than one thread count
-        metrics["train_threads_used"] = threads
+    metrics["train_threads_used"] = threads
     if len(commits) > 1:    # trained by more than one version of the code
         metrics["code_used"] = commits
     return metrics
@@ -166,6 +167,15 @@ def code_used(resume: dict | None) -> list[str]:
     now = f"{__version__} {code_commit()}"
     before = [] if resume is None else resume.get("code_used") or ["unrecorded"]
     return before + [now] if not before or before[-1] != now else before
+
+
+def with_threads(config: RunConfig, method: Method, device: torch.device, seeds: int = 1) -> RunConfig:
+    """``config`` with ``train_threads: auto`` resolved to the count it trains on (engine/threads.py), so
+    its records (config.json, the store, checkpoints) say how the run was computed."""
+    if config.train_threads != "auto":
+        return config
+    threads = training_threads("auto", method.model, device, seeds) or 1
+    return config.model_copy(update={"train_threads": threads})
 
 
 def threads_used(config: RunConfig, resume: dict | None) -> list[int]:

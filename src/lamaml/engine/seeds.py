@@ -29,7 +29,8 @@ from ..errors import UserError
 from ..methods import Method, batched
 from .evaluate import evaluate_all
 from .loop import StreamResult, _sync, check_loss, check_parameters, stream_phases
-from .run import derived_seeds, prepare, report
+from .run import derived_seeds, prepare, report, with_threads
+from .threads import training_threads
 
 
 @dataclass
@@ -66,6 +67,7 @@ def prepare_seeds(configs: list[RunConfig], data_dir: str | Path | None = None,
     group, reason = batched(methods)
     if reason:
         return None, reason
+    configs = [with_threads(config, method, devices[0], len(configs)) for config, method in zip(configs, methods)]
     return SeedRuns(configs, streams, methods, group, devices[0], wall_start), None
 
 
@@ -115,7 +117,7 @@ def train_seeds(runs: SeedRuns, on_task: Callable[[int, list[np.ndarray]], None]
         _evaluate(seed, method, stream, config, device, None)
     train_time, after_task, updates = 0.0, [], 0
     eval_threads = torch.get_num_threads()
-    train_threads = config.train_threads if device.type == "cpu" else None
+    train_threads = training_threads(config.train_threads, runs.methods[0].model, device, S)
     try:
         for t in range(T):
             torch.set_num_threads(train_threads or eval_threads)
@@ -174,5 +176,6 @@ def run_seeds(runs: SeedRuns, on_task: Callable[[int, list[np.ndarray]], None] |
         one = report(result, config, stream, runs.device, runs.wall_start, runs.started_at)
         one["wall_time_s"] = round(wall_share, 3)
         one["resumed"] = False
+        one["train_threads_used"] = [config.train_threads]
         metrics.append(one)
     return metrics

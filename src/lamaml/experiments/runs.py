@@ -86,6 +86,8 @@ def dry_run(config, *, data_dir: str | Path | None = None, download: bool = True
     if tensorboard:
         from .trackers import require_tensorboard
         require_tensorboard()
+    if config.train_threads == "auto" and projected.train_threads:      # what the run will train on
+        config = config.model_copy(update={"train_threads": projected.train_threads})
     return {"config": config.model_dump(), "tasks": projected.tasks, "device": projected.device,
             "projected": projected.as_dict()}
 

@@ -164,8 +164,8 @@ def _notes(plan: list, running: dict[tuple[str, str], list[str]] | None = None, 
     notes = [f"- In progress, {column} {method}: " + "; ".join(texts) + " (the same command resumes it)."
              for (column, method), texts in (running or {}).items()]
     if any(threads_mark(runs) for runs in (cells or {}).values()):
-        notes.append("- A time marked `(N threads)` was trained on N threads (`--set train_threads=N`), not the "
-                     "one of the rest; a ratio so marked compares times on different thread counts, and a claim "
+        notes.append("- A time marked `(N threads)` was trained on N threads (`--set train_threads=N`, or "
+                     "`auto` with N cores to itself), not the one of the rest; a ratio so marked compares times on different thread counts, and a claim "
                      "on times between such runs is not judged (n/a).")
     resumed = [f"{column} {method} seed {seed_of(run)}" for (column, method), runs in (cells or {}).items()
                for run in runs if run.get("resumed")]

@@ -126,7 +126,8 @@ def settings_text(config: dict[str, Any]) -> str:
 def train_threads_of(run: dict[str, Any]) -> list[int]:
     """The training thread counts a finished run's time was measured on (one unless it was resumed on
     another count: ``train_threads_used``)."""
-    return run.get("train_threads_used") or [(run.get("config") or {}).get("train_threads") or 1]
+    configured = (run.get("config") or {}).get("train_threads")
+    return run.get("train_threads_used") or [configured if isinstance(configured, int) else 1]
 
 
 def thread_counts(runs: Iterable[dict[str, Any]]) -> list[int]:

@@ -1,0 +1,92 @@
+"""train_threads: "auto" trains a conv net (and batched seeds) on the process's threads, an MLP on one."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+import lamaml
+from lamaml.config import resolve_config
+from lamaml.engine.run import threads_used, with_threads
+from lamaml.engine.threads import AUTO_CAP, training_threads
+from lamaml.errors import UserError
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def threads():
+    """Set the process's thread count for one test; restored after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def _conv_net():
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
+
+
+def _mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("available", [1, 2, 3, AUTO_CAP + 2])
+def test_auto_gives_a_conv_net_and_batched_seeds_the_process_threads_up_to_the_cap_and_an_mlp_one(threads, available):
+    threads(available)
+    assert training_threads("auto", _conv_net(), CPU) == min(available, AUTO_CAP)
+    assert training_threads("auto", _mlp(), CPU, seeds=5) == min(available, AUTO_CAP)
+    assert training_threads("auto", _mlp(), CPU) == 1
+    assert training_threads(3, _mlp(), CPU) == training_threads(3, _conv_net(), CPU) == 3   # a number is kept
+    assert training_threads("auto", _conv_net(), torch.device("cuda")) is None                # threads do not compute
+
+
+def test_a_runs_config_records_the_count_auto_resolved_to(threads):
+    """config.json, checkpoints and the store read the number, never "auto" (a table counts threads)."""
+    threads(2)
+    config = resolve_config("mnist-rotations", "er", {})
+    assert config.train_threads == "auto"
+    on_conv = with_threads(config, SimpleNamespace(model=_conv_net()), CPU)
+    on_mlp = with_threads(config, SimpleNamespace(model=_mlp()), CPU)
+    assert (on_conv.train_threads, on_mlp.train_threads) == (2, 1)
+    assert threads_used(on_conv, None) == [2]
+    assert threads_used(on_mlp, {"config": {"train_threads": 2}}) == [1, 2]           # resumed on another count
+    assert with_threads(config.model_copy(update={"train_threads": 3}), SimpleNamespace(model=_mlp()),
+                        CPU).train_threads == 3
+
+
+class ThreadsSeen(nn.Module):
+    """A conv net that notes the thread count of every training-mode forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.seen = _conv_net(), set()
+
+    def forward(self, x):
+        if self.training:
+            self.seen.add(torch.get_num_threads())
+        return self.net(x.view(-1, 1, 4, 4))
+
+
+def _tasks():
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20, 16, generator=generator), torch.randint(0, 3, (20,), generator=generator)
+    return [((x, y), (x, y))]
+
+
+def test_fit_trains_a_conv_net_on_the_process_threads_and_evaluates_on_them_after(threads):
+    threads(2)
+    model = ThreadsSeen()
+    lamaml.fit(model, _tasks(), method="er", progress=False)
+    assert model.seen == {2} and torch.get_num_threads() == 2
+    model = ThreadsSeen()
+    lamaml.fit(model, _tasks(), method="er", progress=False, train_threads=1)
+    assert model.seen == {1} and torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [0, "two", 1.5, True])
+def test_a_bad_thread_count_names_the_value_and_what_is_allowed(bad):
+    with pytest.raises(UserError, match=r"train_threads=.*must be an integer >= 1 or 'auto'"):
+        lamaml.fit(_mlp(), _tasks(), method="er", progress=False, train_threads=bad)
+    if bad is not True:      # a config, as pydantic does for ints, reads True as 1
+        with pytest.raises(UserError, match="train_threads"):
+            resolve_config("mnist-rotations", "er", {"train_threads": bad})
