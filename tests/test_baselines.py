@@ -1,5 +1,6 @@
 import copy
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -233,3 +234,48 @@ def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
     for ours, theirs in zip(fast_weights, slow_weights):
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
     assert any((p - q).abs().max() > 1e-3 for p, q in zip(fast_weights, MLP(12, (9, 7), 6).double().parameters()))
+
+
+class MkldnnSeen(nn.Module):
+    """A small conv net whose second convolution is large enough for PyTorch to send it to oneDNN when
+    oneDNN is on (over 20,480 input numbers); it notes whether oneDNN was on at each training forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 24, 3, stride=2, padding=1), nn.ReLU(),
+                                 nn.Conv2d(24, 24, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(24 * 16 * 16, 4))
+        self.onednn_on = set()
+
+    def forward(self, x):
+        self.onednn_on.add(torch._C._get_mkldnn_enabled())
+        return self.net(x)
+
+
+def test_mer_steps_a_conv_net_on_pytorchs_own_convolutions_with_the_same_numbers_and_restores_onednn():
+    """native_convs: oneDNN is off during MER's single-image steps on a conv net (its per-call weight
+    reorders cost more than the convolution), back on after; the steps are the same maths."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    runs = []
+    for native in (True, False):
+        torch.manual_seed(0)
+        model = MkldnnSeen()
+        learner = make("mer", model, seed=3, memories=4, replay_batch_size=2, batches_per_example=2, lr=0.05,
+                       native_convs=native)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, y = torch.randn(2, 3, 64, 64, generator=g), torch.randint(0, 4, (2,), generator=g)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")       # nothing for the user to read
+                learner.observe(x, y, 0, first_sight=True)
+            learner.end_batch(x, y, 0, first_sight=True)
+        assert model.onednn_on == {not native} and torch._C._get_mkldnn_enabled()
+        runs.append([p.detach().clone() for p in model.parameters()])
+    for native, onednn in zip(*runs):
+        torch.testing.assert_close(native, onednn, rtol=1e-4, atol=1e-5)
+    mlp = MkldnnSeen()
+    mlp.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 4))
+    learner = make("mer", mlp, seed=3, memories=4, replay_batch_size=2, lr=0.05)
+    learner.observe(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]), 0, first_sight=True)
+    assert mlp.onednn_on == {True}            # no convolution: nothing to switch

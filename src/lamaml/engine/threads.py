@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import torch
 
+from ..models.kinds import has_convolutions
+
 # Beyond four threads the pc-cnn's small convolutions (batches of 1-20 images) were not measured; a
 # larger machine may gain more, and ``--set train_threads=N`` takes any count.
 AUTO_CAP = 4
-
-
-def has_convolutions(model: torch.nn.Module) -> bool:
-    return any(isinstance(module, torch.nn.modules.conv._ConvNd) for module in model.modules())
 
 
 def training_threads(setting: int | str | None, model: torch.nn.Module, device: torch.device,

@@ -11,11 +11,15 @@ One deliberate difference, an option away: the MER code picks the reservoir slot
 M/(n+1) instead of M/n, a slight bias against recent samples; we default to the uniform rule, and
 ``reservoir_off_by_one: true`` restores theirs. Otherwise equal to their ``meralg1.py`` in float64
 (bench/compare_mer.py). On a plain MLP (the MNIST net) each per-sample step is written out by hand
-(mlp_step.py, ``fast_path``), the same step without autograd's per-step dispatch.
+(mlp_step.py, ``fast_path``), the same step without autograd's per-step dispatch. On a conv net on
+the CPU the single-image convolutions run on PyTorch's own kernels, not oneDNN (``native_convs``).
 """
+from contextlib import contextmanager, nullcontext
+
 import torch
 from pydantic import Field
 
+from ..models.kinds import has_convolutions
 from .base import COMPUTATION_ONLY, SGDMethod, SGDParams, register
 from .lookahead.closed_form import is_plain_mlp
 from .mlp_step import MLPStep
@@ -32,6 +36,23 @@ class MERParams(SGDParams):
     reservoir_off_by_one: bool = Field(False, description="reproduce the authors' reservoir rule")
     fast_path: bool = Field(True, description="on a plain MLP, each per-sample step by hand (mlp_step.py), "
                             "not through autograd", json_schema_extra=COMPUTATION_ONLY)
+    native_convs: bool = Field(True, description="on the CPU, the per-sample steps' convolutions on PyTorch's "
+                               "own kernels instead of oneDNN, which converts every weight's layout on each call: "
+                               "at one image that costs more than the convolution (2-10 % per example on the "
+                               "pc-cnn, BENCHMARKS.md); the same maths, summed in another order",
+                               json_schema_extra=COMPUTATION_ONLY)
+
+
+@contextmanager
+def onednn_off():
+    """PyTorch's own CPU convolutions for a while (not torch.backends.mkldnn.flags, which also sets
+    oneDNN's TF32 flag and warns about it on every call)."""
+    before = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(before)
 
 
 @register
@@ -48,6 +69,7 @@ class MER(SGDMethod):
         self.parameters = list(model.parameters())
         self.by_hand = MLPStep(self.parameters, self.mask_logits) if params.fast_path and is_plain_mlp(model) \
             else None
+        self.native_convs = params.native_convs and has_convolutions(model)
 
     def step(self, x, y, task) -> torch.Tensor:
         """One SGD step on one sample; its loss."""
@@ -69,6 +91,11 @@ class MER(SGDMethod):
     first_glance = True     # at the incoming batch, in this epoch: its samples enter memory as they go
 
     def observe(self, x, y, task, *, first_sight):
+        native = self.native_convs and x.device.type == "cpu"
+        with onednn_off() if native else nullcontext():
+            return self._observe(x, y, task)
+
+    def _observe(self, x, y, task):
         loss = None
         for i in range(len(x)):
             xi, yi = x[i:i + 1], y[i:i + 1]
