@@ -22,7 +22,7 @@ from .closed_form import ClosedFormMLP
 from .learner import LookaheadMetaLearner
 from .stacked import StackedClosedForm, seed_buffer
 from .state import split_views
-from .update import clip_
+from .update import clip_rows_
 
 # What a learner may not override for its seeds to be batched: the whole meta-update.
 _BASE_STEPS = ("observe", "step", "meta_batch", "meta_gradient", "end_batch", "begin_task", "plan", "plan_with",
@@ -119,10 +119,9 @@ class BatchedLookahead:
 
     def _update(self, weight_grad, rate_grad, *, clip, rate_lr, weight_lr) -> None:
         """``update.apply_update`` for every seed: each seed's gradients clipped by their own norm."""
-        for k in range(len(self.learners)):
-            clip_(weight_grad[k], clip)
-            if rate_grad is not None:
-                clip_(rate_grad[k], clip)
+        clip_rows_(weight_grad, clip)
+        if rate_grad is not None:
+            clip_rows_(rate_grad, clip)
         if rate_grad is not None:
             self.rates.add_(rate_grad, alpha=-rate_lr)
         if weight_lr is None:

@@ -54,6 +54,13 @@ def clip_(flat: torch.Tensor, max_norm: float | None) -> None:
         flat.mul_((max_norm / (torch.linalg.vector_norm(flat) + 1e-6)).clamp(max=1.0))
 
 
+def clip_rows_(rows: torch.Tensor, max_norm: float | None) -> None:
+    """``clip_`` on each row of ``rows`` (one seed's flat gradient per row), in three operations."""
+    if max_norm is not None:
+        norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+        rows.mul_(norms.add_(1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0))
+
+
 @torch.no_grad()
 def variance_reduced(current: MetaGradient, previous: MetaGradient, momentum: torch.Tensor | None, *,
                      ratio: float, clip: float | None,
