@@ -88,8 +88,8 @@ def row_run(row: dict[str, str], where: str) -> tuple[dict[str, Any], dict[str, 
         metrics["code_used"] = row["code_used"].split("; ")
     if row.get("train_threads_used"):
         metrics["train_threads_used"] = [int(n) for n in row["train_threads_used"].split()]
-    if "train_threads" not in settings:    # exported when one thread was the default, not "auto"
-        config["train_threads"] = metrics.get("train_threads_used", [1])[-1]
+    if "train_threads" not in settings:    # one thread goes unsaid (and was the default before "auto")
+        config["train_threads"] = 1
     if row.get("resumed"):
         metrics["resumed"] = row["resumed"] == "yes"
     # A run's metrics.json holds its resolved config; the tables read it from there.

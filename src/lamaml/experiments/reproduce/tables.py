@@ -115,8 +115,9 @@ def settings_text(config: dict[str, Any]) -> str:
     row tells how its time was measured."""
     from ...config import RunConfig
     canonical = canonical_config(config)
+    # one thread, the tables' norm, goes unsaid (as when it was the default; such rows import as one)
     canonical.update({k: config[k] for k in NOT_IDENTITY
-                      if k in config and config[k] != RunConfig.model_fields[k].get_default()})
+                      if k in config and config[k] not in (RunConfig.model_fields[k].get_default(), 1)})
     flat = {k: v for k, v in canonical.items() if k not in _SETTINGS_SKIP and k != "params"}
     flat.update({f"params.{k}": v for k, v in (canonical.get("params") or {}).items()})
     show = lambda v: v if isinstance(v, str) else json.dumps(v)  # noqa: E731
