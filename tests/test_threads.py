@@ -90,3 +90,21 @@ def test_a_bad_thread_count_names_the_value_and_what_is_allowed(bad):
     if bad is not True:      # a config, as pydantic does for ints, reads True as 1
         with pytest.raises(UserError, match="train_threads"):
             resolve_config("mnist-rotations", "er", {"train_threads": bad})
+
+
+def test_a_sweeps_projection_times_its_runs_on_the_threads_each_job_will_have(threads, tmp_path, monkeypatch):
+    """With auto, a conv net trains on its job's share of the cores: the projection, timed in the parent
+    process (all cores), must time it on that share too, or it would project a run twice as fast."""
+    from lamaml.experiments import projection
+    from lamaml.experiments.store import Store
+    seen = []
+
+    def timed(config, data_dir, download, warmup, timed):
+        seen.append(torch.get_num_threads())
+        return SimpleNamespace(total_s=60.0, lower_bound=None)
+
+    monkeypatch.setattr(projection, "estimate", timed)
+    threads(2)
+    config = resolve_config("tinyimagenet", "la-maml", {}).model_dump()
+    total, _, per_run = projection.project([[config]], Store(tmp_path / "s.sqlite"), None, jobs=2, threads=1)
+    assert seen == [1] and torch.get_num_threads() == 2 and per_run == [60.0]

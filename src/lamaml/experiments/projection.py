@@ -12,6 +12,8 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+import torch
+
 from ..durations import duration
 from ..engine.estimate import estimate
 from .store import Store, config_hash
@@ -38,12 +40,13 @@ def history(store: Store) -> dict[str, float]:
 
 
 def project(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | None,
-            jobs: int) -> tuple[float, list[str], list[float]]:
+            jobs: int, threads: int | None = None) -> tuple[float, list[str], list[float]]:
     """(projected seconds for the pending runs on ``jobs`` workers, notes on runs whose time is a lower
     bound or that resume from a checkpoint, each run's projected seconds in order: a resumed run's, the
     share of its batches still to train). ``groups``: the jobs a worker takes whole, one run each, or
     the seeds of one configuration (``--batch-seeds``), projected as their seeds one after another: an
-    upper bound where they train as one batched computation, which also starts them over."""
+    upper bound where they train as one batched computation, which also starts them over. ``threads``:
+    each job's thread count, which the timed updates take too (a conv net trains on all of them)."""
     from ..config import RunConfig
     from .engines import checkpoint_share
     known, per_run, per_group, notes = history(store), [], [], []
@@ -53,7 +56,7 @@ def project(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | No
         for config in group:
             key = _without_seed(config)
             if key not in known and key not in measured:
-                projected = estimate(RunConfig(**config), data_dir, download=False, warmup=2, timed=3)
+                projected = _estimate_on(threads, RunConfig(**config), data_dir)
                 measured[key] = projected.total_s
                 if projected.lower_bound:
                     notes.append(f"{config['benchmark']} {config['method']}: at least ({projected.lower_bound})")
@@ -74,11 +77,22 @@ def project(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | No
     return total, notes, per_run
 
 
+def _estimate_on(threads: int | None, config, data_dir: str | None):
+    """``engine.estimate`` with the process's thread count set to what each job will have."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return estimate(config, data_dir, download=False, warmup=2, timed=3)
+    finally:
+        torch.set_num_threads(before)
+
+
 def print_projection(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | None,
-                     jobs: int) -> dict[str, float]:
+                     jobs: int, threads: int | None = None) -> dict[str, float]:
     """Print the projected total; return each pending run's projected seconds by config hash (the
     sweep's progress lines weigh the time left with them)."""
-    total, notes, per_run = project(groups, store, data_dir, jobs)
+    total, notes, per_run = project(groups, store, data_dir, jobs, threads)
     runs = [config for group in groups for config in group]
     print(f"sweep: projected {duration(total)} for {len(runs)} run(s) on {jobs} job(s)", file=sys.stderr)
     for note in notes:

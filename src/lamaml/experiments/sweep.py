@@ -191,9 +191,9 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
     jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
     expected = None
-    if project and pending and not address:     # a cluster's machines are not this one: no projection from here
-        expected = print_projection(jobs_of, store, data_dir, jobs)
     threads = threads_per_job(max(1, min(jobs, len(jobs_of))))    # fewer runs than jobs: the cores shared by them
+    if project and pending and not address:     # a cluster's machines are not this one: no projection from here
+        expected = print_projection(jobs_of, store, data_dir, jobs, threads)
     label = progress_label([c.model_dump() for c in configs])
     return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
                     checkpoint_every, expected, gpus_per_run)
