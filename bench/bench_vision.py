@@ -198,8 +198,17 @@ def main() -> None:
                              f"all cores, at most {AUTO_CAP}); default: all cores")
     parser.add_argument("--floor", action="store_true",
                         help="also each update's matmul/conv GFLOP and its floor: GFLOP / the device's large-matmul rate")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a run setting or hyperparameter for every cell, as lamaml run --set "
+                             "(e.g. native_convs=false: MER's steps on oneDNN)")
+    parser.add_argument("--onednn", choices=["on", "off"], default="on",
+                        help="off: PyTorch's own CPU convolutions for everything (how MER's steps run)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if any("=" not in pair for pair in args.set):
+        parser.error(f"--set {next(p for p in args.set if '=' not in p)}: expected KEY=VALUE")
+    sets = dict(pair.split("=", 1) for pair in args.set)
+    torch._C._set_mkldnn_enabled(args.onednn == "on")
     if args.threads == "auto":      # every Table 2 net is a conv net: what train_threads=auto gives it
         torch.set_num_threads(min(torch.get_num_threads(), AUTO_CAP))
     elif args.threads:
@@ -215,7 +224,8 @@ def main() -> None:
                 if second and args.order != "preset":
                     orders = [{"second_order": False}] + ([{}] if args.order == "both" else [])
                 for overrides in orders:
-                    row = time_updates(benchmark, method, setting, device, args.updates, args.warmup, overrides,
+                    row = time_updates(benchmark, method, setting, device, args.updates, args.warmup,
+                                       {**sets, **overrides},
                                        count_flops=args.floor)
                     rows.append(row)
                     print(f"  {benchmark} {method} {setting} {'2nd' if row['second_order'] else '1st'} order: "
