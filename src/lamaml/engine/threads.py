@@ -4,8 +4,8 @@
 2-core reference machine (BENCHMARKS.md, "Two training threads by default for the conv nets"):
 
 - a conv net (CIFAR-100, Tiny ImageNet, or a user's model with a convolution) trains on all the
-  threads the process may use, at most ``AUTO_CAP``: the pc-cnn's convolutions ran 1.5-1.9x
-  faster per update on two threads than on one, for every Table 2 method;
+  threads the process may use, at most ``AUTO_CAP``: the Table 2 methods' updates ran 1.4-1.9x
+  faster on two threads than on one (1.5x or more for all but MER in 73 of 76 measurements);
 - several seeds trained as one batched computation (``lamaml run --seeds``) likewise: their
   products are S times larger (9 % faster on two threads);
 - a single MLP run (the MNIST benchmarks) trains on one: its single-sample steps are too small to

@@ -38,7 +38,7 @@ class MERParams(SGDParams):
                             "not through autograd", json_schema_extra=COMPUTATION_ONLY)
     native_convs: bool = Field(True, description="on the CPU, the per-sample steps' convolutions on PyTorch's "
                                "own kernels instead of oneDNN, which converts every weight's layout on each call: "
-                               "at one image that costs more than the convolution (2-10 % per example on the "
+                               "at one image that costs more than the convolution (6-13 % per example on the "
                                "pc-cnn, BENCHMARKS.md); the same maths, summed in another order",
                                json_schema_extra=COMPUTATION_ONLY)
 
