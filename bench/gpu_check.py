@@ -12,8 +12,8 @@ projected full runs.
    largest difference of their weights (and learned rates) is printed against a 1e-9 tolerance.
    Every random draw of the methods comes from CPU generators, so both sides draw the same samples.
    The vision methods on CIFAR-100's shape (each run's pc-cnn), then MNIST's MLP fast paths (the
-   La-MAML family's closed form, MER's hand-written step) and two seeds batched as ``lamaml run
-   --seeds``, which Table 1 runs and a vision net never reaches.
+   La-MAML family's closed form, first layer factored; MER's hand-written step) and two seeds
+   batched as ``lamaml run --seeds``, which Table 1 runs and a vision net never reaches.
 2. Speed: bench_vision's timing (ms per update on task 1, median) eager and with ``torch.compile``
    on the model, for the vision nets, and the projected full-run time from the eager figure. Only
    first-order methods compile: ``torch.compile`` has no double backward, which the second-order

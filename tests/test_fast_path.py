@@ -11,13 +11,14 @@ VARIANTS = [{}, {"relu_in_inner": False}, {"meta_loss": "last"}, {"inner_steps":
             {"alpha_init": 0.5, "grad_clip_norm": None}, {"memories": 0}]
 
 
-def _pair(name, **params):
+def _pair(name, factored=True, **params):
     params = {"memories": 15, **params}
     methods = []
     for fast in (True, False):
         torch.manual_seed(0)
         cls = method_class(name)
-        methods.append(cls(MLP(20, (8, 8), 5), cls.Params(fast_path=fast, **params), torch.Generator().manual_seed(1)))
+        methods.append(cls(MLP(20, (8, 8), 5), cls.Params(fast_path=fast, factored=factored, **params),
+                           torch.Generator().manual_seed(1)))
     return methods
 
 
@@ -32,11 +33,21 @@ def _relative(a, b):
     return max(((a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-12)).item() for k in b)
 
 
+@pytest.mark.parametrize("factored", [True, False], ids=["factored", "stepped"])
 @pytest.mark.parametrize("name", ["la-maml", "sync-la-maml", "c-maml"])
 @pytest.mark.parametrize("params", VARIANTS, ids=[",".join(v) or "defaults" for v in VARIANTS])
-def test_fast_and_reference_paths_agree_in_float64_over_many_steps(name, params, double):
-    fast, reference = _pair(name, **params)
-    assert fast.backend.name == "closed-form" and reference.backend.name == "autograd"
+def test_fast_and_reference_paths_agree_in_float64_over_many_steps(name, params, factored, double):
+    fast, reference = _pair(name, factored, **params)
+    # the factored form holds without an element-wise clamp; with one, the closed form steps every weight
+    expected = "factored" if factored and "inner_clamp" not in params else "closed-form"
+    assert fast.backend.name == expected and reference.backend.name == "autograd"
+    if expected == "factored":   # the fast weights' analysis takes the closed form for the weights it records
+        for step in range(40):
+            x, y = torch.randn(10, 20, generator=torch.Generator().manual_seed(step)), torch.arange(10) % 5
+            fast.observe(x, y, 0, first_sight=True)
+            reference.observe(x, y, 0, first_sight=True)
+        assert fast.backend.closed_form is None
+        assert _relative(fast.weights, reference.weights) < 1e-10 and _relative(fast.alpha, reference.alpha) < 1e-10
     fast.record_fast_weights = reference.record_fast_weights = True
     initial_weights = {k: w.detach().clone() for k, w in reference.weights.items()}
     initial_alpha = {k: a.detach().clone() for k, a in reference.alpha.items()}
@@ -63,11 +74,13 @@ def test_the_closed_form_applies_only_where_it_holds_whatever_the_model_is_calle
         cls = method_class(name)
         return cls(model or MLP(20, (8,), 5), cls.Params(**params), torch.Generator().manual_seed(0)).backend.name
     nn = torch.nn
-    assert backend("la-maml") == "closed-form"                              # the default
+    assert backend("la-maml") == "factored"                                 # the default
+    assert backend("la-maml", factored=False) == "closed-form"              # one option away
+    assert backend("la-maml", inner_clamp=0.01) == "closed-form"            # the factored form needs no clamp
     assert backend("la-maml", fast_path=False) == "autograd"                # one option away
     assert backend("la-maml", second_order=True) == "autograd"              # needs autograd through steps
     assert backend("la-er") == "autograd"                                   # weights follow the replay loss
-    assert backend("la-maml", nn.Sequential(nn.Linear(20, 8), nn.ReLU(), nn.Linear(8, 5))) == "closed-form"
+    assert backend("la-maml", nn.Sequential(nn.Linear(20, 8), nn.ReLU(), nn.Linear(8, 5))) == "factored"
     assert backend("la-maml", nn.Sequential(nn.Linear(20, 5))) == "closed-form"          # one layer is an MLP too
     assert backend("la-maml", nn.Sequential(nn.Linear(20, 8), nn.Tanh(), nn.Linear(8, 5))) == "autograd"
     assert backend("la-maml", nn.Sequential(nn.Linear(20, 8, bias=False), nn.ReLU(), nn.Linear(8, 5))) == "autograd"

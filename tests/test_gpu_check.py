@@ -39,10 +39,10 @@ def test_two_batched_seeds_take_the_same_steps_on_two_devices():
 def test_the_checked_learners_take_their_fast_paths_and_move(double):
     import torch
     from lamaml.config import resolve_config
-    from lamaml.methods.lookahead.closed_form import ClosedFormMLP
+    from lamaml.methods.lookahead.stacked import FactoredMLP
     config = resolve_config(gpu_check.MNIST, "la-maml", {})
     learner = gpu_check._learner(config, torch.device("cpu"), gpu_check.MNIST)
     start = [t.clone() for t in gpu_check._state(learner)]
     gpu_check._train(learner, config, gpu_check._stream(config, gpu_check.MNIST, 2, 2), "cpu")
-    assert isinstance(learner.backend, ClosedFormMLP)
+    assert isinstance(learner.backend, FactoredMLP)
     assert max(float((a - b).abs().max()) for a, b in zip(start, gpu_check._state(learner))) > 1e-4

@@ -3,8 +3,8 @@
 Every expected value is derived here, independently of the code under test: by plain autograd on a
 functional MLP written in this file (``reference_look_ahead``, Algorithm 1 of Gupta et al. 2020 read
 literally), or by a closed form written out by hand (softmax regression, whose gradient and Hessian
-are short). Tests marked with ``PATHS`` run on both backends (closed_form.py: an MLP, first order, and
-autograd.py), so each fact holds for both. Float64 throughout, tolerances near rounding: a
+are short). Tests marked with ``PATHS`` run on the three backends (stacked.py's factored form and closed_form.py:
+an MLP, first order; autograd.py), so each fact holds for each. Float64 throughout, tolerances near rounding: a
 mutation of the algorithm moves these numbers by far more.
 """
 import math
@@ -17,7 +17,8 @@ from torch import nn
 from lamaml.methods import method_class
 from lamaml.models.mlp import MLP
 
-PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "autograd-path"])
+PATHS = pytest.mark.parametrize("fast_path", ["factored", "closed-form", "autograd"],
+                                ids=["factored-path", "closed-form-path", "autograd-path"])
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
 
 
@@ -28,13 +29,20 @@ def _float64(double):
 
 # -- the learner under test ----------------------------------------------------------------------
 
-def build(name, fast_path=True, sizes=(4, (5,), 3), seed=0, **params):
-    """A learner on a tiny MLP that keeps each batch in the order given (no shuffle)."""
+def build(name, fast_path="factored", sizes=(4, (5,), 3), seed=0, **params):
+    """A learner on a tiny MLP that keeps each batch in the order given (no shuffle), on the backend
+    ``fast_path`` names where it holds."""
+    fast_path = {True: "factored", False: "autograd"}.get(fast_path, fast_path)
     torch.manual_seed(seed)
     cls = method_class(name)
-    learner = cls(MLP(*sizes), cls.Params(fast_path=fast_path, **params), torch.Generator().manual_seed(1))
-    expects_fused = fast_path and name != "la-er" and not learner.params.second_order
-    assert (learner.backend.name == "closed-form") == expects_fused      # the path under test is the one taken
+    learner = cls(MLP(*sizes), cls.Params(fast_path=fast_path != "autograd", factored=fast_path == "factored",
+                                          **params), torch.Generator().manual_seed(1))
+    expected = fast_path
+    if name == "la-er" or learner.params.second_order:
+        expected = "autograd"
+    elif fast_path == "factored" and (learner.params.inner_clamp is not None or not sizes[1]):
+        expected = "closed-form"                          # where the factored form does not hold
+    assert learner.backend.name == expected           # the path under test is the one taken
     learner.randperm = lambda n, device: torch.arange(n, device=device)
     return learner
 
@@ -241,8 +249,9 @@ def _variant_id(variant):
 
 
 @pytest.mark.parametrize("variant, fast_path", [   # second order has no fast path
-    pytest.param(variant, fast, id=f"{_variant_id(variant)}-{'fast' if fast else 'autograd'}-path")
-    for variant in UPDATE_VARIANTS for fast in (True, False) if not (fast and variant.get("second_order"))])
+    pytest.param(variant, path, id=f"{_variant_id(variant)}-{path}-path")
+    for variant in UPDATE_VARIANTS for path in ("factored", "closed-form", "autograd")
+    if not (path != "autograd" and variant.get("second_order"))])
 def test_one_la_maml_update_moves_rates_by_clipped_meta_gradient_then_weights_by_relu_of_the_new_rates(
         variant, fast_path):
     learner, (theta, alpha), clip, (x, y), (loss, _, g_theta, g_alpha) = _update_case(

@@ -1,5 +1,6 @@
 """`lamaml run --seeds`: several seeds as one batched computation, each seed the run it would be alone."""
 import json
+import os
 import re
 import sqlite3
 
@@ -81,6 +82,28 @@ def test_the_first_meta_updates_of_a_batched_mnist_run_equal_each_separate_run(d
     assert not torch.equal(runs.methods[0].state.weights, runs.methods[1].state.weights)
 
 
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="MKL_CBWR is MKL's switch")
+def test_batched_seeds_on_two_threads_take_their_separate_runs_meta_updates_on_one_to_the_bit(data_dir):
+    """float32, MNIST's sizes: the seeds share one factored computation on two threads, each separate run
+    has its own on one (``train_threads: auto``), and MKL's strict reproducibility (``lamaml/__init__``)
+    keeps its products' rounding off the thread count, so every bit agrees."""
+    assert os.environ.get("MKL_CBWR") == "AUTO,STRICT"
+    config = resolve_config("mnist-rotations", "la-maml", {"samples_per_task": 30}, tasks=2)
+    configs = seed_configs(config, [0, 3])
+    runs, reason = prepare_seeds([c.model_copy(update={"train_threads": 2}) for c in configs], data_dir, download=False)
+    assert reason is None
+    together = train_seeds(runs)
+    for c, method, result in zip(configs, runs.methods, together):
+        one_thread = c.model_copy(update={"train_threads": 1})
+        _, stream, alone, _ = prepare(one_thread, data_dir, download=False)
+        assert alone.backend.name == "factored"
+        separate = train_as_configured(alone, stream, one_thread, torch.device("cpu"))
+        assert torch.equal(method.state.weights, alone.state.weights)
+        assert torch.equal(method.state.rates, alone.state.rates)
+        assert result.losses == separate.losses
+        assert (result.acc_matrix == separate.acc_matrix)[~torch.isnan(torch.from_numpy(separate.acc_matrix))].all()
+
+
 @pytest.mark.parametrize("name,params,why", [
     ("la-maml", {"fast_path": False}, "autograd backend"),
     ("la-maml", {"second_order": True}, "autograd backend"),
@@ -122,7 +145,7 @@ def test_each_seed_is_recorded_as_a_separate_run_would_be(data_dir, tmp_path):
         assert set(m) == set(alone)
         assert json.loads((tmp_path / "seeds" / f"seed{m['seed']}" / "status.json").read_text())["status"] == "done"
     assert metrics[1]["tasks"] == alone["tasks"]      # seed 1's own stream (its rotation angles)
-    assert metrics[1]["ra"] == pytest.approx(alone["ra"], abs=0.5)
+    assert metrics[1]["ra"] == alone["ra"] and metrics[1]["acc_matrix"] == alone["acc_matrix"]   # to the bit
     with sqlite3.connect(store) as conn:
         rows = conn.execute("SELECT seed, status, ra FROM runs ORDER BY seed").fetchall()
     assert [(seed, status) for seed, status, _ in rows] == [(0, "done"), (1, "done"), (2, "done")]

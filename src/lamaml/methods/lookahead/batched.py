@@ -7,9 +7,9 @@ buffers (each learner's flat state and its model's parameters become views of it
 each seed what ``LookaheadMetaLearner.observe`` does, drawing from the seed's own generator in the
 same order: the batch's random order, the replay draws, then (at first sight) the memory's
 reservoir draws. ``_update`` is ``update.apply_update`` for every seed, each clipped by the global
-norm of its own meta-gradient. The maths is the closed form's, summed in another order: a seed's
-meta-updates equal its separate run's to float rounding (1e-15 relative in float64; in float32
-the runs then drift apart as any two summation orders do).
+norm of its own meta-gradient. A separate run computes with the same class for its one seed
+(``stacked.FactoredMLP``), so a seed's meta-updates equal its separate run's to the bit, in float32
+too, whatever the two thread counts (MKL_CBWR, ``lamaml/__init__``; tests/test_seeds.py).
 
 Only learners whose meta-update is exactly the base class's on the closed-form backend qualify
 (``unsupported`` says why not); the run then takes the seeds one after another.
@@ -20,7 +20,7 @@ import torch
 
 from .closed_form import ClosedFormMLP
 from .learner import LookaheadMetaLearner
-from .stacked import StackedClosedForm, seed_buffer
+from .stacked import FactoredMLP, StackedClosedForm, seed_buffer
 from .state import split_views
 from .update import clip_rows_
 
@@ -46,13 +46,16 @@ def unsupported(learners: list) -> str | None:
         return f"{first.name} changes the look-ahead update ({', '.join(overridden) or 'its own step'})"
     if first.options.replay_weight_gradient:
         return f"{first.name}'s weights follow the replay loss (autograd backend)"
-    if not all(isinstance(learner.backend, ClosedFormMLP) for learner in learners):
+    if not all(isinstance(learner.backend, (ClosedFormMLP, FactoredMLP)) for learner in learners):
         return f"{first.name} runs on the autograd backend here (second order, task heads, a model " \
                f"that is not a plain MLP, or fast_path=false)"
     if first.params.inner_clamp is not None:
         return "inner_clamp clamps each inner gradient element-wise (the batched form needs them unclamped)"
     if len(first.state.parameters) < 4:
         return "the network has one layer (the batched form needs a hidden layer)"
+    if not all(isinstance(learner.backend, FactoredMLP) for learner in learners):
+        return f"{first.name} steps every first-layer weight here (factored=false), and its separate runs " \
+               f"would too: the batched form factors them"
     if any(learner.record_fast_weights for learner in learners):
         return "the fast-weights analysis records each seed's fast weights"
     if any(learner.params != first.params for learner in learners):
