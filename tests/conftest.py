@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lamaml  # noqa: F401  (first: it sets MKL_CBWR before any torch arithmetic)
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
-"""train_threads: "auto" trains a conv net (and batched seeds) on the process's threads, an MLP on one."""
+"""train_threads: "auto" trains a conv net (and batched seeds under MKL's strict mode) on the process's
+threads, an MLP on one."""
 from types import SimpleNamespace
 
 import pytest
@@ -31,9 +32,12 @@ def _mlp():
 
 
 @pytest.mark.parametrize("available", [1, 2, 3, AUTO_CAP + 2])
-def test_auto_gives_a_conv_net_and_batched_seeds_the_process_threads_up_to_the_cap_and_an_mlp_one(threads, available):
+def test_auto_gives_a_conv_net_the_process_threads_up_to_the_cap_and_an_mlp_one(threads, available, monkeypatch):
     threads(available)
+    monkeypatch.delenv("MKL_CBWR", raising=False)
     assert training_threads("auto", _conv_net(), CPU) == min(available, AUTO_CAP)
+    assert training_threads("auto", _mlp(), CPU, seeds=5) == 1        # as each seed's separate run: same bits
+    monkeypatch.setenv("MKL_CBWR", "AUTO,STRICT")                     # products round the same on any count
     assert training_threads("auto", _mlp(), CPU, seeds=5) == min(available, AUTO_CAP)
     assert training_threads("auto", _mlp(), CPU) == 1
     assert training_threads(3, _mlp(), CPU) == training_threads(3, _conv_net(), CPU) == 3   # a number is kept

@@ -1,13 +1,4 @@
 """lamaml: online continual learning with La-MAML (Gupta, Yadav & Paull, NeurIPS 2020)."""
-import os
-
-# MKL's strict conditional numerical reproducibility: its matrix products round the same whatever the
-# thread count, so a run's numbers do not depend on how many threads trained it (``--seeds`` trains
-# its seeds on two, each separate run trains on one, and they agree to the bit: tests/test_seeds.py).
-# MKL reads this at its first call, so it holds wherever lamaml is imported before any torch
-# arithmetic (the CLI, sweeps' workers); a user's own MKL_CBWR wins. Cost: 2-3 % on MNIST.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-
 from .errors import DataError, LamamlError, RunFailed, UserError
 from .version import __version__
 

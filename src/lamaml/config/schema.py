@@ -53,8 +53,9 @@ class RunConfig(BaseModel):
                                 "the CPU, and a resumed run the metrics of an uninterrupted one; no effect on the CPU")
     train_threads: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description="CPU threads while training. auto: the threads this process may use (at most 4; a "
-        "sweep's share of the cores per job) for conv nets and batched seeds, one for a single MLP run, whose "
-        "single-sample steps gain nothing from more; a number: that many. Evaluation uses all of them")
+        "sweep's share of the cores per job) for conv nets, one for an MLP run, whose single-sample steps gain "
+        "nothing from more, and for batched seeds, which then equal their separate runs to the bit (all, under "
+        "MKL_CBWR=AUTO,STRICT); a number: that many. Evaluation uses all of them")
     eval_batch_size: int = Field(10000, ge=1, description="test images per forward pass at evaluation")
     evaluate: Literal["all", "seen", "metrics"] = Field(
         "metrics", description="after each task, evaluate only what the final metrics read (the task just "

@@ -6,8 +6,13 @@
 - a conv net (CIFAR-100, Tiny ImageNet, or a user's model with a convolution) trains on all the
   threads the process may use, at most ``AUTO_CAP``: the Table 2 methods' updates ran 1.4-1.9x
   faster on two threads than on one (1.5x or more for all but MER in 73 of 76 measurements);
-- several seeds trained as one batched computation (``lamaml run --seeds``) likewise: their
-  products are S times larger (9 % faster on two threads);
+- several seeds trained as one batched computation (``lamaml run --seeds``) train on one, as each
+  seed's separate run does, so that every seed's numbers equal its separate run's to the bit: MKL
+  splits a product's sums differently on two threads, and the runs would drift apart by rounding.
+  Where MKL is told to round the same whatever the thread count (``MKL_CBWR=AUTO,STRICT`` in the
+  environment before the process starts: its strict reproducibility mode), batched seeds take the
+  threads as a conv net does (the five seeds' update 6.5 instead of 7.8 ms on two threads). Strict
+  mode is not the default because it slows the conv nets' updates by 10-20 % (BENCHMARKS.md);
 - a single MLP run (the MNIST benchmarks) trains on one: its single-sample steps are too small to
   share out, and a second thread only adds synchronisation.
 
@@ -17,6 +22,8 @@ sweep never oversubscribe the CPU. Two runs started by hand side by side should 
 ``train_threads=1`` (two threads per run collapse when the cores are shared).
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -35,6 +42,11 @@ def training_threads(setting: int | str | None, model: torch.nn.Module, device: 
         return None
     if setting != "auto":
         return int(setting)
-    if has_convolutions(model) or seeds > 1:
+    if has_convolutions(model) or (seeds > 1 and mkl_strict()):
         return max(1, min(torch.get_num_threads(), AUTO_CAP))
     return 1
+
+
+def mkl_strict() -> bool:
+    """Whether MKL was asked to round its products the same whatever the thread count."""
+    return "STRICT" in os.environ.get("MKL_CBWR", "").upper()
