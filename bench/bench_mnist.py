@@ -1,11 +1,13 @@
 """Speed of La-MAML on the MNIST protocol: ms per meta-update and a full run, on this machine.
 
-Both backends are measured in the same invocation: the closed form (the default for the MLP) and
-autograd (``fast_path=false``), so the ratio compares like with like.
+Both backends are measured in the same invocation: the closed form (the default for the MLP, its
+first layer factored) and autograd (``fast_path=false``), so the ratio compares like with like.
+``--paths stepped`` adds the closed form stepping every weight (``factored=false``).
 
     python bench/bench_mnist.py                                       # both paths, both measurements
     python bench/bench_mnist.py --updates 300 --skip-full             # only the micro-benchmark
     python bench/bench_mnist.py --paths fast                          # one path
+    python bench/bench_mnist.py --paths fast,stepped --skip-full      # factored against stepped closed form
 
 Prints a Markdown table (paste it into BENCHMARKS.md) and, with --json FILE, writes the numbers.
 """
@@ -61,14 +63,17 @@ def main() -> None:
     parser.add_argument("--method", default="la-maml")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--updates", type=int, default=1000, help="meta-updates to time")
-    parser.add_argument("--paths", default="fast,reference", help="fast, reference or both (comma-separated)")
+    parser.add_argument("--paths", default="fast,reference", help="fast, stepped, reference (comma-separated)")
     parser.add_argument("--skip-full", action="store_true", help="skip the full run")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args()
 
     results = {}
     for path in args.paths.split(","):
-        config = resolve_config(args.benchmark, args.method, {"fast_path": path == "fast"})
+        if path not in ("fast", "stepped", "reference"):
+            parser.error(f"--paths: {path!r} is not one of fast, stepped, reference")
+        config = resolve_config(args.benchmark, args.method, {"fast_path": path != "reference",
+                                                              "factored": path != "stepped"})
         micro = time_meta_updates(config, args.data_dir, args.updates)
         full = None if args.skip_full else run(config, data_dir=args.data_dir, download=False)
         results[path] = {"micro": micro, "full": full}
@@ -90,6 +95,9 @@ def main() -> None:
         row("full run: wall clock", lambda r: f"{r['full']['wall_time_s']:.1f} s")
         row("full run: peak memory", lambda r: f"{r['full']['peak_rss_mb']:.0f} MB")
         row("full run: RA / BTI", lambda r: f"{r['full']['ra']:.2f} / {r['full']['bti']:.2f}")
+    if {"fast", "stepped"} <= set(paths):
+        print(f"\nstepped / fast: {results['stepped']['micro']['median_ms'] / results['fast']['micro']['median_ms']:.2f}x "
+              f"per meta-update")
     if {"fast", "reference"} <= set(paths):
         ratio = results["reference"]["micro"]["median_ms"] / results["fast"]["micro"]["median_ms"]
         line = f"\nreference / fast: {ratio:.2f}x per meta-update"
