@@ -27,6 +27,7 @@ import torch
 from lamaml.config import resolve_config
 from lamaml.data import build_benchmark, resolve_data_dir
 from lamaml.engine import build_method, derived_seeds, run
+from lamaml.engine.threads import training_threads
 from lamaml.models import build_model
 
 
@@ -39,7 +40,7 @@ def time_meta_updates(config, data_dir, n_updates: int, warmup: int = 50) -> dic
                           config.method_params(), seeds["method"])
     x, y = stream[0].train()
     threads = torch.get_num_threads()
-    torch.set_num_threads(config.train_threads)   # as `lamaml run` trains
+    torch.set_num_threads(training_threads(config.train_threads, method.model, torch.device("cpu")))  # as `lamaml run`
     times, step = [], 0
     while len(times) < n_updates:
         b = (step // config.glances) % (len(x) // config.batch_size)
@@ -79,7 +80,7 @@ def main() -> None:
         results[path] = {"micro": micro, "full": full}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-              f"training on {resolve_config(args.benchmark, args.method).train_threads} thread(s), evaluation on " \
+              f"training on 1 thread (an MLP's `auto`), evaluation on " \
               f"{torch.get_num_threads()}"
 
     paths = list(results)
