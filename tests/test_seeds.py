@@ -103,6 +103,7 @@ def test_batched_seeds_take_their_separate_runs_meta_updates_to_the_bit(data_dir
     ("la-maml", {"fast_path": False}, "autograd backend"),
     ("la-maml", {"second_order": True}, "autograd backend"),
     ("la-maml", {"inner_clamp": 0.01}, "inner_clamp"),
+    ("la-maml", {"factored": False}, "factored=false"),
     ("la-er", {}, "replay loss"),
     ("vr-mcl", {}, "variance reduction"),
     ("meta-bgd", {}, "changes the look-ahead update"),
