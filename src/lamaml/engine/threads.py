@@ -11,7 +11,7 @@
   splits a product's sums differently on two threads, and the runs would drift apart by rounding.
   Where MKL is told to round the same whatever the thread count (``MKL_CBWR=AUTO,STRICT`` in the
   environment before the process starts: its strict reproducibility mode), batched seeds take the
-  threads as a conv net does (the five seeds' update 6.5 instead of 7.8 ms on two threads). Strict
+  threads as a conv net does (five seeds' update: 6.4 instead of 7.6 ms, ``bench/profile_seeds.py``). Strict
   mode is not the default because it slows the conv nets' updates by 10-20 % (BENCHMARKS.md);
 - a single MLP run (the MNIST benchmarks) trains on one: its single-sample steps are too small to
   share out, and a second thread only adds synchronisation.
