@@ -112,3 +112,26 @@ def test_a_sweeps_projection_times_its_runs_on_the_threads_each_job_will_have(th
     config = resolve_config("tinyimagenet", "la-maml", {}).model_dump()
     total, _, per_run = projection.project([[config]], Store(tmp_path / "s.sqlite"), None, jobs=2, threads=1)
     assert seen == [1] and torch.get_num_threads() == 2 and per_run == [60.0]
+
+
+def test_a_sweeps_projection_reads_only_history_that_trained_on_the_threads_its_run_will(threads, tmp_path,
+                                                                                          monkeypatch):
+    """train_threads is not part of a run's identity, but a conv net on two threads takes about 1/1.6 of
+    its one-thread time: a finished one-thread run must not project a two-thread one."""
+    from lamaml.experiments import projection
+    from lamaml.experiments.store import Store
+    monkeypatch.setattr(projection, "estimate", lambda *a, **k: SimpleNamespace(total_s=60.0, lower_bound=None))
+    store = Store(tmp_path / "s.sqlite")
+
+    def finished(config, threads_used, seconds, seed):
+        store.finish(store.start({**config, "seed": seed, "train_threads": threads_used}), {"wall_time_s": seconds})
+    conv = resolve_config("tinyimagenet", "la-maml", {}).model_dump()       # train_threads: auto
+    finished(conv, 1, 100.0, seed=1)
+    per_run = lambda jobs, job_threads: projection.project([[conv]], store, None, jobs, job_threads)[2]  # noqa: E731
+    assert per_run(1, 2) == [60.0]            # auto gives it 2 threads: the 1-thread run says nothing, timed
+    assert per_run(2, 1) == [100.0]           # one thread per job: that history applies
+    finished(conv, 2, 50.0, seed=2)
+    assert per_run(1, 2) == [50.0]
+    mlp = resolve_config("mnist-rotations", "la-maml", {}).model_dump()     # auto: one thread whatever the job has
+    finished(mlp, 1, 20.0, seed=1)
+    assert projection.project([[mlp]], store, None, 1, 2)[2] == [20.0]

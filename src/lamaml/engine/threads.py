@@ -42,8 +42,14 @@ def training_threads(setting: int | str | None, model: torch.nn.Module, device: 
         return None
     if setting != "auto":
         return int(setting)
-    if has_convolutions(model) or (seeds > 1 and mkl_strict()):
-        return max(1, min(torch.get_num_threads(), AUTO_CAP))
+    return auto_threads(has_convolutions(model), seeds, torch.get_num_threads())
+
+
+def auto_threads(convolutions: bool, seeds: int, available: int) -> int:
+    """What ``"auto"`` resolves to for a model with or without convolutions, ``seeds`` trained batched,
+    on ``available`` threads (module docstring)."""
+    if convolutions or (seeds > 1 and mkl_strict()):
+        return max(1, min(available, AUTO_CAP))
     return 1
 
 

@@ -1,9 +1,11 @@
 """A sweep's projected duration, before it starts: from the store's history where it has one, else timed.
 
 Runs that differ only by seed take the same time, so each group of pending runs is projected once:
-from the mean wall time of the same group's finished runs in the store (what this machine measured),
-else by ``engine.estimate`` on one of its configs (a few timed updates and one evaluation). The
-total on J workers is at least the sum over J and at least the longest run.
+from the mean wall time of the same group's finished runs in the store that trained on as many
+threads as the pending run will (what this machine measured; ``train_threads`` is not part of a
+run's identity, and a conv net on two threads is about 1.6x faster than on one), else by
+``engine.estimate`` on one of its configs (a few timed updates and one evaluation). The total on J
+workers is at least the sum over J and at least the longest run.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 
 from ..durations import duration
 from ..engine.estimate import estimate
+from ..engine.threads import auto_threads
 from .store import Store, config_hash
 
 
@@ -23,8 +26,18 @@ def _without_seed(config: dict[str, Any]) -> str:
     return config_hash({**config, "seed": 0})
 
 
-def history(store: Store) -> dict[str, float]:
-    """Mean wall time of finished runs, by configuration without its seed."""
+def threads_of(config: dict[str, Any], available: int | None = None) -> int:
+    """The thread count a run of ``config`` trains (or trained) on: its number, or what ``"auto"`` gives
+    it on ``available`` threads (a job's share; the process's by default). A run recorded before the
+    setting existed trained on one."""
+    setting = config.get("train_threads", 1)
+    if setting != "auto":
+        return int(setting)
+    return auto_threads(config.get("model") == "pc-cnn", 1, available or torch.get_num_threads())
+
+
+def history(store: Store) -> dict[tuple[str, int], float]:
+    """Mean wall time of finished runs, by configuration without its seed and the threads it trained on."""
     times = defaultdict(list)
     for row in store.query(["status=done"]):
         metrics = json.loads(row.get("metrics") or "{}")
@@ -35,7 +48,8 @@ def history(store: Store) -> dict[str, float]:
         else:
             seconds = row.get("wall_time_s") or 0.0
         if seconds:
-            times[_without_seed(json.loads(row["config"]))].append(float(seconds))
+            config = json.loads(row["config"])
+            times[_without_seed(config), threads_of(config)].append(float(seconds))
     return {key: sum(values) / len(values) for key, values in times.items()}
 
 
@@ -54,7 +68,7 @@ def project(groups: list[list[dict[str, Any]]], store: Store, data_dir: str | No
     for group in groups:
         group_seconds = 0.0
         for config in group:
-            key = _without_seed(config)
+            key = _without_seed(config), threads_of(config, threads)
             if key not in known and key not in measured:
                 projected = _estimate_on(threads, RunConfig(**config), data_dir)
                 measured[key] = projected.total_s
