@@ -138,6 +138,20 @@ def test_clipping_scales_to_the_global_norm_and_leaves_small_gradients_alone():
     assert small[0].tolist() == pytest.approx([0.3, 0.4], rel=1e-5)
 
 
+@pytest.mark.parametrize("max_norm", [0.5, 5.0, 50.0])
+def test_clipping_equals_torchs_clip_grad_norm_to_the_bit(max_norm):
+    # on the CPU the multiply is skipped where the scale is 1: the numbers must not notice
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(shape, generator=g) for shape in [(7, 5), (5,), (3, 7)]]   # norm about 6.9
+    ours, theirs = [t.clone() for t in grads], [torch.nn.Parameter(t.clone()) for t in grads]
+    for p, t in zip(theirs, grads):
+        p.grad = t.clone()
+    clip_global_norm_(ours, max_norm)
+    torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    assert all(torch.equal(a, p.grad) for a, p in zip(ours, theirs))
+    assert all(torch.equal(a, t) for a, t in zip(ours, grads)) == (max_norm == 50.0)
+
+
 @pytest.mark.parametrize("batch, steps, sizes", [(10, None, [1] * 10), (10, 5, [2] * 5),
                                                  (10, 3, [4, 4, 2]), (3, 5, [1, 1, 1])])
 def test_inner_steps_split_the_batch_into_the_authors_chunks(batch, steps, sizes):

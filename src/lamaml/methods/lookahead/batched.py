@@ -9,7 +9,10 @@ same order: the batch's random order, the replay draws, then (at first sight) th
 reservoir draws. ``_update`` is ``update.apply_update`` for every seed, each clipped by the global
 norm of its own meta-gradient. A separate run computes with the same class for its one seed
 (``stacked.FactoredMLP``), so a seed's meta-updates equal its separate run's to the bit, in float32
-too, whatever the two thread counts (MKL_CBWR, ``lamaml/__init__``; tests/test_seeds.py).
+too, when both train on one thread, as ``train_threads: auto`` has them do (``engine/threads.py``;
+tests/test_seeds.py). Two threads split MKL's sums differently unless ``MKL_CBWR=AUTO,STRICT``.
+Batching saves dispatch, not arithmetic: a seed's meta-update on MNIST is already bound by its small
+products, so S seeds take about S times one seed's time (BENCHMARKS.md).
 
 Only learners whose meta-update is exactly the base class's on the closed-form backend qualify
 (``unsupported`` says why not); the run then takes the seeds one after another.
