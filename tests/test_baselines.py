@@ -236,6 +236,40 @@ def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
     assert any((p - q).abs().max() > 1e-3 for p, q in zip(fast_weights, MLP(12, (9, 7), 6).double().parameters()))
 
 
+@pytest.mark.parametrize("heads, clip", [(False, None), (True, 0.05), (True, 50.0)])
+def test_mer_steps_with_the_convnets_head_by_hand_equal_autograds_steps(heads, clip):
+    """ConvNetStep (the pc-cnn's head by hand, its convolutions through autograd) against autograd,
+    float64: the head's gradient into the convolutions, task heads, and the clip over both parts
+    (0.05 clips every step, 50 none)."""
+    from lamaml.methods.mlp_step import ConvNetStep
+    from lamaml.models.convnet import ConvNet
+    runs = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = ConvNet((3, 8, 8), 6, filters=5, hidden=7).double()
+        learner = make("mer", model, seed=3, memories=5, replay_batch_size=3, batches_per_example=2,
+                       beta=0.3, gamma=0.7, lr=0.2, grad_clip_norm=clip, fast_path=fast)
+        assert isinstance(learner.by_hand, ConvNetStep) == fast
+        if heads:
+            learner.use_task_heads(torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool))
+        g = torch.Generator().manual_seed(1)
+        losses = []
+        for t in range(2):
+            for _ in range(3):
+                x = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+                y = torch.randint(0, 3, (2,), generator=g) + (3 * t if heads else 0)
+                losses.append(learner.observe(x, y, t, first_sight=True))
+                learner.end_batch(x, y, t, first_sight=True)
+        runs.append(([p.detach().clone() for p in model.parameters()], torch.stack(losses)))
+    (fast_weights, fast_losses), (slow_weights, slow_losses) = runs
+    torch.testing.assert_close(fast_losses, slow_losses, rtol=1e-10, atol=1e-12)
+    for ours, theirs in zip(fast_weights, slow_weights):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    torch.manual_seed(0)
+    start = ConvNet((3, 8, 8), 6, filters=5, hidden=7).double().parameters()
+    assert all((p - q).abs().max() > 1e-4 for p, q in zip(fast_weights, start))    # every layer moved
+
+
 class MkldnnSeen(nn.Module):
     """A small conv net whose second convolution is large enough for PyTorch to send it to oneDNN when
     oneDNN is on (over 20,480 input numbers); it notes whether oneDNN was on at each training forward."""

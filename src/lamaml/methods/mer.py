@@ -11,7 +11,8 @@ One deliberate difference, an option away: the MER code picks the reservoir slot
 M/(n+1) instead of M/n, a slight bias against recent samples; we default to the uniform rule, and
 ``reservoir_off_by_one: true`` restores theirs. Otherwise equal to their ``meralg1.py`` in float64
 (bench/compare_mer.py). On a plain MLP (the MNIST net) each per-sample step is written out by hand
-(mlp_step.py, ``fast_path``), the same step without autograd's per-step dispatch. On a conv net on
+(mlp_step.py, ``fast_path``), the same step without autograd's per-step dispatch; on the pc-cnn, its
+fully connected head is (``ConvNetStep``: rank-one updates, no gradient written out). On a conv net on
 the CPU the single-image convolutions run on PyTorch's own kernels, not oneDNN (``native_convs``).
 """
 from contextlib import contextmanager, nullcontext
@@ -19,10 +20,11 @@ from contextlib import contextmanager, nullcontext
 import torch
 from pydantic import Field
 
+from ..models.convnet import ConvNet
 from ..models.kinds import has_convolutions
 from .base import COMPUTATION_ONLY, SGDMethod, SGDParams, register
 from .lookahead.closed_form import is_plain_mlp
-from .mlp_step import MLPStep
+from .mlp_step import ConvNetStep, MLPStep
 from .replay import ReservoirMemory
 
 
@@ -35,7 +37,8 @@ class MERParams(SGDParams):
     batches_per_example: int = Field(5, ge=1, description="Reptile batches per incoming example")
     reservoir_off_by_one: bool = Field(False, description="reproduce the authors' reservoir rule")
     fast_path: bool = Field(True, description="on a plain MLP, each per-sample step by hand (mlp_step.py), "
-                            "not through autograd", json_schema_extra=COMPUTATION_ONLY)
+                            "not through autograd; on the pc-cnn, its fully connected head by hand (rank-one "
+                            "updates, ConvNetStep)", json_schema_extra=COMPUTATION_ONLY)
     native_convs: bool = Field(True, description="on the CPU, the per-sample steps' convolutions on PyTorch's "
                                "own kernels instead of oneDNN, which converts every weight's layout on each call: "
                                "at one image that costs more than the convolution (6-13 % per example on the "
@@ -67,8 +70,11 @@ class MER(SGDMethod):
         super().__init__(model, params, generator)
         self.memory = ReservoirMemory(params.memories, generator, params.reservoir_off_by_one)
         self.parameters = list(model.parameters())
-        self.by_hand = MLPStep(self.parameters, self.mask_logits) if params.fast_path and is_plain_mlp(model) \
-            else None
+        self.by_hand = None
+        if params.fast_path and is_plain_mlp(model):
+            self.by_hand = MLPStep(self.parameters, self.mask_logits)
+        elif params.fast_path and type(model) is ConvNet:
+            self.by_hand = ConvNetStep(model, self.mask_logits)
         self.native_convs = params.native_convs and has_convolutions(model)
 
     def step(self, x, y, task) -> torch.Tensor:
