@@ -206,26 +206,24 @@ def test_gem_batched_task_gradients_equal_one_backward_per_task():
         torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("heads, clip", [(False, None), (True, 0.05)])
-def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
-    """The fast path (methods/mlp_step.py) against autograd, float64, over a stream that fills and
-    samples the memory: relu masks, the softmax gradient, task-head masking and the closed-form clip."""
-    from lamaml.models.mlp import MLP
+def mer_by_hand_against_autograd(build, x_shape, heads, clip, step_class, batches=4, n=3):
+    """MER's steps by hand (``fast_path``) and through autograd from the same float64 net over a stream
+    that fills and samples the memory; asserts equal losses and weights to 1e-10, returns the weights."""
     runs = []
     for fast in (True, False):
         torch.manual_seed(0)
-        model = MLP(12, (9, 7), 6).double()
+        model = build().double()
         learner = make("mer", model, seed=3, memories=5, replay_batch_size=3, batches_per_example=2,
                        beta=0.3, gamma=0.7, lr=0.2, grad_clip_norm=clip, fast_path=fast)
-        assert (learner.by_hand is not None) == fast
+        assert isinstance(learner.by_hand, step_class) == fast
         if heads:
             learner.use_task_heads(torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool))
         g = torch.Generator().manual_seed(1)
         losses = []
         for t in range(2):
-            for _ in range(4):
-                x = torch.randn(3, 12, generator=g, dtype=torch.float64)
-                y = torch.randint(0, 3, (3,), generator=g) + (3 * t if heads else 0)
+            for _ in range(batches):
+                x = torch.randn(n, *x_shape, generator=g, dtype=torch.float64)
+                y = torch.randint(0, 3, (n,), generator=g) + (3 * t if heads else 0)
                 losses.append(learner.observe(x, y, t, first_sight=True))
                 learner.end_batch(x, y, t, first_sight=True)
         runs.append(([p.detach().clone() for p in model.parameters()], torch.stack(losses)))
@@ -233,7 +231,17 @@ def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
     torch.testing.assert_close(fast_losses, slow_losses, rtol=1e-10, atol=1e-12)
     for ours, theirs in zip(fast_weights, slow_weights):
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
-    assert any((p - q).abs().max() > 1e-3 for p, q in zip(fast_weights, MLP(12, (9, 7), 6).double().parameters()))
+    return fast_weights
+
+
+@pytest.mark.parametrize("heads, clip", [(False, None), (True, 0.05)])
+def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
+    """The fast path (methods/mlp_step.py) against autograd, float64, over a stream that fills and
+    samples the memory: relu masks, the softmax gradient, task-head masking and the closed-form clip."""
+    from lamaml.methods.mlp_step import MLPStep
+    from lamaml.models.mlp import MLP
+    weights = mer_by_hand_against_autograd(lambda: MLP(12, (9, 7), 6), (12,), heads, clip, MLPStep)
+    assert any((p - q).abs().max() > 1e-3 for p, q in zip(weights, MLP(12, (9, 7), 6).double().parameters()))
 
 
 @pytest.mark.parametrize("heads, clip", [(False, None), (True, 0.05), (True, 50.0)])
@@ -243,31 +251,10 @@ def test_mer_steps_with_the_convnets_head_by_hand_equal_autograds_steps(heads, c
     (0.05 clips every step, 50 none)."""
     from lamaml.methods.mlp_step import ConvNetStep
     from lamaml.models.convnet import ConvNet
-    runs = []
-    for fast in (True, False):
-        torch.manual_seed(0)
-        model = ConvNet((3, 8, 8), 6, filters=5, hidden=7).double()
-        learner = make("mer", model, seed=3, memories=5, replay_batch_size=3, batches_per_example=2,
-                       beta=0.3, gamma=0.7, lr=0.2, grad_clip_norm=clip, fast_path=fast)
-        assert isinstance(learner.by_hand, ConvNetStep) == fast
-        if heads:
-            learner.use_task_heads(torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool))
-        g = torch.Generator().manual_seed(1)
-        losses = []
-        for t in range(2):
-            for _ in range(3):
-                x = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
-                y = torch.randint(0, 3, (2,), generator=g) + (3 * t if heads else 0)
-                losses.append(learner.observe(x, y, t, first_sight=True))
-                learner.end_batch(x, y, t, first_sight=True)
-        runs.append(([p.detach().clone() for p in model.parameters()], torch.stack(losses)))
-    (fast_weights, fast_losses), (slow_weights, slow_losses) = runs
-    torch.testing.assert_close(fast_losses, slow_losses, rtol=1e-10, atol=1e-12)
-    for ours, theirs in zip(fast_weights, slow_weights):
-        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    build = lambda: ConvNet((3, 8, 8), 6, filters=5, hidden=7)  # noqa: E731
+    weights = mer_by_hand_against_autograd(build, (3, 8, 8), heads, clip, ConvNetStep, batches=3, n=2)
     torch.manual_seed(0)
-    start = ConvNet((3, 8, 8), 6, filters=5, hidden=7).double().parameters()
-    assert all((p - q).abs().max() > 1e-4 for p, q in zip(fast_weights, start))    # every layer moved
+    assert all((p - q).abs().max() > 1e-4 for p, q in zip(weights, build().double().parameters()))  # all moved
 
 
 class MkldnnSeen(nn.Module):
