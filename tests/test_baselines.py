@@ -206,9 +206,10 @@ def test_gem_batched_task_gradients_equal_one_backward_per_task():
         torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-7)
 
 
-def mer_by_hand_against_autograd(build, x_shape, heads, clip, step_class, batches=4, n=3):
+def mer_by_hand_against_autograd(build, x_shape, heads, clip, step_class, batches=4, n=3, **step_options):
     """MER's steps by hand (``fast_path``) and through autograd from the same float64 net over a stream
-    that fills and samples the memory; asserts equal losses and weights to 1e-10, returns the weights."""
+    that fills and samples the memory; asserts equal losses and weights to 1e-10, returns the weights.
+    ``step_options``: attributes set on the by-hand step."""
     runs = []
     for fast in (True, False):
         torch.manual_seed(0)
@@ -216,6 +217,8 @@ def mer_by_hand_against_autograd(build, x_shape, heads, clip, step_class, batche
         learner = make("mer", model, seed=3, memories=5, replay_batch_size=3, batches_per_example=2,
                        beta=0.3, gamma=0.7, lr=0.2, grad_clip_norm=clip, fast_path=fast)
         assert isinstance(learner.by_hand, step_class) == fast
+        for name, value in step_options.items() if fast else ():
+            setattr(learner.by_hand, name, value)
         if heads:
             learner.use_task_heads(torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool))
         g = torch.Generator().manual_seed(1)
@@ -244,15 +247,17 @@ def test_mer_steps_by_hand_on_an_mlp_equal_autograds_steps(heads, clip):
     assert any((p - q).abs().max() > 1e-3 for p, q in zip(weights, MLP(12, (9, 7), 6).double().parameters()))
 
 
-@pytest.mark.parametrize("heads, clip", [(False, None), (True, 0.05), (True, 50.0)])
-def test_mer_steps_with_the_convnets_head_by_hand_equal_autograds_steps(heads, clip):
+@pytest.mark.parametrize("heads, clip, host_scale", [(False, None, None), (True, 0.05, None), (True, 50.0, None),
+                                                     (True, 0.05, False), (True, 50.0, False)])
+def test_mer_steps_with_the_convnets_head_by_hand_equal_autograds_steps(heads, clip, host_scale):
     """ConvNetStep (the pc-cnn's head by hand, its convolutions through autograd) against autograd,
     float64: the head's gradient into the convolutions, task heads, and the clip over both parts
-    (0.05 clips every step, 50 none)."""
+    (0.05 clips every step, 50 none); host_scale=False: the clip's scale kept a tensor, as on a GPU."""
     from lamaml.methods.mlp_step import ConvNetStep
     from lamaml.models.convnet import ConvNet
     build = lambda: ConvNet((3, 8, 8), 6, filters=5, hidden=7)  # noqa: E731
-    weights = mer_by_hand_against_autograd(build, (3, 8, 8), heads, clip, ConvNetStep, batches=3, n=2)
+    weights = mer_by_hand_against_autograd(build, (3, 8, 8), heads, clip, ConvNetStep, batches=3, n=2,
+                                           host_scale=host_scale)
     torch.manual_seed(0)
     assert all((p - q).abs().max() > 1e-4 for p, q in zip(weights, build().double().parameters()))  # all moved
 

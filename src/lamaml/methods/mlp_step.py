@@ -79,6 +79,7 @@ class ConvNetStep:
 
     def __init__(self, model, mask_logits: Callable):
         self.model = model
+        self.host_scale = None      # the clip's scale as a Python float: None, where the weights are the CPU
         self.stem = [p for conv in model.convs for p in (conv.weight, conv.bias)]
         self.head = MLPStep(list(model.fcs.parameters()), mask_logits)
 
@@ -98,7 +99,8 @@ class ConvNetStep:
                 squares = [torch.linalg.vector_norm(g).square() for g in stem_grads]
                 total = torch.stack(squares + self.head.squares(grads, activations)).sum().sqrt()
                 factor = (clip / (total + 1e-6)).clamp(max=1.0)
-                if factor.device.type == "cpu":     # no host sync to avoid there: a float, and no multiply at 1
+                host = factor.device.type == "cpu" if self.host_scale is None else self.host_scale
+                if host:        # no host sync to avoid there: a float, and no multiply at 1
                     factor = float(factor)
             if not isinstance(factor, float) or factor < 1.0:
                 torch._foreach_mul_(stem_grads, factor)
