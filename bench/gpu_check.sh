@@ -7,7 +7,7 @@
 #     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #     pydantic==2.12.5 pydantic-core==2.41.5 annotated-types==0.7.0 typing-inspection==0.4.2
 #   mkdir -p .devdata && cp -r ../shared/data/mnist .devdata/
-# then run `bash bench/gpu_check.sh` with `carry: [".whl", ".devdata"]`. Three parts, each under its own
+# then run `bash bench/gpu_check.sh` with `carry: [".whl", ".devdata"]`. Four parts, each under its own
 # time limit so that one slow part cannot hide the others; together under 8 minutes:
 #   1. gpu_check.py: every Table 2 method's update on CUDA equal to the CPU's in float64, eager speed
 #      and projected full runs                                              -> $OUT/gpu-check.md

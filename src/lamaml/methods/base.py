@@ -172,6 +172,12 @@ def import_state(current: Any, saved: Any) -> Any:
     return saved
 
 
+def clip_factor(total: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """What a global-norm clip multiplies every gradient by, ``torch.nn.utils.clip_grad_norm_``'s
+    min(1, max_norm / (norm + 1e-6)): exactly 1 where the norm is within ``max_norm``."""
+    return (max_norm / (total + 1e-6)).clamp(max=1.0)
+
+
 def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> None:
     """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard). On an accelerator without
     host syncs; on the CPU the multiply is skipped where the scale is exactly 1 (the norm within
@@ -180,7 +186,7 @@ def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> No
     if max_norm is None or not tensors:
         return
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
-    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    scale = clip_factor(total, max_norm)
     if scale.device.type != "cpu" or scale < 1.0:
         torch._foreach_mul_(tensors, scale)
 

@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .base import clip_factor
+
 
 class MLPStep:
     def __init__(self, params: list[torch.Tensor], mask_logits: Callable):
@@ -61,7 +63,7 @@ class MLPStep:
         scale = -lr
         if clip is not None:
             total = torch.stack(self.squares(grads, activations)).sum().sqrt()
-            scale = -lr * (clip / (total + 1e-6)).clamp(max=1.0)
+            scale = -lr * clip_factor(total, clip)
         self.apply(grads, activations, scale)
         return loss
 
@@ -79,16 +81,13 @@ class ConvNetStep:
 
     def __init__(self, model, mask_logits: Callable):
         self.model = model
-        self.host_scale = None      # the clip's scale as a Python float: None, where the weights are the CPU
+        self.host_scale = None      # the clip's factor read to a float? None: where it lies on the CPU
         self.stem = [p for conv in model.convs for p in (conv.weight, conv.bias)]
         self.head = MLPStep(list(model.fcs.parameters()), mask_logits)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, task, lr: float, clip: float | None) -> torch.Tensor:
         """One step on one sample (``x`` of one image); returns its loss before the step."""
-        features = x
-        for conv in self.model.convs:
-            features = torch.relu(conv(features))
-        features = features.flatten(1)
+        features = self.model.features(x)
         with torch.no_grad():
             loss, grads, activations = self.head.backward(features.detach(), y, task)
             down = grads[0] @ self.head.weights[0]          # dL/d(features), before the head moves
@@ -98,7 +97,7 @@ class ConvNetStep:
             if clip is not None:    # the global norm over stem and head, as clip_global_norm_ takes it
                 squares = [torch.linalg.vector_norm(g).square() for g in stem_grads]
                 total = torch.stack(squares + self.head.squares(grads, activations)).sum().sqrt()
-                factor = (clip / (total + 1e-6)).clamp(max=1.0)
+                factor = clip_factor(total, clip)
                 host = factor.device.type == "cpu" if self.host_scale is None else self.host_scale
                 if host:        # no host sync to avoid there: a float, and no multiply at 1
                     factor = float(factor)

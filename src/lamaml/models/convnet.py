@@ -34,10 +34,14 @@ class ConvNet(nn.Module):
             initialise(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutions' output, flattened: the fully connected head's input."""
         for conv in self.convs:
             x = torch.relu(conv(x))
-        x = x.flatten(1)
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
         for fc in self.fcs[:-1]:
             x = torch.relu(fc(x))
         return self.fcs[-1](x)
