@@ -181,8 +181,8 @@ def clip_factor(total: torch.Tensor, max_norm: float) -> torch.Tensor:
 def clip_global_norm_(tensors: list[torch.Tensor], max_norm: float | None) -> None:
     """In place, as ``torch.nn.utils.clip_grad_norm_`` (same 1e-6 guard). On an accelerator without
     host syncs; on the CPU the multiply is skipped where the scale is exactly 1 (the norm within
-    ``max_norm``), which leaves every number as it was and saves a pass over every gradient: MER's
-    per-sample steps on the pc-cnn spent 14 % of their time in it (BENCHMARKS.md)."""
+    ``max_norm``), which leaves every number as it was and saves a pass over every gradient (MER
+    takes hundreds of clipped single-sample steps per example)."""
     if max_norm is None or not tensors:
         return
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
