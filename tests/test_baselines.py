@@ -305,3 +305,18 @@ def test_mer_steps_a_conv_net_on_pytorchs_own_convolutions_with_the_same_numbers
     learner = make("mer", mlp, seed=3, memories=4, replay_batch_size=2, lr=0.05)
     learner.observe(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]), 0, first_sight=True)
     assert mlp.onednn_on == {True}            # no convolution: nothing to switch
+
+
+@pytest.mark.parametrize("intel", [True, False])
+def test_mer_native_convs_auto_takes_pytorchs_own_convolutions_on_intel_only(monkeypatch, intel):
+    """native_convs=auto: PyTorch's own kernels where MKL runs its AVX-512 code (an Intel CPU), oneDNN
+    elsewhere (on AMD its own kernels are faster); an explicit true or false wins over the vendor."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    import lamaml.methods.mer as mer
+    monkeypatch.setattr(mer, "intel_cpu", lambda: intel)
+    for setting, native in (("auto", intel), (True, True), (False, False)):
+        model = MkldnnSeen()
+        learner = make("mer", model, seed=3, memories=4, replay_batch_size=2, lr=0.05, native_convs=setting)
+        learner.observe(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]), 0, first_sight=True)
+        assert model.onednn_on == {not native}, setting

@@ -15,6 +15,7 @@ from ..version import __version__
 from ..config import RunConfig
 from ..data import TaskStream, build_benchmark, resolve_data_dir
 from ..errors import UserError
+from ..hardware import cpu_info
 from ..methods import Method, method_class
 from ..models import build_model
 from .checkpoint import Checkpointer, Every
@@ -229,5 +230,6 @@ def report(result: StreamResult, config: RunConfig, stream, device, wall_start: 
         "torch_version": torch.__version__,
         "device": str(device),
         "host": platform.node(),
+        "cpu": cpu_info()["model"],
         "started_at": started_at,
     }

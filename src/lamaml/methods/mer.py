@@ -13,13 +13,15 @@ M/(n+1) instead of M/n, a slight bias against recent samples; we default to the 
 (bench/compare_mer.py). On a plain MLP (the MNIST net) each per-sample step is written out by hand
 (mlp_step.py, ``fast_path``), the same step without autograd's per-step dispatch; on the pc-cnn, its
 fully connected head is (``ConvNetStep``: rank-one updates, no gradient written out). On a conv net on
-the CPU the single-image convolutions run on PyTorch's own kernels, not oneDNN (``native_convs``).
+an Intel CPU the single-image convolutions run on PyTorch's own kernels, not oneDNN (``native_convs``).
 """
 from contextlib import contextmanager, nullcontext
+from typing import Literal
 
 import torch
 from pydantic import Field
 
+from ..hardware import intel_cpu
 from ..models.convnet import ConvNet
 from ..models.kinds import has_convolutions
 from .base import COMPUTATION_ONLY, SGDMethod, SGDParams, register
@@ -39,11 +41,12 @@ class MERParams(SGDParams):
     fast_path: bool = Field(True, description="on a plain MLP, each per-sample step by hand (mlp_step.py), "
                             "not through autograd; on the pc-cnn, its fully connected head by hand (rank-one "
                             "updates, ConvNetStep)", json_schema_extra=COMPUTATION_ONLY)
-    native_convs: bool = Field(True, description="on the CPU, the per-sample steps' convolutions on PyTorch's "
-                               "own kernels instead of oneDNN, which converts every weight's layout on each call: "
-                               "at one image that costs more than the convolution (6-13 % per example on the "
-                               "pc-cnn, BENCHMARKS.md); the same maths, summed in another order",
-                               json_schema_extra=COMPUTATION_ONLY)
+    native_convs: bool | Literal["auto"] = Field(
+        "auto", description="on the CPU, the per-sample steps' convolutions on PyTorch's own kernels instead of "
+        "oneDNN, which converts every weight's layout on each call; auto: on an Intel CPU, where those kernels "
+        "multiply on MKL's AVX-512 code (6-13 % faster per example than oneDNN there), and not elsewhere: on an "
+        "AMD CPU MKL runs its AVX2 code and oneDNN is faster (BENCHMARKS.md); the same maths, summed in another "
+        "order", json_schema_extra=COMPUTATION_ONLY)
 
 
 @contextmanager
@@ -75,7 +78,8 @@ class MER(SGDMethod):
             self.by_hand = MLPStep(self.parameters, self.mask_logits)
         elif params.fast_path and type(model) is ConvNet:
             self.by_hand = ConvNetStep(model, self.mask_logits)
-        self.native_convs = params.native_convs and has_convolutions(model)
+        native = intel_cpu() if params.native_convs == "auto" else params.native_convs
+        self.native_convs = native and has_convolutions(model)
 
     def step(self, x, y, task) -> torch.Tensor:
         """One SGD step on one sample; its loss."""
