@@ -1,7 +1,8 @@
 """One image's forward and backward through each pc-cnn conv (batch size 1, as MER's per-sample steps),
-in the default and the channels-last layout, against its floor at a given rate.
+on PyTorch's own kernels and on oneDNN, in the default and the channels-last layout, against its floor
+at a given rate; first the rate of MKL's large matrix product on this CPU.
 
-    python bench/conv_batch1.py [--rate 100]        # GFLOP/s of the floor (bench_vision.py --floor prints it)
+    python bench/conv_batch1.py [--rate 100] [--threads 1]   # GFLOP/s of the floor (bench_vision.py --floor prints it)
     python bench/conv_batch1.py --onednn            # where oneDNN's time goes: convolutions vs reorders
 
 ``--onednn`` runs each conv that PyTorch sends to oneDNN in a child process with ``ONEDNN_VERBOSE=1``
@@ -101,6 +102,7 @@ def onednn_table(channels_last: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0, help="GFLOP/s of the floor")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--onednn", action="store_true", help="oneDNN's time by primitive (see above)")
     parser.add_argument("--channels-last", action="store_true", help="--onednn: activations and weights "
                         "in the channels-last layout")
@@ -110,18 +112,28 @@ def main() -> None:
         return onednn_child(*args.child)
     if args.onednn:
         return onednn_table(args.channels_last)
-    torch.set_num_threads(1)
-    print("| input (channels, side) | layout | forward + backward ms | floor ms |\n|---|---|---|---|")
+    torch.set_num_threads(args.threads)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    print(f"MKL's 1024 x 1024 product, {args.threads} thread(s): {2 * 1024 ** 3 / best_ms(lambda: a @ b) / 1e6:.0f} "
+          f"GFLOP/s\n")
+    print("| input (channels, side) | layout | kernels | forward + backward ms | floor ms |\n|---|---|---|---|---|")
+    onednn_was = torch._C._get_mkldnn_enabled()
     for channels, side in CONVS:
         weight = torch.randn(160, channels, 3, 3, requires_grad=True)
         macs = 160 * channels * 9 * (side // 2) ** 2
         passes = 2 if channels == 3 else 3      # the first conv forms no input gradient
-        for layout in (torch.contiguous_format, torch.channels_last):
+        for layout, onednn in ((torch.contiguous_format, False), (torch.contiguous_format, True),
+                               (torch.channels_last, True)):
             x = torch.randn(1, channels, side, side, requires_grad=channels > 3).contiguous(memory_format=layout)
             step = lambda: torch.nn.functional.conv2d(x, weight, stride=2, padding=1).sum().backward()  # noqa: E731
+            torch._C._set_mkldnn_enabled(onednn)
+            try:
+                ms = best_ms(step)
+            finally:
+                torch._C._set_mkldnn_enabled(onednn_was)
             name = "channels-last" if layout is torch.channels_last else "default"
-            print(f"| ({channels}, {side}) | {name} | {best_ms(step):.3f} | {passes * 2 * macs / args.rate / 1e6:.3f} |")
-
+            kernels = "oneDNN where PyTorch takes it" if onednn else "PyTorch's own (MER's native_convs)"
+            print(f"| ({channels}, {side}) | {name} | {kernels} | {ms:.3f} | {passes * 2 * macs / args.rate / 1e6:.3f} |")
 
 if __name__ == "__main__":
     main()

@@ -201,3 +201,17 @@ def test_a_sweep_with_batch_seeds_records_what_run_seeds_records_and_skips_what_
         assert swept.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone() == (6,)
     refused = run_lamaml(*args, "--batch-seeds", "--checkpoint-every", "1", data_dir=data_dir)
     assert refused.returncode == 2 and "--batch-seeds trains seeds together" in refused.stderr
+
+
+def test_a_sweeps_seed_groups_are_halved_until_every_job_has_one():
+    from lamaml.experiments.sweep import seed_groups
+    la_maml = [{"method": "la-maml", "seed": seed} for seed in range(5)]
+    er = [{"method": "er", "seed": seed} for seed in range(2)]
+    seeds = lambda groups: [[c["seed"] for c in group] for group in groups]  # noqa: E731
+    assert seeds(seed_groups(la_maml)) == [[0, 1, 2, 3, 4]]
+    assert seeds(seed_groups(la_maml, jobs=2)) == [[0, 1, 2], [3, 4]]          # two cores: 3 and 2 side by side
+    assert seeds(seed_groups(la_maml, jobs=3)) == [[0, 1], [2], [3, 4]]
+    assert seeds(seed_groups(la_maml, jobs=8)) == [[0], [1], [2], [3], [4]]   # never emptier than one seed
+    assert seeds(seed_groups(la_maml + er, jobs=2)) == [[0, 1, 2, 3, 4], [0, 1]]   # enough groups already
+    assert seeds(seed_groups(er + la_maml, jobs=3)) == [[0, 1], [0, 1, 2], [3, 4]]
+    assert seed_groups([], jobs=4) == []

@@ -189,7 +189,7 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     check_data({c["benchmark"] for c in pending}, data_dir)
     print(f"sweep: {len(configs)} combinations, {len(configs) - len(pending)} already done, "
           f"{len(pending)} to run on {engine} ({jobs} jobs)", file=sys.stderr)
-    jobs_of = seed_groups(pending) if batch_seeds else [[c] for c in pending]
+    jobs_of = seed_groups(pending, jobs) if batch_seeds else [[c] for c in pending]
     expected = None
     threads = threads_per_job(max(1, min(jobs, len(jobs_of))))    # fewer runs than jobs: the cores shared by them
     if project and pending and not address:     # a cluster's machines are not this one: no projection from here
@@ -207,12 +207,24 @@ def threads_per_job(jobs: int) -> int:
     return max(1, min(os.cpu_count() or 1, torch.get_num_threads()) // jobs)
 
 
-def seed_groups(configs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The configs grouped by everything but the seed, in the order of each group's first config."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+def seed_groups(configs: list[dict[str, Any]], jobs: int = 1) -> list[list[dict[str, Any]]]:
+    """The configs grouped by everything but the seed, in the order of each group's first config.
+
+    With fewer groups than ``jobs``, the largest group is halved (its first seeds first) until every
+    job has one or no group has two seeds: one configuration's five seeds on two cores train as 3 and
+    2 batched seeds side by side, not as 5 on one core with the other idle. Each seed stays equal to its
+    separate run either way (each group trains on one thread)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for config in configs:
-        groups.setdefault(config_hash({**config, "seed": 0}), []).append(config)
-    return list(groups.values())
+        grouped.setdefault(config_hash({**config, "seed": 0}), []).append(config)
+    groups = list(grouped.values())
+    while len(groups) < jobs:
+        largest = max(range(len(groups)), key=lambda i: len(groups[i]), default=None)
+        if largest is None or len(groups[largest]) < 2:
+            break
+        group, half = groups[largest], (len(groups[largest]) + 1) // 2
+        groups[largest:largest + 1] = [group[:half], group[half:]]
+    return groups
 
 
 def check_data(benchmarks, data_dir: str | None) -> None:
