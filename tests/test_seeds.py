@@ -126,10 +126,10 @@ TINY = ["--tasks", "2", "--set", "samples_per_task=30", "--quiet"]
 
 def test_each_seed_is_recorded_as_a_separate_run_would_be(data_dir, tmp_path):
     store = tmp_path / "runs.sqlite"
-    result = run_lamaml("run", "--seeds", "0-2", *TINY[:-1], "--out", tmp_path / "seeds", "--store", store,
-                        data_dir=data_dir)
+    result = run_lamaml("run", "--seeds", "0-2", "--jobs", "1", *TINY[:-1], "--out", tmp_path / "seeds",
+                        "--store", store, data_dir=data_dir)
     assert result.returncode == 0, result.stderr
-    # batched (no fallback note): one progress line per task with each seed's RA so far
+    # batched in one process (no fallback note): one progress line per task with each seed's RA so far
     assert [re.sub(r"\d+\.\d\d", "X", line).rsplit(",", 1)[0] for line in result.stderr.splitlines()] == \
         [f"la-maml on mnist-rotations, seeds 0-2: task {t}/2 done, RA X / X / X %" for t in (1, 2)]
     single = run_lamaml("run", "--seed", "1", *TINY, "--out", tmp_path / "one", data_dir=data_dir)
@@ -152,8 +152,8 @@ def test_each_seed_is_recorded_as_a_separate_run_would_be(data_dir, tmp_path):
 
 def test_seeds_the_batched_form_does_not_hold_for_run_one_after_another_saying_why(data_dir, tmp_path):
     store = tmp_path / "runs.sqlite"
-    result = run_lamaml("run", "--seeds", "0,2", *TINY, "--set", "fast_path=false", "--set", "glances=1",
-                        "--out", tmp_path, "--store", store, data_dir=data_dir)
+    result = run_lamaml("run", "--seeds", "0,2", "--jobs", "1", *TINY, "--set", "fast_path=false", "--set",
+                        "glances=1", "--out", tmp_path, "--store", store, data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     note = [line for line in result.stderr.splitlines() if line.startswith("lamaml: note: --seeds:")]
     assert len(note) == 1 and note[0].endswith("running the 2 seeds one after another"), result.stderr
@@ -215,3 +215,55 @@ def test_a_sweeps_seed_groups_are_halved_until_every_job_has_one():
     assert seeds(seed_groups(la_maml + er, jobs=2)) == [[0, 1, 2, 3, 4], [0, 1]]   # enough groups already
     assert seeds(seed_groups(er + la_maml, jobs=3)) == [[0, 1], [0, 1, 2], [3, 4]]
     assert seed_groups([], jobs=4) == []
+
+
+
+def test_seeds_split_over_worker_processes_equal_the_one_process_run(data_dir, tmp_path):
+    """--jobs 2: seeds 0-1 batched in one worker, seed 2 alone in another, side by side; each seed's
+    metrics and store row as in one process (and so as its separate run), the summary in seed order."""
+    runs = {}
+    for jobs in (1, 2):
+        store = tmp_path / f"jobs{jobs}.sqlite"
+        result = run_lamaml("run", "--seeds", "0-2", "--jobs", jobs, *TINY, "--out", tmp_path / f"jobs{jobs}",
+                            "--store", store, data_dir=data_dir)
+        assert result.returncode == 0, result.stderr
+        with sqlite3.connect(store) as conn:
+            rows = conn.execute("SELECT seed, status, ra FROM runs ORDER BY seed").fetchall()
+        metrics = [json.loads((tmp_path / f"jobs{jobs}" / f"seed{k}" / "metrics.json").read_text()) for k in range(3)]
+        runs[jobs] = result, rows, metrics
+    (one, rows_one, metrics_one), (two, rows_two, metrics_two) = runs[1], runs[2]
+    assert two.stderr.strip() == "lamaml: note: --seeds: 3 seeds in 2 processes side by side: seeds 0,1 and 2"
+    assert rows_two == rows_one and [r[1] for r in rows_two] == ["done"] * 3
+    for split, together in zip(metrics_two, metrics_one):
+        assert split["acc_matrix"] == together["acc_matrix"] and split["task_losses"] == together["task_losses"]
+    assert two.stdout.count("retained accuracy (RA)") == 3
+    assert two.stdout.splitlines()[-2] == one.stdout.splitlines()[-2]        # the same mean +/- std line
+
+
+def test_how_many_processes_seeds_train_in(monkeypatch):
+    import torch
+
+    from lamaml.config import resolve_config
+    from lamaml.experiments.seeds import seed_processes
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    mnist = resolve_config("mnist-rotations", "la-maml", {})
+    assert seed_processes(mnist, 5) == 2                 # an MLP on one thread: one process per core it may use
+    assert seed_processes(mnist, 1) == 1
+    assert seed_processes(mnist, 5, jobs=3) == 3 and seed_processes(mnist, 2, jobs=8) == 2
+    assert seed_processes(mnist.model_copy(update={"train_threads": 2}), 5) == 1
+    assert seed_processes(mnist.model_copy(update={"device": "cuda"}), 5) == 1     # one batch on a GPU
+    assert seed_processes(resolve_config("cifar100", "la-maml", {}), 5) == 1       # a conv net takes every core
+
+
+def test_a_seed_worker_killed_from_outside_ends_in_one_line_naming_the_seeds_without_results(data_dir, tmp_path):
+    """Seed 2 trains alone in its worker, which is killed at its third batch: the pool breaks, and the
+    run says which seeds have no results, without a traceback."""
+    result = run_lamaml("run", "--seeds", "0-2", "--jobs", "2", *TINY, "--out", tmp_path, data_dir=data_dir,
+                        fault="batch:3")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("lamaml: a worker process of --seeds was killed (out of memory, or by a signal): "
+                           "seeds ") and last.endswith(" have no results; run them again"), result.stderr
+    assert "2" in last.rsplit("seeds ", 1)[1] and "Traceback" not in result.stderr
+    assert not (tmp_path / "seed2" / "metrics.json").exists()

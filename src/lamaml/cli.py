@@ -37,6 +37,8 @@ def cmd_run(args) -> int:
     from .experiments.report import summary_table
     from .experiments.runs import check_writable, explain_failure, resume_command, resume_point, run_recorded
     resume = None
+    if args.jobs is not None and (args.seeds is None or args.jobs < 1):
+        raise UserError(f"--jobs {args.jobs}: the worker processes of --seeds, a count >= 1 with --seeds")
     if args.seeds is not None and (args.resume or args.checkpoint_every or args.dry_run or args.estimate):
         raise UserError("--seeds runs several seeds; --resume, --checkpoint-every, --dry-run and --estimate "
                         "work on one run: give --seed instead")
@@ -115,11 +117,12 @@ def cmd_run(args) -> int:
 
 def _run_seeds(args, config, out: Path | None, show) -> int:
     """``lamaml run --seeds``: each seed's summary, then their mean +/- std."""
-    from .experiments.seeds import combined_line, run_seeds_recorded, seed_folder
+    from .experiments.seeds import combined_line, run_seeds_recorded, seed_folder, seed_processes
     from .experiments.sweep import parse_seeds
     seeds = parse_seeds(args.seeds)
+    processes = seed_processes(config, len(seeds), args.jobs)
     metrics = run_seeds_recorded(config, seeds, data_dir=args.data_dir, download=not args.no_download, out=out,
-                                 store=args.store, quiet=args.quiet,
+                                 store=args.store, quiet=args.quiet, processes=processes,
                                  tensorboard=Path(args.tensorboard) if args.tensorboard else None, show=show,
                                  note=lambda line: print(f"lamaml: note: --seeds: {line}", file=sys.stderr, flush=True))
     print(combined_line(metrics))

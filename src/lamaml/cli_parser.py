@@ -48,6 +48,9 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
                        help="run this config once per seed (replaces --seed): La-MAML-family runs on the closed-form "
                        "path train every seed as one batched computation, others one after another; each seed "
                        "is recorded as its own run (--out DIR: DIR/seed<k>/)")
+    run_p.add_argument("--jobs", type=int, default=None, help="--seeds: worker processes, each training a group "
+                       "of the seeds (default: one per core for an MLP on the CPU, which trains on one thread; "
+                       "one otherwise)")
     run_p.add_argument("--tasks", type=int, default=None, help="keep only the first N tasks")
     run_p.add_argument("--setting", choices=["single", "multi"], default=None,
                        help="the paper's single-pass (glances) or multi-pass (10 epochs) protocol (default: single)")

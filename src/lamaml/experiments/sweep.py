@@ -30,6 +30,7 @@ from ..methods import METHODS, method_class
 from .engines import check_gpu_share, dispatch
 from .groups import group_by_setting
 from .projection import print_projection
+from .seeds import halved
 from .store import NOT_IDENTITY, Store, config_hash
 
 
@@ -208,23 +209,14 @@ def threads_per_job(jobs: int) -> int:
 
 
 def seed_groups(configs: list[dict[str, Any]], jobs: int = 1) -> list[list[dict[str, Any]]]:
-    """The configs grouped by everything but the seed, in the order of each group's first config.
-
-    With fewer groups than ``jobs``, the largest group is halved (its first seeds first) until every
-    job has one or no group has two seeds: one configuration's five seeds on two cores train as 3 and
-    2 batched seeds side by side, not as 5 on one core with the other idle. Each seed stays equal to its
-    separate run either way (each group trains on one thread)."""
+    """The configs grouped by everything but the seed, in the order of each group's first config; with fewer
+    groups than ``jobs``, the largest halved until every job has one (``seeds.halved``): one configuration's
+    five seeds on two cores train as 3 and 2 batched seeds side by side, not as 5 on one core with the other
+    idle. Each seed stays equal to its separate run either way (each group trains on one thread)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for config in configs:
         grouped.setdefault(config_hash({**config, "seed": 0}), []).append(config)
-    groups = list(grouped.values())
-    while len(groups) < jobs:
-        largest = max(range(len(groups)), key=lambda i: len(groups[i]), default=None)
-        if largest is None or len(groups[largest]) < 2:
-            break
-        group, half = groups[largest], (len(groups[largest]) + 1) // 2
-        groups[largest:largest + 1] = [group[:half], group[half:]]
-    return groups
+    return halved(list(grouped.values()), jobs)
 
 
 def check_data(benchmarks, data_dir: str | None) -> None:
