@@ -101,9 +101,9 @@ def run_seeds_recorded(config, seeds: list[int], *, data_dir: str | Path | None 
     """Run ``config`` once per seed and return each seed's metrics, recorded in ``store`` and under ``out``.
 
     ``show(metrics)`` is called for each seed as soon as it is done, before anything is written (with
-    ``processes`` > 1: for every seed in order once all groups are done and written); ``note(reason)`` when the seeds run one after
-    another instead of as one computation; ``processes``: worker processes, each training a group of the
-    seeds so (``seed_processes`` says how many pay).
+    ``processes`` > 1: for every seed in order, once all groups are done and written); ``note(reason)``
+    when the seeds run one after another instead of as one computation; ``processes``: worker
+    processes, each training a group of the seeds so (``seed_processes`` says how many pay).
     """
     from ..engine.seeds import prepare_seeds, run_seeds, seed_configs
     if len(set(seeds)) != len(seeds) or not seeds:
