@@ -163,28 +163,6 @@ def test_bgd_step_follows_the_closed_form_of_zeno_et_al():
     assert bgd.model.weight.item() == pytest.approx(bgd.mean[0].item())   # predictions use the means
 
 
-def test_bgd_step_in_place_equals_the_textbook_form_to_the_bit():
-    """bgd_step runs in kept buffers; each operation is the textbook expression's, in its order."""
-    torch.manual_seed(0)
-    bgd = make("meta-bgd", nn.Sequential(nn.Linear(30, 20), nn.Tanh(), nn.Linear(20, 5)), train_mc_iters=3)
-    for mean, std in zip(bgd.mean, bgd.std):
-        mean.normal_()
-        std.uniform_(0.001, 0.05)
-    for _ in range(2):       # the second step reuses the buffers the first left behind
-        g = [torch.randn_like(m) * 7 for m in bgd.mean]
-        ge = [torch.randn_like(m) * 3 for m in bgd.mean]
-        expected = []
-        for mean, std, gs, ges in zip(bgd.mean, bgd.std, g, ge):
-            e_grad, e_grad_eps = gs / 3, ges / 3
-            variance = std * std
-            half = e_grad_eps * std / 2
-            expected.append((mean.clone().addcmul_(variance, e_grad, value=-bgd.params.mean_eta),
-                             std * torch.sqrt(1 + half * half) - variance * e_grad_eps / 2))
-        bgd.bgd_step(g, ge)
-        for (mean, std), new_mean, new_std, variable in zip(expected, bgd.mean, bgd.std, bgd.variables):
-            assert torch.equal(new_mean, mean) and torch.equal(new_std, std) and torch.equal(variable, new_mean)
-
-
 @pytest.mark.parametrize("on_rates", [True, False])
 def test_meta_bgd_moves_the_rates_only_when_they_are_random_variables(on_rates):
     torch.manual_seed(0)

@@ -60,25 +60,15 @@ class MetaBGD(LookaheadMetaLearner):
         self.variables = [self.state.weights] + ([self.state.rates] if params.bgd_on_rates else [])
         self.mean = [v.clone() for v in self.variables]
         self.std = [torch.full_like(v, params.std_init) for v in self.variables]
-        # Work buffers, one per variable each, kept: at 1.4 M numbers (the pc-cnn) a fresh tensor per use
-        # costs its page faults again (Meta-BGD 6-8 % per update, BENCHMARKS.md)
-        self._buffers: dict[str, list[torch.Tensor]] = {}
-
-    def _buffer(self, name: str) -> list[torch.Tensor]:
-        """Work tensors shaped as the variables (contents left over from their last use)."""
-        kept = self._buffers.get(name)
-        if kept is None or any(b.shape != m.shape or b.device != m.device for b, m in zip(kept, self.mean)):
-            kept = self._buffers[name] = [torch.empty_like(m) for m in self.mean]
-        return kept
 
     @torch.no_grad()
     def draw(self) -> list[torch.Tensor]:
         """Set the network (and rates) to one sample mu + sigma * eps; return eps."""
         shapes = list(self.weights.values())
-        eps = self._buffer("eps")
+        eps = [torch.empty_like(m) for m in self.mean]
         for e in eps:     # parameter by parameter, so the generator's sequence is the per-tensor one
             for view in split_views(e, shapes):
-                view.normal_(generator=self.generator)      # torch.randn's numbers, drawn in place
+                view.copy_(torch.randn(view.shape, generator=self.generator))
         for variable, mean, std, e in zip(self.variables, self.mean, self.std, eps):
             torch.addcmul(mean, std, e, out=variable)
         return eps
@@ -90,9 +80,8 @@ class MetaBGD(LookaheadMetaLearner):
         p = self.params
         order = self.randperm(len(x), x.device)
         x, y = x[order], y[order]
-        grad_sum = [b.zero_() for b in self._buffer("grad_sum")]
-        grad_eps_sum = [b.zero_() for b in self._buffer("grad_eps_sum")]
-        product = self._buffer("product")
+        grad_sum = [torch.zeros_like(m) for m in self.mean]
+        grad_eps_sum = [torch.zeros_like(m) for m in self.mean]
         losses = []
         for draw in range(p.train_mc_iters):
             bx, by = x, y
@@ -108,9 +97,7 @@ class MetaBGD(LookaheadMetaLearner):
                 clip_(grads[1], p.grad_clip_norm)
             torch._foreach_mul_(grads, float(len(x)))      # BGD reads the gradient of the summed loss
             torch._foreach_add_(grad_sum, grads)
-            for out, g, e in zip(product, grads, eps):       # g * eps rounded, then added, as the update reads
-                torch.mul(g, e, out=out)
-            torch._foreach_add_(grad_eps_sum, product)
+            torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))
             losses.append(result.loss)
             if draw == 0 and first_sight:   # as theirs: the next draws' replay may pick this batch
                 self.memory.add(x, y, task)
@@ -119,18 +106,11 @@ class MetaBGD(LookaheadMetaLearner):
 
     @torch.no_grad()
     def bgd_step(self, grad_sum: list[torch.Tensor], grad_eps_sum: list[torch.Tensor]) -> None:
-        """The module docstring's update, in place: ``grad_sum`` and ``grad_eps_sum`` are spent. Each
-        operation is the textbook form's, in its order, so the numbers are the same to the bit."""
-        draws, eta = self.params.train_mc_iters, self.params.mean_eta
-        for mean, std, e_grad, e_grad_eps, variable, variance, half in zip(
-                self.mean, self.std, grad_sum, grad_eps_sum, self.variables, self._buffer("variance"),
-                self._buffer("half")):
-            e_grad.div_(draws)                                  # E[g]
-            e_grad_eps.div_(draws)                              # E[g eps]
-            torch.mul(std, std, out=variance)                   # sigma^2
-            mean.addcmul_(variance, e_grad, value=-eta)
-            torch.mul(e_grad_eps, std, out=half).div_(2)        # h = sigma E[g eps] / 2
-            root = torch.mul(half, half, out=e_grad).add_(1).sqrt_()   # sqrt(1 + h^2), in E[g]'s place
-            variance.mul_(e_grad_eps).div_(2)                   # sigma^2 E[g eps] / 2
-            std.mul_(root).sub_(variance)
+        draws = self.params.train_mc_iters
+        for mean, std, g, ge, variable in zip(self.mean, self.std, grad_sum, grad_eps_sum, self.variables):
+            e_grad, e_grad_eps = g / draws, ge / draws
+            variance = std * std
+            mean.addcmul_(variance, e_grad, value=-self.params.mean_eta)
+            half = e_grad_eps * std / 2
+            std.copy_(std * torch.sqrt(1 + half * half) - variance * e_grad_eps / 2)
             variable.copy_(mean)
