@@ -33,6 +33,7 @@ from lamaml.engine.loop import learn_batch
 from lamaml.engine.run import resolve_device
 from lamaml.engine.threads import AUTO_CAP
 from lamaml.errors import UserError
+from lamaml.hardware import tune_allocator
 from lamaml.models import build_model
 
 TABLE2 = ["iid", "er", "icarl", "gem", "a-gem", "mer", "meta-bgd", "c-maml", "la-er", "sync-la-maml", "la-maml"]
@@ -203,8 +204,13 @@ def main() -> None:
                              "(e.g. native_convs=false: MER's steps on oneDNN)")
     parser.add_argument("--onednn", choices=["on", "off"], default="on",
                         help="off: PyTorch's own CPU convolutions for everything (how MER's steps run)")
+    parser.add_argument("--allocator", choices=["tuned", "default"], default="tuned",
+                        help="tuned: glibc's allocator held as `lamaml` holds it (hardware.tune_allocator); "
+                             "default: glibc's own settings")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.allocator == "tuned":
+        tune_allocator()
     if any("=" not in pair for pair in args.set):
         parser.error(f"--set {next(p for p in args.set if '=' not in p)}: expected KEY=VALUE")
     sets = dict(pair.split("=", 1) for pair in args.set)

@@ -362,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["run", *argv])
     args.argv = argv
     from .errors import LamamlError
+    from .hardware import tune_allocator
+    tune_allocator()
     try:
         status = args.handler(args)
         sys.stdout.flush()      # a closed pipe shows here, where it is caught, not at interpreter exit
