@@ -1,5 +1,10 @@
-"""The CPU's vendor and model name, read from /proc/cpuinfo (MER's native_convs=auto asks the vendor)."""
+"""The CPU's vendor and model name, read from /proc/cpuinfo (MER's native_convs=auto asks the vendor), and
+the allocator's settings."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -43,3 +48,16 @@ def test_without_proc_cpuinfo_the_platforms_words_decide(cpuinfo):
     assert cpuinfo(None, windows) == {"vendor": "GenuineIntel", "model": windows}
     assert cpuinfo(None, "arm") == {"vendor": "", "model": "arm"}
     assert not hardware.intel_cpu()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_allocator_settings_go_to_glibc_and_to_spawned_workers_and_the_users_own_win(monkeypatch):
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "")      # so that monkeypatch restores it after the test
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "268435456")            # the user's own
+    assert hardware.tune_allocator()                                     # mallopt took both
+    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)         # what workers start with
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "268435456"
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == str(32 << 20)
