@@ -2,9 +2,9 @@
 and the C allocator's settings for the vision nets' large temporaries (``tune_allocator``).
 
 MKL, which PyTorch's own CPU kernels multiply with, takes its AVX-512 code only on Intel CPUs; on
-an AMD CPU with AVX-512 it runs its AVX2 code (about 104 GFLOP/s on one thread of the 2026-12-04
-AMD EPYC VM against about 170 for oneDNN's own convolution kernels on the same CPU; BENCHMARKS.md,
-"MER's convolutions by CPU vendor"). So which convolution kernels are faster at one image depends
+an AMD CPU with AVX-512 it runs its AVX2 code (107 GFLOP/s on one thread of the 2026-12-04 AMD EPYC
+VM, where oneDNN's own kernels run the pc-cnn's largest conv at about 170; ``bench/conv_batch1.py``,
+BENCHMARKS.md "MER's convolutions by CPU vendor"). So which convolution kernels are faster at one image depends
 on the vendor, and MER's ``native_convs: auto`` asks ``intel_cpu``.
 """
 from __future__ import annotations

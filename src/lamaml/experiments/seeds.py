@@ -43,6 +43,14 @@ def halved(groups: list[list], parts: int) -> list[list]:
     return groups
 
 
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` parallel runs: the cores shared out, within the thread count
+    this process may use (OMP_NUM_THREADS or torch.set_num_threads): a sweep told to keep to one
+    thread, beside other work, must not evaluate on two cores that other work is using."""
+    import torch
+    return max(1, min(os.cpu_count() or 1, torch.get_num_threads()) // jobs)
+
+
 def seed_processes(config, seeds: int, jobs: int | None = None) -> int:
     """How many worker processes ``lamaml run --seeds`` trains ``seeds`` seeds in: ``jobs`` where given
     (at most one per seed); else, for an MLP that trains on one thread on the CPU, one per core the process
@@ -54,7 +62,7 @@ def seed_processes(config, seeds: int, jobs: int | None = None) -> int:
     on_gpu = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
     if on_gpu or not one_thread(config):
         return 1
-    return max(1, min(seeds, os.cpu_count() or 1, torch.get_num_threads()))
+    return max(1, min(seeds, threads_per_job(1)))
 
 
 def one_thread(config) -> bool:
@@ -165,7 +173,7 @@ def _in_processes(config, seeds: list[int], processes: int, data_dir, download: 
     # A run that trains on one thread keeps a lone run's threads for evaluation, whose products then
     # round as its separate run's do (their brief overlap costs less than a difference); any other
     # run gets its share of the cores, as a sweep's jobs do.
-    threads = _threads() if one_thread(config) else max(1, min(os.cpu_count() or 1, _threads()) // len(groups))
+    threads = _torch_threads() if one_thread(config) else threads_per_job(len(groups))
     if note:
         note(f"{len(seeds)} seeds in {len(groups)} processes side by side: seeds "
              f"{' and '.join(describe_seeds(group) for group in groups)}")
@@ -198,7 +206,7 @@ def _in_processes(config, seeds: list[int], processes: int, data_dir, download: 
     return [by_seed[seed] for seed in seeds]
 
 
-def _threads() -> int:
+def _torch_threads() -> int:
     import torch
     return torch.get_num_threads()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +29,7 @@ from ..methods import METHODS, method_class
 from .engines import check_gpu_share, dispatch
 from .groups import group_by_setting
 from .projection import print_projection
-from .seeds import halved
+from .seeds import halved, threads_per_job
 from .store import NOT_IDENTITY, Store, config_hash
 
 
@@ -198,14 +197,6 @@ def run_sweep(spec: SweepSpec | list[SweepSpec], store_path: Path, jobs: int, da
     label = progress_label([c.model_dump() for c in configs])
     return dispatch(engine, jobs_of, store_path, data_dir, threads, jobs, address, label, tensorboard,
                     checkpoint_every, expected, gpus_per_run)
-
-
-def threads_per_job(jobs: int) -> int:
-    """Torch threads for each of ``jobs`` parallel runs: the cores shared out, within the thread count
-    this process may use (OMP_NUM_THREADS or torch.set_num_threads): a sweep told to keep to one
-    thread, beside other work, must not evaluate on two cores that other work is using."""
-    import torch
-    return max(1, min(os.cpu_count() or 1, torch.get_num_threads()) // jobs)
 
 
 def seed_groups(configs: list[dict[str, Any]], jobs: int = 1) -> list[list[dict[str, Any]]]:
