@@ -1,5 +1,6 @@
 """iCaRL's exemplars, distillation and nearest-mean prediction; Meta-BGD's Bayesian update."""
 import math
+import threading
 
 import pytest
 import torch
@@ -210,3 +211,91 @@ def test_meta_bgd_averages_g_and_g_eps_over_draws_as_bgd_needs():
     for m, g, ge in zip(mean, captured["g"], captured["ge"]):
         assert torch.allclose(g / 4000, 5 * m, atol=0.15)
         assert torch.allclose(ge / 4000, torch.full_like(m, 5 * 0.5), atol=0.15)
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def small_conv_bgd(**params):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 6))
+    bgd = make("meta-bgd", net, **params)
+    bgd.use_task_heads(heads(2, 3))
+    return bgd
+
+
+def bgd_after_three_batches(**params):
+    bgd = small_conv_bgd(**params)
+    g = torch.Generator().manual_seed(1)
+    losses = []
+    for task in (0, 0, 1):
+        x, y = torch.randn(10, 3, 8, 8, generator=g), 3 * task + torch.randint(0, 3, (10,), generator=g)
+        losses.append(bgd.observe(x, y, task, first_sight=True))
+    return bgd, losses
+
+
+@pytest.mark.parametrize("draws", [2, 3])
+def test_meta_bgds_draws_side_by_side_give_a_one_thread_runs_numbers_to_the_bit(threads, draws):
+    """Two training threads: each draw's meta-gradient on one thread of its own (3 draws: two workers
+    take turns), and the generator's choices in the authors' order, so every number equals one thread's."""
+    threads(1)
+    alone, losses_alone = bgd_after_three_batches(train_mc_iters=draws)
+    assert alone.draw_workers() == 1
+    threads(2)
+    split, losses_split = bgd_after_three_batches(train_mc_iters=draws)
+    assert split.draw_workers() == 2 and torch.get_num_threads() == 2
+    assert torch.equal(torch.stack(losses_alone), torch.stack(losses_split))
+    stored = alone.memory.size
+    assert stored == split.memory.size == 30
+    for a, b in zip(alone.mean + alone.std + [alone.state.weights, alone.memory.x[:stored]],
+                    split.mean + split.std + [split.state.weights, split.memory.x[:stored]]):
+        assert torch.equal(a, b)
+    assert torch.equal(alone.generator.get_state(), split.generator.get_state())
+
+
+def test_meta_bgd_draws_one_after_another_where_they_cannot_run_side_by_side(threads):
+    threads(2)
+    assert small_conv_bgd().draw_workers() == 2
+    assert small_conv_bgd(parallel_draws=False).draw_workers() == 1
+    assert small_conv_bgd(train_mc_iters=1).draw_workers() == 1
+    with_buffer = small_conv_bgd()
+    with_buffer.model.register_buffer("scale", torch.ones(1))    # a copy would hold it stale
+    assert with_buffer.draw_workers() == 1
+    mlp = make("meta-bgd", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), second_order=False,
+               inner_steps=None, inner_clamp=None)
+    assert type(mlp.backend).__name__ != "AutogradBackend" and mlp.draw_workers() == 1   # the closed form's buffers
+    threads(1)
+    assert small_conv_bgd().draw_workers() == 1
+
+
+def test_meta_bgd_sums_its_draws_in_draw_order_whichever_finishes_first(threads):
+    threads(2)
+    bgd = small_conv_bgd(train_mc_iters=3)
+    drawn, results, captured = [], {}, {}
+    draw, draw_gradient = bgd.draw, bgd.draw_gradient
+
+    def recording_draw():
+        sample, eps = draw()
+        drawn.append((sample, eps))
+        return sample, eps
+
+    def recording_gradient(sample, *args, **kwargs):
+        if sample is drawn[0][0]:
+            threading.Event().wait(0.05)        # the first draw finishes last
+        results[id(sample)] = out = draw_gradient(sample, *args, **kwargs)
+        return out
+    bgd.draw, bgd.draw_gradient = recording_draw, recording_gradient
+    bgd.bgd_step = lambda g, ge: captured.update(g=g, ge=ge)
+    bgd.observe(torch.randn(10, 3, 8, 8), torch.randint(0, 3, (10,)), 0, first_sight=True)
+    expected_g = [torch.zeros_like(m) for m in bgd.mean]
+    expected_ge = [torch.zeros_like(m) for m in bgd.mean]
+    for sample, eps in drawn:
+        grads = results[id(sample)][1]
+        expected_g = [s + g for s, g in zip(expected_g, grads)]
+        expected_ge = [s + g * e for s, g, e in zip(expected_ge, grads, eps)]
+    assert len(drawn) == 3
+    assert all(torch.equal(a, b) for a, b in zip(captured["g"] + captured["ge"], expected_g + expected_ge))

@@ -20,12 +20,24 @@ alphas; ``clip_rates=true`` clips the rates' separately, as the rest of the fami
 
 As theirs, a batch enters memory during the first draw at its first sight (epoch 0, glance 0), so
 the later draws' replay samples may already include it.
+
+The draws' meta-gradients depend on each other only through those random choices. So on a CPU with
+two or more training threads (``parallel_draws``, the default) this thread makes every choice in the
+authors' order and each meta-gradient runs on a worker thread of its own, on its share of the
+threads, beside the next draw's choices (``concurrent.ThreadSplit``); the sums are taken in draw
+order. Where each draw gets one thread (two threads, two draws: the default on the 2-core reference
+machine), a run gives a one-thread run's numbers to the bit.
 """
+import copy
+import threading
+
 import torch
 from pydantic import Field
 
-from .base import register
+from .base import COMPUTATION_ONLY, register
+from .concurrent import ThreadSplit
 from .lookahead import LookaheadMetaLearner, LookaheadOptions, LookaheadParams
+from .lookahead.autograd import AutogradBackend
 from .lookahead.state import split_views
 from .lookahead.update import clip_
 
@@ -43,6 +55,10 @@ class MetaBGDParams(LookaheadParams):
                                                  "(authors' code) or stay fixed")
     clip_rates: bool = Field(False, description="clip the rates' meta-gradient too (the authors clip the "
                                                 "weights' only)")
+    parallel_draws: bool = Field(True, description="on a CPU with two or more training threads, compute the "
+                                 "draws' meta-gradients side by side, each on its share of the threads (the "
+                                 "numbers of a one-thread run); false: one after another on all of them",
+                                 json_schema_extra=COMPUTATION_ONLY)
 
 
 @register
@@ -62,16 +78,15 @@ class MetaBGD(LookaheadMetaLearner):
         self.std = [torch.full_like(v, params.std_init) for v in self.variables]
 
     @torch.no_grad()
-    def draw(self) -> list[torch.Tensor]:
-        """Set the network (and rates) to one sample mu + sigma * eps; return eps."""
+    def draw(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One sample mu + sigma * eps of the weights (and rates), in tensors of its own; returns
+        ``(sample, eps)``."""
         shapes = list(self.weights.values())
         eps = [torch.empty_like(m) for m in self.mean]
         for e in eps:     # parameter by parameter, so the generator's sequence is the per-tensor one
             for view in split_views(e, shapes):
                 view.copy_(torch.randn(view.shape, generator=self.generator))
-        for variable, mean, std, e in zip(self.variables, self.mean, self.std, eps):
-            torch.addcmul(mean, std, e, out=variable)
-        return eps
+        return [torch.addcmul(mean, std, e) for mean, std, e in zip(self.mean, self.std, eps)], eps
 
     def plan(self, batch_size):
         return self.plan_with(batch_size, learn_lr=self.params.bgd_on_rates)
@@ -82,27 +97,70 @@ class MetaBGD(LookaheadMetaLearner):
         x, y = x[order], y[order]
         grad_sum = [torch.zeros_like(m) for m in self.mean]
         grad_eps_sum = [torch.zeros_like(m) for m in self.mean]
+        workers = self.draw_workers()
+        if workers > 1 and "_model_template" not in self.__dict__:   # copied before any draw runs
+            self._model_template = copy.deepcopy(self.model)
+        draws = []
+        with ThreadSplit(workers, torch.get_num_threads()) as split:
+            for draw in range(p.train_mc_iters):
+                # The random choices, in the authors' order on this thread; each meta-gradient may then
+                # run beside the next draw's choices.
+                bx, by = x, y
+                if draw:   # as the authors' code: every later draw shuffles the batch and samples replay anew
+                    order = self.randperm(len(x), x.device)
+                    bx, by = x[order], y[order]
+                meta = self.meta_batch(bx, by, task)
+                sample, eps = self.draw()
+                draws.append((split.submit(lambda s=sample, batch=(bx, by, task), m=meta, own=workers > 1:
+                                           self.draw_gradient(s, batch, m, own_model=own)), eps))
+                if draw == 0 and first_sight:   # as theirs: the next draws' replay may pick this batch
+                    self.memory.add(x, y, task)
         losses = []
-        for draw in range(p.train_mc_iters):
-            bx, by = x, y
-            if draw:   # as the authors' code: every later draw shuffles the batch and samples replay anew
-                order = self.randperm(len(x), x.device)
-                bx, by = x[order], y[order]
-            meta = self.meta_batch(bx, by, task)
-            eps = self.draw()
-            result = self.meta_gradient(bx, by, task, meta)
-            grads = [result.weights] + ([result.rates] if p.bgd_on_rates else [])
-            clip_(grads[0], p.grad_clip_norm)
-            if p.clip_rates and p.bgd_on_rates:
-                clip_(grads[1], p.grad_clip_norm)
-            torch._foreach_mul_(grads, float(len(x)))      # BGD reads the gradient of the summed loss
+        for future, eps in draws:                 # summed in draw order, whatever finished first
+            loss, grads = future.result()
             torch._foreach_add_(grad_sum, grads)
             torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))
-            losses.append(result.loss)
-            if draw == 0 and first_sight:   # as theirs: the next draws' replay may pick this batch
-                self.memory.add(x, y, task)
+            losses.append(loss)
         self.bgd_step(grad_sum, grad_eps_sum)
         return torch.stack(losses).mean()
+
+    def draw_gradient(self, sample, batch, meta, *, own_model: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The C-MAML meta-gradient at one draw's weights (and rates), clipped and scaled as BGD reads it;
+        ``own_model``: through this thread's copy of the model (``thread_backend``)."""
+        p = self.params
+        backend = self.thread_backend() if own_model else self.backend
+        state = self.state.at(sample[0], sample[1] if p.bgd_on_rates else None)
+        result = backend(state, batch, meta, self.plan(len(batch[0])))
+        grads = [result.weights] + ([result.rates] if p.bgd_on_rates else [])
+        clip_(grads[0], p.grad_clip_norm)
+        if p.clip_rates and p.bgd_on_rates:
+            clip_(grads[1], p.grad_clip_norm)
+        torch._foreach_mul_(grads, float(len(batch[0])))      # BGD reads the gradient of the summed loss
+        return result.loss, grads
+
+    def draw_workers(self) -> int:
+        """How many draws run at once: one per training thread, up to the draws, on a CPU where the
+        backend can run beside itself (autograd, on a copy of a model without buffers, which a copy
+        would hold stale); else one."""
+        threads, draws = torch.get_num_threads(), self.params.train_mc_iters
+        on_cpu = self.state.weights.device.type == "cpu"
+        if not (self.params.parallel_draws and on_cpu and isinstance(self.backend, AutogradBackend)) or \
+                next(self.model.buffers(), None) is not None:
+            return 1
+        return max(1, min(threads, draws))
+
+    def thread_backend(self) -> AutogradBackend:
+        """The learner's backend on this thread's own copy of the model: functional calls swap a module's
+        parameters while they run, so draws side by side must not share one. Each worker thread copies
+        the template made before the draws (never called itself) once and keeps its copy; the backend
+        is copied anew each time, so it follows the learner's."""
+        copies = self.__dict__.setdefault("_thread_models", {})
+        model = copies.get(threading.get_ident())
+        if model is None:
+            model = copies[threading.get_ident()] = copy.deepcopy(self._model_template)
+        twin = copy.copy(self.backend)
+        twin.model = model
+        return twin
 
     @torch.no_grad()
     def bgd_step(self, grad_sum: list[torch.Tensor], grad_eps_sum: list[torch.Tensor]) -> None:

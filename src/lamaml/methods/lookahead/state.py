@@ -38,11 +38,12 @@ class LookaheadState:
         self.weights = flatten_parameters_(model)
         self.rates = torch.full_like(self.weights, alpha_init)
 
-    def at(self, weights: torch.Tensor) -> "LookaheadState":
-        """The same rates at other weights (flat, not the model's): autograd leaves of their own,
-        for a meta-gradient at another iterate (VR-MCL's previous weights)."""
+    def at(self, weights: torch.Tensor, rates: torch.Tensor | None = None) -> "LookaheadState":
+        """The same rates (or ``rates``) at other weights (flat, not the model's): autograd leaves of
+        their own, for a meta-gradient at another iterate (VR-MCL's previous weights, a Meta-BGD draw)."""
         other = copy.copy(self)
         other.weights = weights
+        other.rates = self.rates if rates is None else rates
         other.parameters = {name: view.detach().requires_grad_() for name, view in self.named(weights).items()}
         return other
 

@@ -1,0 +1,49 @@
+import threading
+
+import pytest
+import torch
+
+from lamaml.methods.concurrent import ThreadSplit
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_each_job_runs_on_a_worker_with_its_share_of_the_threads_and_the_callers_count_is_restored(threads):
+    threads(4)
+    seen = []
+    with ThreadSplit(2, 4) as split:
+        futures = [split.submit(lambda: seen.append((threading.get_ident(), torch.get_num_threads())) or len(seen))
+                   for _ in range(3)]
+    assert all(f.done() for f in futures) and sorted(f.result() for f in futures) == [1, 2, 3]
+    assert all(ident != threading.get_ident() and count == 2 for ident, count in seen)
+    assert torch.get_num_threads() == 4
+
+
+def test_one_worker_runs_each_job_at_once_on_the_callers_thread(threads):
+    threads(3)
+    with ThreadSplit(1, 3) as split:
+        future = split.submit(lambda: (threading.get_ident(), torch.get_num_threads()))
+        assert future.done()
+    assert future.result() == (threading.get_ident(), 3)
+
+
+def test_a_failing_job_is_raised_after_every_job_has_finished(threads):
+    threads(2)
+    finished = threading.Event()
+
+    def fails():
+        raise ValueError("draw 0 failed")
+
+    def slow():
+        threading.Event().wait(0.2)
+        finished.set()
+    with pytest.raises(ValueError, match="draw 0 failed"):
+        with ThreadSplit(2, 2) as split:
+            split.submit(fails)
+            split.submit(slow)
+    assert finished.is_set() and torch.get_num_threads() == 2
