@@ -47,8 +47,9 @@ def _sync(device: torch.device) -> None:
 
 
 def time_updates(benchmark: str, method: str, setting: str, device: torch.device, updates: int, warmup: int,
-                 overrides: dict, compile_model: bool = False, count_flops: bool = False) -> dict:
-    """ms per ``observe`` call on task 1 (so memories and earlier-task terms are populated), and eval speed;
+                 overrides: dict, compile_model: bool = False, count_flops: bool = False, at_task: int = 1) -> dict:
+    """ms per ``observe`` call on task ``at_task`` (1 by default, so memories and earlier-task terms are
+    populated; a later task for methods whose work grows with the tasks seen: GEM, A-GEM, iCaRL), and eval speed;
     ``compile_model``: the net wrapped in ``torch.compile`` (bench/gpu_check.py); ``count_flops``: also
     the matmul and conv GFLOP of the timed updates, their mean (``torch.utils.flop_counter``, on a twin
     learner that repeats them from the same state: the counter's overhead stays out of the timing, and
@@ -73,22 +74,27 @@ def time_updates(benchmark: str, method: str, setting: str, device: torch.device
         return x, y
     if learner.joint:   # IID: batches mix tasks
         task_of = lambda: torch.randint(0, n_tasks, (batch,), generator=g).to(device)  # noqa: E731
-    learner.begin_task(None if learner.joint else 0)
-    # task 0, then its end: enough of it that every replay draw is full size (MER: 25 examples of one)
-    fill = math.ceil((config.params.get("replay_batch_size") or 0) / batch)
-    for _ in range(max(warmup // 2, 1, fill)):
-        x, y = incoming(0)
-        learn_batch(learner, x, y, task_of() if learner.joint else 0, glances=1, first_epoch=True)
+    if not 1 <= at_task < n_tasks:
+        raise UserError(f"--at-task {at_task}: {benchmark} has tasks 1 to {n_tasks - 1} after its first")
+    # the tasks before, each ended: enough of each that every replay draw is full size (MER: 25 examples
+    # of one) and every task's memory is filled (GEM: 10 per task)
+    fill = math.ceil(max(config.params.get("replay_batch_size") or 0, config.params.get("n_memories") or 0) / batch)
+    for task in range(1 if learner.joint else at_task):
+        learner.begin_task(None if learner.joint else task)
+        for _ in range(max(warmup // 2, 1, fill)):
+            x, y = incoming(task)
+            learn_batch(learner, x, y, task_of() if learner.joint else task, glances=1, first_epoch=True)
+        if not learner.joint:
+            learner.end_task(task)
     if not learner.joint:
-        learner.end_task(0)
-        learner.begin_task(1)
+        learner.begin_task(at_task)
     times, steps = [], []
     before = copy.deepcopy(learner.state_dict()) if count_flops else None
     for step in range(warmup // 2 + updates):
-        x, y = incoming(1)
+        x, y = incoming(at_task)
         _sync(device)
         start = time.perf_counter()
-        task = task_of() if learner.joint else 1
+        task = task_of() if learner.joint else at_task
         steps.append((x, y, task))
         learner.observe(x, y, task, first_sight=step % config.glances == 0)
         if step % config.glances == config.glances - 1:    # the batch's last glance: memories take it in
@@ -207,6 +213,8 @@ def main() -> None:
     parser.add_argument("--allocator", choices=["tuned", "default"], default="tuned",
                         help="tuned: glibc's allocator held as `lamaml` holds it (hardware.tune_allocator); "
                              "default: glibc's own settings")
+    parser.add_argument("--at-task", type=int, default=1,
+                        help="time the updates of this task, after the tasks before it (default 1: after one)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.allocator == "tuned":
@@ -232,7 +240,7 @@ def main() -> None:
                 for overrides in orders:
                     row = time_updates(benchmark, method, setting, device, args.updates, args.warmup,
                                        {**sets, **overrides},
-                                       count_flops=args.floor)
+                                       count_flops=args.floor, at_task=args.at_task)
                     rows.append(row)
                     print(f"  {benchmark} {method} {setting} {'2nd' if row['second_order'] else '1st'} order: "
                           f"{row['ms_per_update']:.1f} ms/update", flush=True)

@@ -30,3 +30,18 @@ def test_er_counts_its_batch_and_its_replayed_sample_forward_and_back(name, side
                                     overrides={}, count_flops=True)
     images = row["batch"] + 1                      # ER's preset replays one stored sample per step
     assert row["gflop_per_update"] * 1e9 == pytest.approx(images * per_image, rel=1e-12)
+
+
+def test_at_task_times_an_update_after_that_many_tasks_each_with_its_memory_filled():
+    """A-GEM's union-sample reference takes one gradient on every stored image of the past tasks, 10
+    each: from task 1 to task 3 an update grows by two tasks' memories, forward and back."""
+    forward, first_conv = pc_cnn_macs(32, 100)
+    per_image = 2 * (3 * forward - first_conv)
+    counted = {task: bench_vision.time_updates("cifar100", "a-gem", "single", torch.device("cpu"), updates=1,
+                                               warmup=2, overrides={"reference": "union-sample"},
+                                               count_flops=True, at_task=task)["gflop_per_update"]
+               for task in (1, 3)}
+    assert (counted[3] - counted[1]) * 1e9 == pytest.approx(2 * 10 * per_image, rel=1e-12)
+    with pytest.raises(bench_vision.UserError, match="--at-task 20: cifar100 has tasks 1 to 19"):
+        bench_vision.time_updates("cifar100", "gem", "single", torch.device("cpu"), updates=1, warmup=2,
+                                  overrides={}, at_task=20)
