@@ -228,6 +228,10 @@ def small_conv_bgd(**params):
     return bgd
 
 
+def draw_workers(bgd):
+    return bgd.side_by_side(bgd.params.train_mc_iters, bgd.params.parallel_draws)
+
+
 def bgd_after_three_batches(**params):
     bgd = small_conv_bgd(**params)
     g = torch.Generator().manual_seed(1)
@@ -244,10 +248,10 @@ def test_meta_bgds_draws_side_by_side_give_a_one_thread_runs_numbers_to_the_bit(
     take turns), and the generator's choices in the authors' order, so every number equals one thread's."""
     threads(1)
     alone, losses_alone = bgd_after_three_batches(train_mc_iters=draws)
-    assert alone.draw_workers() == 1
+    assert draw_workers(alone) == 1
     threads(2)
     split, losses_split = bgd_after_three_batches(train_mc_iters=draws)
-    assert split.draw_workers() == 2 and torch.get_num_threads() == 2
+    assert draw_workers(split) == 2 and torch.get_num_threads() == 2
     assert torch.equal(torch.stack(losses_alone), torch.stack(losses_split))
     stored = alone.memory.size
     assert stored == split.memory.size == 30
@@ -259,17 +263,17 @@ def test_meta_bgds_draws_side_by_side_give_a_one_thread_runs_numbers_to_the_bit(
 
 def test_meta_bgd_draws_one_after_another_where_they_cannot_run_side_by_side(threads):
     threads(2)
-    assert small_conv_bgd().draw_workers() == 2
-    assert small_conv_bgd(parallel_draws=False).draw_workers() == 1
-    assert small_conv_bgd(train_mc_iters=1).draw_workers() == 1
+    assert draw_workers(small_conv_bgd()) == 2
+    assert draw_workers(small_conv_bgd(parallel_draws=False)) == 1
+    assert draw_workers(small_conv_bgd(train_mc_iters=1)) == 1
     with_buffer = small_conv_bgd()
     with_buffer.model.register_buffer("scale", torch.ones(1))    # a copy would hold it stale
-    assert with_buffer.draw_workers() == 1
+    assert draw_workers(with_buffer) == 1
     mlp = make("meta-bgd", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), second_order=False,
                inner_steps=None, inner_clamp=None)
-    assert type(mlp.backend).__name__ != "AutogradBackend" and mlp.draw_workers() == 1   # the closed form's buffers
+    assert type(mlp.backend).__name__ != "AutogradBackend" and draw_workers(mlp) == 1   # the closed form's buffers
     threads(1)
-    assert small_conv_bgd().draw_workers() == 1
+    assert draw_workers(small_conv_bgd()) == 1
 
 
 def test_meta_bgd_sums_its_draws_in_draw_order_whichever_finishes_first(threads):

@@ -231,3 +231,44 @@ def test_lamaml_list_shows_vr_mcl_with_its_presets():
     from lamaml.experiments.catalog import catalog
     text = catalog()
     assert "\n  vr-mcl " in text and "vr_momentum=0.15" in text
+
+
+def vr_mcl_on_a_small_conv_net_after_four_batches(**params):
+    from torch import nn
+    from lamaml.methods import method_class
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 6))
+    cls = method_class("vr-mcl")
+    learner = cls(net, cls.Params(memories=20, replay_batch_size=4, inner_steps=2, **params),
+                  torch.Generator().manual_seed(0))
+    learner.use_task_heads(torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool))
+    g = torch.Generator().manual_seed(1)
+    losses = []
+    for task in (0, 0, 1, 1):
+        if task != learner.current_task:
+            learner.begin_task(task)
+        x, y = torch.randn(6, 3, 8, 8, generator=g), 3 * task + torch.randint(0, 3, (6,), generator=g)
+        losses.append(learner.observe(x, y, task, first_sight=True))
+        learner.end_batch(x, y, task, first_sight=True)
+    return learner, torch.stack(losses)
+
+
+def test_the_two_look_aheads_side_by_side_give_a_one_thread_runs_numbers_to_the_bit():
+    """Two training threads: the look-aheads from theta_t and theta_{t-1} on one worker thread each."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone, losses_alone = vr_mcl_on_a_small_conv_net_after_four_batches()
+        torch.set_num_threads(2)
+        split, losses_split = vr_mcl_on_a_small_conv_net_after_four_batches()
+        assert torch.equal(losses_alone, losses_split)
+        for a, b in [(alone.state.weights, split.state.weights), (alone.state.rates, split.state.rates),
+                     (alone.momentum, split.momentum), (alone.previous_weights, split.previous_weights)]:
+            assert torch.equal(a, b)
+        assert split.side_by_side(2, True) == 2 and split.side_by_side(2, False) == 1
+        taken = []
+        split.both_lookaheads = lambda *args, original=split.both_lookaheads: taken.append(1) or original(*args)
+        split.observe(torch.randn(6, 3, 8, 8), torch.randint(3, 6, (6,)), 1, first_sight=False)
+        assert taken == [1]                                    # the side-by-side path ran
+    finally:
+        torch.set_num_threads(before)

@@ -28,16 +28,12 @@ threads, beside the next draw's choices (``concurrent.ThreadSplit``); the sums a
 order. Where each draw gets one thread (two threads, two draws: the default on the 2-core reference
 machine), a run gives a one-thread run's numbers to the bit.
 """
-import copy
-import threading
-
 import torch
 from pydantic import Field
 
 from .base import COMPUTATION_ONLY, register
 from .concurrent import ThreadSplit
 from .lookahead import LookaheadMetaLearner, LookaheadOptions, LookaheadParams
-from .lookahead.autograd import AutogradBackend
 from .lookahead.state import split_views
 from .lookahead.update import clip_
 
@@ -97,9 +93,7 @@ class MetaBGD(LookaheadMetaLearner):
         x, y = x[order], y[order]
         grad_sum = [torch.zeros_like(m) for m in self.mean]
         grad_eps_sum = [torch.zeros_like(m) for m in self.mean]
-        workers = self.draw_workers()
-        if workers > 1 and "_model_template" not in self.__dict__:   # copied before any draw runs
-            self._model_template = copy.deepcopy(self.model)
+        workers = self.side_by_side(p.train_mc_iters, p.parallel_draws)
         draws = []
         with ThreadSplit(workers, torch.get_num_threads()) as split:
             for draw in range(p.train_mc_iters):
@@ -137,30 +131,6 @@ class MetaBGD(LookaheadMetaLearner):
             clip_(grads[1], p.grad_clip_norm)
         torch._foreach_mul_(grads, float(len(batch[0])))      # BGD reads the gradient of the summed loss
         return result.loss, grads
-
-    def draw_workers(self) -> int:
-        """How many draws run at once: one per training thread, up to the draws, on a CPU where the
-        backend can run beside itself (autograd, on a copy of a model without buffers, which a copy
-        would hold stale); else one."""
-        threads, draws = torch.get_num_threads(), self.params.train_mc_iters
-        on_cpu = self.state.weights.device.type == "cpu"
-        if not (self.params.parallel_draws and on_cpu and isinstance(self.backend, AutogradBackend)) or \
-                next(self.model.buffers(), None) is not None:
-            return 1
-        return max(1, min(threads, draws))
-
-    def thread_backend(self) -> AutogradBackend:
-        """The learner's backend on this thread's own copy of the model: functional calls swap a module's
-        parameters while they run, so draws side by side must not share one. Each worker thread copies
-        the template made before the draws (never called itself) once and keeps its copy; the backend
-        is copied anew each time, so it follows the learner's."""
-        copies = self.__dict__.setdefault("_thread_models", {})
-        model = copies.get(threading.get_ident())
-        if model is None:
-            model = copies[threading.get_ident()] = copy.deepcopy(self._model_template)
-        twin = copy.copy(self.backend)
-        twin.model = model
-        return twin
 
     @torch.no_grad()
     def bgd_step(self, grad_sum: list[torch.Tensor], grad_eps_sum: list[torch.Tensor]) -> None:

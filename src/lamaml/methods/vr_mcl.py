@@ -50,7 +50,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import register
+from .base import COMPUTATION_ONLY, register
 from .lookahead import LookaheadMetaLearner, LookaheadOptions, LookaheadParams
 
 
@@ -74,6 +74,10 @@ class VRMCLParams(LookaheadParams):
     inner_steps: int | None = Field(4, ge=1, description="inner chunks: their --inner_batch_size 8 of a batch of 32")
     replay_with_replacement: bool = Field(False, description="Mammoth's buffer draws without replacement")
     meta_loss: Literal["mean", "last"] = Field("mean", description="mean over inner steps (authors' code)")
+    parallel_lookaheads: bool = Field(True, description="on a CPU with two or more training threads, the two "
+                                      "look-aheads side by side, each on its share of the threads (the numbers of a "
+                                      "one-thread run); false: one after the other on all of them",
+                                      json_schema_extra=COMPUTATION_ONLY)
 
 
 @register

@@ -11,6 +11,8 @@ choice of backend changes speed, never results beyond float rounding.
 """
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -19,6 +21,7 @@ from pydantic import Field
 from torch import nn
 
 from ..base import COMPUTATION_ONLY, Method, MethodParams, to_device
+from ..concurrent import ThreadSplit
 from ..replay import ReservoirMemory
 from .autograd import AutogradBackend
 from .closed_form import ClosedFormMLP
@@ -114,7 +117,7 @@ class LookaheadMetaLearner(Method):
         if options is None or cls.own_step:
             return
         needed = ["opt_lr"] * options.learn_lr + ["opt_wt"] * options.sync_update + \
-                 ["vr_momentum", "rate_gradient"] * options.variance_reduction
+                 ["vr_momentum", "rate_gradient", "parallel_lookaheads"] * options.variance_reduction
         missing = [key for key in needed if key not in cls.Params.model_fields]
         if missing:
             raise TypeError(f"{cls.__name__}.Params must declare {' and '.join(missing)}: its options "
@@ -208,13 +211,17 @@ class LookaheadMetaLearner(Method):
 
     def step(self, x, y, task, first_sight: bool) -> torch.Tensor:
         meta = self.meta_batch(x, y, task)
-        result = self.meta_gradient(x, y, task, meta)
+        previous = None
+        if self.options.variance_reduction and self.side_by_side(2, self.params.parallel_lookaheads) > 1:
+            result, previous = self.both_lookaheads(x, y, task, meta)
+        else:
+            result = self.meta_gradient(x, y, task, meta)
         weight_grad, rate_grad = result.weights, result.rates
         if self.options.replay_weight_gradient:   # La-ER: the replay loss at the current weights
             meta_x, meta_y, meta_tasks = meta
             weight_grad = self.state.flatten(self.gradients(self.loss(self.model(meta_x), meta_y, meta_tasks)))
         if self.options.variance_reduction:
-            weight_grad, rate_grad = self.variance_reduced(result, x, y, task, meta)
+            weight_grad, rate_grad = self.variance_reduced(result, x, y, task, meta, previous)
         p = self.params
         apply_update(self.state, weight_grad, rate_grad, clip=p.grad_clip_norm,
                      rate_lr=p.opt_lr if self.options.learn_lr else None,
@@ -222,17 +229,62 @@ class LookaheadMetaLearner(Method):
                      clip_weights=not self.options.variance_reduction)
         return result.loss
 
-    def variance_reduced(self, current: MetaGradient, x, y, task, meta) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def variance_reduced(self, current: MetaGradient, x, y, task, meta,
+                         previous: MetaGradient | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The look-ahead again from the previous weights theta_{t-1} (the current rates, the same
-        inner chunks and meta-batch), then ``update.variance_reduced``; theta_t becomes the previous
-        weights of the next meta-update."""
-        # The closed form writes every result into the same buffers: keep the current one apart.
-        current = current._replace(weights=current.weights.clone(),
-                                   rates=None if current.rates is None else current.rates.clone())
-        plan = replace(self.plan(len(x)), keep_fast_weights=False)
-        previous = self.backend(self.state.at(self.previous_weights), (x, y, task), meta, plan)
+        inner chunks and meta-batch), unless ``previous`` holds it already (``both_lookaheads``), then
+        ``update.variance_reduced``; theta_t becomes the previous weights of the next meta-update."""
+        if previous is None:
+            # The closed form writes every result into the same buffers: keep the current one apart.
+            current = current._replace(weights=current.weights.clone(),
+                                       rates=None if current.rates is None else current.rates.clone())
+            plan = replace(self.plan(len(x)), keep_fast_weights=False)
+            previous = self.backend(self.state.at(self.previous_weights), (x, y, task), meta, plan)
         self.previous_weights.copy_(self.state.weights)
         p = self.params
         self.momentum, rate_grad = variance_reduced(current, previous, self.momentum, ratio=p.vr_momentum,
                                                     clip=p.grad_clip_norm, rates_from_both=p.rate_gradient == "both")
         return self.momentum, rate_grad
+
+    def both_lookaheads(self, x, y, task, meta) -> tuple[MetaGradient, MetaGradient]:
+        """Variance reduction's two look-aheads, from theta_t and from theta_{t-1}, side by side on
+        worker threads (``side_by_side``); each is the one the sequential path computes."""
+        plan = self.plan(len(x))
+        previous_state = self.state.at(self.previous_weights)
+        with ThreadSplit(2, torch.get_num_threads()) as split:
+            current = split.submit(lambda: self.thread_backend()(self.state, (x, y, task), meta, plan))
+            previous = split.submit(lambda: self.thread_backend()(previous_state, (x, y, task), meta,
+                                                                  replace(plan, keep_fast_weights=False)))
+        result = current.result()
+        if result.fast is not None:
+            self.fast_weights = self.state.named(result.fast)
+        return result, previous.result()
+
+    # -- independent meta-gradients side by side (Meta-BGD's draws, VR-MCL's two look-aheads) ----
+
+    def side_by_side(self, jobs: int, enabled: bool) -> int:
+        """How many of ``jobs`` independent meta-gradients run at once: one per training thread, up to
+        ``jobs``, on a CPU where the backend can run beside itself (autograd, on a copy of a model
+        without buffers, which a copy would hold stale); else one. Makes the model's template copy,
+        so call it before any job runs."""
+        on_cpu = self.state.weights.device.type == "cpu"
+        if not (enabled and on_cpu and isinstance(self.backend, AutogradBackend)) or \
+                next(self.model.buffers(), None) is not None:
+            return 1
+        workers = max(1, min(torch.get_num_threads(), jobs))
+        if workers > 1 and "_model_template" not in self.__dict__:
+            self._model_template = copy.deepcopy(self.model)
+        return workers
+
+    def thread_backend(self) -> AutogradBackend:
+        """The learner's backend on this thread's own copy of the model: functional calls swap a module's
+        parameters while they run, so meta-gradients side by side must not share one. Each worker thread
+        copies the template (made by ``side_by_side``, never called itself) once and keeps its copy; the
+        backend is copied anew each time, so it follows the learner's."""
+        copies = self.__dict__.setdefault("_thread_models", {})
+        model = copies.get(threading.get_ident())
+        if model is None:
+            model = copies[threading.get_ident()] = copy.deepcopy(self._model_template)
+        twin = copy.copy(self.backend)
+        twin.model = model
+        return twin
