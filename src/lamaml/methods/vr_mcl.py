@@ -45,6 +45,11 @@ Deliberate differences from the authors' code:
   of the meta-batch at the first inner step; ours by whatever the model's modules do in training mode.
 * ``rate_gradient="current"`` lets the rates follow a_t alone (one clip), an option; the default is
   their code's sum.
+
+The two look-aheads are independent, so on a CPU with two or more training threads they run side by
+side, each on a worker thread with its share of the threads (``parallel_lookaheads``, the default;
+the learner's ``both_lookaheads``). With one thread each, a run gives a one-thread run's numbers to
+the bit.
 """
 from typing import Literal
 
