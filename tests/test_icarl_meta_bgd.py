@@ -303,3 +303,21 @@ def test_meta_bgd_sums_its_draws_in_draw_order_whichever_finishes_first(threads)
         expected_ge = [s + g * e for s, g, e in zip(expected_ge, grads, eps)]
     assert len(drawn) == 3
     assert all(torch.equal(a, b) for a, b in zip(captured["g"] + captured["ge"], expected_g + expected_ge))
+
+
+def test_meta_bgd_on_the_closed_form_sums_each_draw_before_the_next_overwrites_its_buffers(double):
+    """A first-order MLP takes the closed form, which writes every result into the same buffers: two
+    draws there equal two draws through autograd."""
+    runs = []
+    for fast_path in (True, False):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        bgd = make("meta-bgd", net, second_order=False, inner_steps=None, inner_clamp=None, relu_in_inner=True,
+                   fast_path=fast_path)
+        assert (type(bgd.backend).__name__ == "AutogradBackend") != fast_path
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            bgd.observe(torch.randn(5, 4, generator=g), torch.randint(0, 3, (5,), generator=g), 0, first_sight=True)
+        runs.append(bgd.mean + bgd.std)
+    for closed, autograd in zip(*runs):
+        torch.testing.assert_close(closed, autograd, rtol=1e-9, atol=1e-12)

@@ -94,7 +94,13 @@ class MetaBGD(LookaheadMetaLearner):
         grad_sum = [torch.zeros_like(m) for m in self.mean]
         grad_eps_sum = [torch.zeros_like(m) for m in self.mean]
         workers = self.side_by_side(p.train_mc_iters, p.parallel_draws)
-        draws = []
+        draws, losses = [], []
+
+        def add(future, eps):        # in draw order, whichever finished first
+            loss, grads = future.result()
+            torch._foreach_add_(grad_sum, grads)
+            torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))
+            losses.append(loss)
         with ThreadSplit(workers, torch.get_num_threads()) as split:
             for draw in range(p.train_mc_iters):
                 # The random choices, in the authors' order on this thread; each meta-gradient may then
@@ -107,14 +113,12 @@ class MetaBGD(LookaheadMetaLearner):
                 sample, eps = self.draw()
                 draws.append((split.submit(lambda s=sample, batch=(bx, by, task), m=meta, own=workers > 1:
                                            self.draw_gradient(s, batch, m, own_model=own)), eps))
+                if workers == 1:   # done already: summed now, as the closed form reuses its result buffers
+                    add(*draws.pop())
                 if draw == 0 and first_sight:   # as theirs: the next draws' replay may pick this batch
                     self.memory.add(x, y, task)
-        losses = []
-        for future, eps in draws:                 # summed in draw order, whatever finished first
-            loss, grads = future.result()
-            torch._foreach_add_(grad_sum, grads)
-            torch._foreach_add_(grad_eps_sum, torch._foreach_mul(grads, eps))
-            losses.append(loss)
+        for future, eps in draws:
+            add(future, eps)
         self.bgd_step(grad_sum, grad_eps_sum)
         return torch.stack(losses).mean()
 
