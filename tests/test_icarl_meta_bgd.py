@@ -321,3 +321,18 @@ def test_meta_bgd_on_the_closed_form_sums_each_draw_before_the_next_overwrites_i
         runs.append(bgd.mean + bgd.std)
     for closed, autograd in zip(*runs):
         torch.testing.assert_close(closed, autograd, rtol=1e-9, atol=1e-12)
+
+
+def test_meta_bgd_under_a_dispatch_mode_draws_on_this_thread_where_the_mode_sees_every_operation(threads):
+    """Modes such as FlopCounterMode are per thread (bench_vision.py --floor counts with one)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counted = {}
+    for n in (1, 2):
+        threads(n)
+        bgd = small_conv_bgd()
+        with FlopCounterMode(display=False) as counter:
+            assert draw_workers(bgd) == 1
+            bgd.observe(torch.randn(10, 3, 8, 8), torch.randint(0, 3, (10,)), 0, first_sight=True)
+        counted[n] = counter.get_total_flops()
+    assert counted[1] == counted[2] > 0
+    assert draw_workers(bgd) == 2                  # and side by side again outside it

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ..base import COMPUTATION_ONLY, Method, MethodParams, to_device
 from ..concurrent import ThreadSplit
@@ -265,11 +266,12 @@ class LookaheadMetaLearner(Method):
     def side_by_side(self, jobs: int, enabled: bool) -> int:
         """How many of ``jobs`` independent meta-gradients run at once: one per training thread, up to
         ``jobs``, on a CPU where the backend can run beside itself (autograd, on a copy of a model
-        without buffers, which a copy would hold stale); else one. Makes the model's template copy,
-        so call it before any job runs."""
+        without buffers, which a copy would hold stale); else one. Also one under an active dispatch mode
+        (``FlopCounterMode``, a user's tracing mode): modes are per thread, so a worker's operations
+        would escape it. Makes the model's template copy, so call it before any job runs."""
         on_cpu = self.state.weights.device.type == "cpu"
         if not (enabled and on_cpu and isinstance(self.backend, AutogradBackend)) or \
-                next(self.model.buffers(), None) is not None:
+                next(self.model.buffers(), None) is not None or _get_current_dispatch_mode() is not None:
             return 1
         workers = max(1, min(torch.get_num_threads(), jobs))
         if workers > 1 and "_model_template" not in self.__dict__:
