@@ -47,3 +47,13 @@ def test_a_failing_job_is_raised_after_every_job_has_finished(threads):
             split.submit(fails)
             split.submit(slow)
     assert finished.is_set() and torch.get_num_threads() == 2
+
+
+def test_the_pool_grows_when_more_workers_are_asked_for(threads):
+    threads(3)
+    with ThreadSplit(2, 2) as split:
+        split.submit(lambda: None)
+    meet = threading.Barrier(3, timeout=10)      # three jobs at once, or the barrier breaks
+    with ThreadSplit(3, 3) as split:
+        futures = [split.submit(lambda: meet.wait() is not None and torch.get_num_threads()) for _ in range(3)]
+    assert [f.result() for f in futures] == [1, 1, 1]

@@ -2,11 +2,12 @@
 
 A method whose update holds independent computations (Meta-BGD's Monte-Carlo draws: one look-ahead
 meta-gradient each, at its own sampled weights) can run them on worker threads at once, each on
-``threads // workers`` intra-op threads, instead of one after another on all of them. On the 2-core
-reference machine the pc-cnn's small convolutions gain less than 2x from a second thread, so two
-draws on one thread each finish sooner than two draws on two (BENCHMARKS.md, "Meta-BGD's draws side
-by side"). PyTorch releases the GIL inside its operations and runs a CPU backward on the thread that
-calls it, so the workers compute in parallel.
+``threads // workers`` intra-op threads, instead of one after another on all of them. A second
+thread does not double the speed of the pc-cnn's small convolutions, so on the 2-core reference
+machine two draws on one thread each can finish sooner than two draws on two: CIFAR-100's Meta-BGD
+update, 1.16-1.24x multi-pass, though Tiny ImageNet's gained nothing (BENCHMARKS.md, "Meta-BGD's draws
+side by side"). PyTorch releases the GIL inside its operations and runs a CPU backward on the thread
+that calls it, so the workers compute in parallel.
 
 The caller keeps every choice that consumes a random generator, in order, on its own thread; a job
 must not consume one, nor share a module with another job (``torch.func.functional_call`` swaps a
@@ -21,15 +22,16 @@ import torch
 
 T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def _workers(n: int) -> ThreadPoolExecutor:
     """A process-wide pool of at least ``n`` threads, kept (each thread's OpenMP team is kept with it)."""
-    global _pool
-    if _pool is None or _pool._max_workers < n:
+    global _pool, _pool_size
+    if _pool is None or _pool_size < n:
         if _pool is not None:
             _pool.shutdown(wait=True)
-        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="lamaml-split")
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="lamaml-split"), n
     return _pool
 
 
