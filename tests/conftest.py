@@ -37,6 +37,14 @@ def double():
     torch.set_default_dtype(previous)
 
 
+@pytest.fixture
+def threads():
+    """Set the process's thread count for one test; restored after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
 def run_lamaml(*args, data_dir, fault=None):
     """``python -m lamaml.cli ARGS`` in a child with the test data and no downloads; ``fault``: LAMAML_FAULT."""
     env = dict(os.environ, LAMAML_NO_DOWNLOAD="1", LAMAML_DATA=str(data_dir))

@@ -6,13 +6,6 @@ import torch
 from lamaml.methods.concurrent import ThreadSplit
 
 
-@pytest.fixture
-def threads():
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 def test_each_job_runs_on_a_worker_with_its_share_of_the_threads_and_the_callers_count_is_restored(threads):
     threads(4)
     seen = []

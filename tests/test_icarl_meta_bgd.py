@@ -213,13 +213,6 @@ def test_meta_bgd_averages_g_and_g_eps_over_draws_as_bgd_needs():
         assert torch.allclose(ge / 4000, torch.full_like(m, 5 * 0.5), atol=0.15)
 
 
-@pytest.fixture
-def threads():
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 def small_conv_bgd(**params):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 6))

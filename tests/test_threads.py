@@ -15,14 +15,6 @@ from lamaml.errors import UserError
 CPU = torch.device("cpu")
 
 
-@pytest.fixture
-def threads():
-    """Set the process's thread count for one test; restored after."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 def _conv_net():
     return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
 

@@ -253,22 +253,18 @@ def vr_mcl_on_a_small_conv_net_after_four_batches(**params):
     return learner, torch.stack(losses)
 
 
-def test_the_two_look_aheads_side_by_side_give_a_one_thread_runs_numbers_to_the_bit():
+def test_the_two_look_aheads_side_by_side_give_a_one_thread_runs_numbers_to_the_bit(threads):
     """Two training threads: the look-aheads from theta_t and theta_{t-1} on one worker thread each."""
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        alone, losses_alone = vr_mcl_on_a_small_conv_net_after_four_batches()
-        torch.set_num_threads(2)
-        split, losses_split = vr_mcl_on_a_small_conv_net_after_four_batches()
-        assert torch.equal(losses_alone, losses_split)
-        for a, b in [(alone.state.weights, split.state.weights), (alone.state.rates, split.state.rates),
-                     (alone.momentum, split.momentum), (alone.previous_weights, split.previous_weights)]:
-            assert torch.equal(a, b)
-        assert split.side_by_side(2, True) == 2 and split.side_by_side(2, False) == 1
-        taken = []
-        split.both_lookaheads = lambda *args, original=split.both_lookaheads: taken.append(1) or original(*args)
-        split.observe(torch.randn(6, 3, 8, 8), torch.randint(3, 6, (6,)), 1, first_sight=False)
-        assert taken == [1]                                    # the side-by-side path ran
-    finally:
-        torch.set_num_threads(before)
+    threads(1)
+    alone, losses_alone = vr_mcl_on_a_small_conv_net_after_four_batches()
+    threads(2)
+    split, losses_split = vr_mcl_on_a_small_conv_net_after_four_batches()
+    assert torch.equal(losses_alone, losses_split)
+    for a, b in [(alone.state.weights, split.state.weights), (alone.state.rates, split.state.rates),
+                 (alone.momentum, split.momentum), (alone.previous_weights, split.previous_weights)]:
+        assert torch.equal(a, b)
+    assert split.side_by_side(2, True) == 2 and split.side_by_side(2, False) == 1
+    taken = []
+    split.both_lookaheads = lambda *args, original=split.both_lookaheads: taken.append(1) or original(*args)
+    split.observe(torch.randn(6, 3, 8, 8), torch.randint(3, 6, (6,)), 1, first_sight=False)
+    assert taken == [1]                                    # the side-by-side path ran
