@@ -297,3 +297,20 @@ def test_a_row_whose_process_number_another_process_now_holds_is_taken_over(tmp_
     taken = store.claim(config)
     assert taken.run_id is not None and taken.run_id != first
     assert {r["id"]: r["status"] for r in store.query([])}[first] == "failed"
+
+
+def test_a_store_made_by_two_processes_at_once_waits_out_sqlites_immediate_lock(tmp_path, monkeypatch):
+    """Found in CI: two `run --seeds` workers opening one new store, one failed with "database is locked"."""
+    create, tries = Store._create, []
+
+    def locked_twice(self):
+        tries.append(1)
+        if len(tries) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        create(self)
+    monkeypatch.setattr(Store, "_create", locked_twice)
+    store = Store(tmp_path / "runs.sqlite")
+    assert len(tries) == 3 and store.query([]) == []
+    monkeypatch.setattr(Store, "_create", lambda self: (_ for _ in ()).throw(sqlite3.OperationalError("disk I/O error")))
+    with pytest.raises(UserError, match=r"--store .*runs2.sqlite: cannot open it as a results store \(disk I/O error\)"):
+        Store(tmp_path / "runs2.sqlite")

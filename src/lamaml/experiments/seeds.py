@@ -28,6 +28,7 @@ from ..errors import RunFailed, UserError, WriteFailed
 from .record import RunRecord
 from .report import _pm, _stats
 from .runs import check_writable, run_recorded
+from .store import Store
 
 
 def halved(groups: list[list], parts: int) -> list[list]:
@@ -166,6 +167,8 @@ def _in_processes(config, seeds: list[int], processes: int, data_dir, download: 
     from ..data import require_data, resolve_data_dir
     from .lifeline import die_with_parent
     require_data(config.benchmark, resolve_data_dir(data_dir), download)      # fetched once, here; workers never do
+    if store:                     # made once, here: the workers then only add rows to it
+        Store(store)
     for seed in seeds:
         if out:
             check_writable(seed_folder(out, seed))

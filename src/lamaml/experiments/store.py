@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import sqlite3
+import time
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -216,20 +217,38 @@ def open_store(path: str | Path) -> "Store":
     return Store(path)
 
 
+# How long opening a store waits for other processes that create or upgrade it at the same moment
+OPEN_PATIENCE_S = 60.0
+
+
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(self._connect()) as conn, conn:
-                conn.executescript(SCHEMA)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-                if "pid" not in columns:  # stores written before runs recorded their process
-                    conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
-                if "pid_start" not in columns:    # ... and when that process started
-                    conn.execute("ALTER TABLE runs ADD COLUMN pid_start REAL")
-        except (OSError, sqlite3.DatabaseError) as error:
-            raise UserError(f"--store {self.path}: cannot open it as a results store ({error})") from None
+        waited = 0.0
+        while True:
+            try:
+                self._create()
+                return
+            except sqlite3.OperationalError as error:
+                # Two processes making a new store at once: switching it to WAL, or creating its tables,
+                # can fail at once with "database is locked" rather than wait (SQLite does not wait where
+                # waiting could deadlock). Try again, briefly; the loser then finds it made.
+                if "locked" not in str(error) or waited >= OPEN_PATIENCE_S:
+                    raise UserError(f"--store {self.path}: cannot open it as a results store ({error})") from None
+                time.sleep(0.05)
+                waited += 0.05
+            except (OSError, sqlite3.DatabaseError) as error:
+                raise UserError(f"--store {self.path}: cannot open it as a results store ({error})") from None
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as conn, conn:
+            conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            if "pid" not in columns:  # stores written before runs recorded their process
+                conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+            if "pid_start" not in columns:    # ... and when that process started
+                conn.execute("ALTER TABLE runs ADD COLUMN pid_start REAL")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
