@@ -8,6 +8,7 @@ from torch import nn
 
 from lamaml.methods import method_class
 from lamaml.methods.icarl import herding
+from lamaml.models.convnet import ConvNet
 
 
 def make(name, model, seed=0, **params):
@@ -104,6 +105,47 @@ def test_icarl_distillation_is_the_authors_kldivloss_mean_per_task_times_strengt
         target = torch.softmax(ex["logits"][rows][:, cols], 1)
         expected += torch.nn.functional.kl_div(log_p, target, reduction="sum") / target.numel() * 2.0 * 5
     assert icarl.distillation().item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def _icarl_on_three_tasks(one_forward: bool, model: nn.Module) -> tuple[object, list[int]]:
+    """iCaRL on a float64 conv net over three tasks (two earlier ones distil on the third); also how many
+    forward calls each update made."""
+    icarl = make("icarl", model, n_memories=12, lr=0.1)
+    icarl.use_task_heads(heads(3, 2))
+    icarl.one_forward = one_forward
+    calls, current = [], [[]]        # images per forward call, in each update
+    model.register_forward_pre_hook(lambda module, args: current[0].append(len(args[0])))
+    g = torch.Generator().manual_seed(1)
+    for task in range(3):
+        icarl.begin_task(task)
+        for _ in range(3):
+            x = torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64)
+            y = 2 * task + torch.randint(0, 2, (6,), generator=g)
+            icarl.observe(x, y, task, first_sight=True)
+            calls.append(current[0])
+            current[0] = []
+        icarl.end_task(task)
+    return icarl, calls
+
+
+def test_icarl_one_forward_for_the_batch_and_its_exemplars_equals_two_passes():
+    runs = {}
+    for one in (True, False):
+        torch.manual_seed(0)
+        runs[one] = _icarl_on_three_tasks(one, ConvNet((3, 8, 8), 6, filters=4, hidden=8).double())
+    (joint, joint_calls), (apart, apart_calls) = runs[True], runs[False]
+    # the third task's updates distil 4 exemplars (one per earlier class): one call of 6 + 4 images, or two
+    assert joint_calls[-1] == [10] and apart_calls[-1] == [6, 4]
+    assert all(len(c) == 1 for c in joint_calls[:3])                       # task 0: nothing to distil
+    for a, b in zip(joint.model.parameters(), apart.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(joint.exemplars["logits"], apart.exemplars["logits"], rtol=1e-12, atol=1e-14)
+
+
+def test_icarl_keeps_two_passes_for_a_model_with_buffers():
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
+    assert not make("icarl", model).one_forward
+    assert make("icarl", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))).one_forward
 
 
 def test_icarl_predicts_the_nearest_class_mean_of_exemplar_logits_within_the_task():

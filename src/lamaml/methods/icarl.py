@@ -14,17 +14,29 @@ Differences from the authors' ``icarl.py``: the samples a task's exemplars are c
 whole first epoch (theirs stops one batch early, by counting examples against ``2250``); the end
 of a task comes from the stream, not from that count. Class means are computed at the end of each
 task (theirs at every prediction, with the network of that moment: the same numbers, since the
-engine evaluates right after a task ends). The loss ``observe`` returns for logging is the
+engine evaluates right after a task ends). The batch and the exemplars share one forward pass
+(theirs makes two; the same numbers up to float rounding) unless the model has buffers, such as batch
+norm's statistics. The loss ``observe`` returns for logging is the
 cross-entropy alone (theirs adds the distillation term). Without task heads (MNIST), a task's
 classes are all outputs and exemplars are kept per (task, class). When the budget falls below one
 exemplar per class, the oldest classes keep none and their tasks are scored uniformly.
 """
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from ..models.modes import eval_mode
 from .base import SGDMethod, SGDParams, register
+
+
+class Exemplars(NamedTuple):
+    """The exemplars one distillation term reads: one per class of every earlier task."""
+    x: torch.Tensor
+    tasks: torch.Tensor
+    columns: torch.Tensor          # each one's task's output columns
+    logits: torch.Tensor           # stored at the end of its task
 
 
 class ICaRLParams(SGDParams):
@@ -52,6 +64,11 @@ class ICaRL(SGDMethod):
         self.exemplars: dict[str, torch.Tensor] = {}
         self.class_means: dict[int, torch.Tensor] = {}   # task -> (its classes, outputs); NaN: no exemplar
         self.classes_seen = 0
+        # Without buffers (no batch norm) a model's output for an image does not depend on the rest of
+        # its batch, so the batch and the exemplars go through it together (up to float rounding the same
+        # numbers, at half the calls); with them, two passes as the authors' code makes, so batch
+        # statistics do not mix.
+        self.one_forward = next(model.buffers(), None) is None
 
     def task_classes(self, task: int) -> torch.Tensor:
         if self.heads is None:
@@ -70,13 +87,26 @@ class ICaRL(SGDMethod):
         if first_sight:
             self.seen_x.append(x.detach().clone())
             self.seen_y.append(y.detach().clone())
-        loss = self.loss(self.model(x), y, task)
-        total = loss + self.distillation() if self.exemplars and len(self.exemplars["x"]) else loss
+        sample = self.distillation_sample() if self.exemplars and len(self.exemplars["x"]) else None
+        if sample is None:
+            logits, replayed = self.model(x), None
+        elif self.one_forward:
+            both = self.model(torch.cat([x, sample.x]))
+            logits, replayed = both[:len(x)], both[len(x):]
+        else:
+            logits, replayed = self.model(x), self.model(sample.x)
+        loss = self.loss(logits, y, task)
+        total = loss if sample is None else loss + self.distillation_loss(replayed, sample)
         self.sgd_step(self.gradients(total, self.params.grad_clip_norm))
         return loss.detach()
 
     def distillation(self) -> torch.Tensor:
-        """Sum over earlier tasks of the mean KL on one random exemplar per class, in one pass."""
+        """Sum over earlier tasks of the mean KL on one random exemplar per class."""
+        sample = self.distillation_sample()
+        return self.distillation_loss(self.model(sample.x), sample)
+
+    def distillation_sample(self) -> Exemplars:
+        """One random exemplar per class: its image, its task's output columns and its stored logits."""
         ex = self.exemplars
         group = ex["task"] * self.n_outputs() + ex["cls"]          # rows of a group are contiguous
         _, counts = torch.unique_consecutive(group, return_counts=True)
@@ -87,11 +117,16 @@ class ICaRL(SGDMethod):
             columns = torch.arange(self.n_outputs(), device=tasks.device).expand(len(pick), -1)
         else:
             columns = self.heads.index_select(0, tasks).nonzero()[:, 1].view(len(pick), -1)
-        log_p = F.log_softmax(self.model(ex["x"][pick]).gather(1, columns), dim=1)
-        target = F.softmax(ex["logits"][pick].gather(1, columns), dim=1)
+        return Exemplars(ex["x"][pick], tasks, columns, ex["logits"][pick])
+
+    def distillation_loss(self, logits: torch.Tensor, sample: Exemplars) -> torch.Tensor:
+        """The mean KL of ``logits`` (the network's, on ``sample.x``) against the stored ones, as
+        ``KLDivLoss`` within each task (its classes x outputs), summed over tasks, times strength x outputs."""
+        columns = sample.columns
+        log_p = F.log_softmax(logits.gather(1, columns), dim=1)
+        target = F.softmax(sample.logits.gather(1, columns), dim=1)
         kl = (target * (target.clamp_min(1e-12).log() - log_p)).sum(1)
-        # KLDivLoss's mean within each task (its classes x outputs), summed over tasks
-        classes_of_task = torch.bincount(tasks)[tasks]
+        classes_of_task = torch.bincount(sample.tasks)[sample.tasks]
         per_task_mean = kl / (classes_of_task * columns.shape[1])
         return self.params.memory_strength * columns.shape[1] * per_task_mean.sum()
 
