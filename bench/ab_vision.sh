@@ -7,9 +7,14 @@
 # (how runs train the conv nets since train_threads=auto; the tree must know it). Median of UPDATES updates
 # after WARMUP (default 2) warm-up ones
 # (MER: --warmup 50 fills its memory to a full replay draw of 25 in either tree); prints each
-# invocation's table rows (benchmark, method, setting, ..., ms / update, ...).
+# invocation's table rows (benchmark, method, setting, ..., ms / update, ...). Before each round it prints
+# what a second thread pays the pc-cnn then (the cpu_scaling.py beside this script, --brief; AB_PROBE= skips it):
+# this 2-vCPU VM swings between hours, and a slow round shows there.
 set -euo pipefail
 source "$(dirname "$0")/ab_trees.sh"
+here=$(realpath "$(dirname "$0")")
+probed=$(echo "${4:-cifar100}" | cut -d, -f1)     # the first benchmark's net
+export AB_PROBE=${AB_PROBE-"PYTHONPATH='$here/../src' python '$here/cpu_scaling.py' --only $probed --brief --rounds 3 --passes 5"}
 benchmarks=${4:-cifar100}; methods=${5:-la-maml}; updates=${6:-15}; warmup=${7:-2}
 after_tree=$(realpath "$2"); threads_before=${THREADS_BEFORE:-1}; threads_after=${THREADS_AFTER:-1}
 vision() {

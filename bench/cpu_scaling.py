@@ -9,6 +9,8 @@ element-wise pass (the La-MAML family's inner steps make many). Each is timed th
 
     python bench/cpu_scaling.py                         # batch 10 (the Table 2 presets'), 2 threads
     python bench/cpu_scaling.py --batch 20 --rounds 9   # the La-MAML family's meta-batch
+    python bench/cpu_scaling.py --only cifar100 --brief # one line: the machine's state now (ab_vision.sh prints
+                                                        # it before each round)
 
 A method whose update is all convolutions gains at most the ``intra`` or ``side`` figure from the
 second thread; prints a Markdown table (``--json FILE`` writes the numbers).
@@ -108,18 +110,30 @@ def main() -> None:
                         help="threads, and jobs (default: as train_threads=auto)")
     parser.add_argument("--passes", type=int, default=10, help="calls per job in each timing")
     parser.add_argument("--rounds", type=int, default=5, help="timings per mode (median)")
+    parser.add_argument("--only", default=None, help="only the workloads whose name holds this (e.g. cifar100)")
+    parser.add_argument("--brief", action="store_true", help="one line per workload, no table")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.threads < 2:
         parser.error(f"--threads {args.threads}: needs 2 or more (one thread has nothing to compare)")
     tune_allocator()
     torch.manual_seed(0)
+    chosen = {name: make for name, make in workloads(args.batch).items() if args.only is None or args.only in name}
+    if not chosen:
+        parser.error(f"--only {args.only}: no workload's name holds it; they are: {'; '.join(workloads(args.batch))}")
     rows = []
-    for name, make in workloads(args.batch).items():
+    for name, make in chosen.items():
         ms = measure(make, args.threads, args.passes, args.rounds)
         rows.append({"workload": name, **{f"{mode}_ms": ms[mode] for mode in MODES},
                      **{f"{mode}_gain": ms["one"] / ms[mode] for mode in MODES[1:]}})
-        print(f"  {name}: " + ", ".join(f"{mode} {ms[mode]:.3f} ms" for mode in MODES), flush=True)
+        if args.brief:
+            r = rows[-1]
+            print(f"{args.threads} threads now, {name}: one thread {r['one_ms']:.2f} ms, all threads "
+                  f"{r['intra_gain']:.2f}x, side by side {r['side_gain']:.2f}x", flush=True)
+        else:
+            print(f"  {name}: " + ", ".join(f"{mode} {ms[mode]:.3f} ms" for mode in MODES), flush=True)
+    if args.brief:
+        return
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\n{cpu_info()['model']}, {args.threads} threads (commit {commit}, torch {torch.__version__}); ms per call, "
           f"median of {args.rounds} rounds of {args.threads} jobs x {args.passes} calls; gain: one thread's ms / this\n")
