@@ -142,10 +142,29 @@ def test_icarl_one_forward_for_the_batch_and_its_exemplars_equals_two_passes():
     torch.testing.assert_close(joint.exemplars["logits"], apart.exemplars["logits"], rtol=1e-12, atol=1e-14)
 
 
-def test_icarl_keeps_two_passes_for_a_model_with_buffers():
-    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
-    assert not make("icarl", model).one_forward
+@pytest.mark.parametrize("running_stats", [True, False])
+def test_icarl_keeps_two_passes_for_a_model_with_batch_norm(running_stats):
+    """Batch norm mixes a batch's statistics, also without running statistics (and so without buffers)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8, track_running_stats=running_stats), nn.ReLU(),
+                          nn.Linear(8, 4))
+    icarl = make("icarl", model, n_memories=8, lr=0.1)
+    assert not icarl.one_forward
+    icarl.use_task_heads(heads(2, 2))
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
+    for task in range(2):
+        icarl.begin_task(task)
+        calls.clear()
+        icarl.observe(torch.randn(6, 4), 2 * task + torch.randint(0, 2, (6,)), task, first_sight=True)
+        icarl.end_task(task)
+    assert calls[:2] == [6, 2]                 # task 1: the batch, then one exemplar per earlier class
+
+
+def test_icarl_takes_one_pass_by_default_on_the_papers_nets():
+    assert make("icarl", ConvNet((3, 8, 8), 6, filters=4, hidden=8)).one_forward
     assert make("icarl", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))).one_forward
+    assert make("icarl", nn.Sequential(nn.Linear(4, 8), nn.InstanceNorm1d(8), nn.Linear(8, 4))).one_forward
 
 
 def test_icarl_predicts_the_nearest_class_mean_of_exemplar_logits_within_the_task():

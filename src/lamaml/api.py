@@ -46,6 +46,7 @@ from .engine import (Benchmark, Callbacks, Plugin, StreamResult, build_learner, 
 from .engine.metrics import ra_so_far
 from .errors import UserError
 from .methods import MethodParams, method_class
+from .models.modes import batch_norms
 
 # The paper's single-pass protocol for La-MAML on MNIST (its presets for Rotations and Permutations).
 EPOCHS, BATCH_SIZE, GLANCES = 1, 10, 5
@@ -189,8 +190,7 @@ def check_structure(model: torch.nn.Module, method: str) -> None:
         raise UserError(f"the model has frozen parameters ({listed}: requires_grad=False); lamaml's methods "
                         f"learn every parameter of the model they are given. Pass the trainable part as the "
                         f"model and apply the frozen part to the inputs first (e.g. precompute its features)")
-    norms = [name for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
-             and not isinstance(m, torch.nn.modules.instancenorm._InstanceNorm)]
+    norms = batch_norms(model)
     if norms and not method_class(method).supports_batchnorm:
         raise UserError(f"{method} runs the model on single samples or under vmap, where BatchNorm has no batch "
                         f"statistics ({', '.join(norms[:3])}); use GroupNorm or LayerNorm, or a method such as "

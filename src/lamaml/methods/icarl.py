@@ -15,8 +15,8 @@ whole first epoch (theirs stops one batch early, by counting examples against ``
 of a task comes from the stream, not from that count. Class means are computed at the end of each
 task (theirs at every prediction, with the network of that moment: the same numbers, since the
 engine evaluates right after a task ends). The batch and the exemplars share one forward pass
-(theirs makes two; the same numbers up to float rounding) unless the model has buffers, such as batch
-norm's statistics. The loss ``observe`` returns for logging is the
+(theirs makes two; the same numbers up to float rounding) unless the model has batch norm, whose
+batch statistics would mix. The loss ``observe`` returns for logging is the
 cross-entropy alone (theirs adds the distillation term). Without task heads (MNIST), a task's
 classes are all outputs and exemplars are kept per (task, class). When the budget falls below one
 exemplar per class, the oldest classes keep none and their tasks are scored uniformly.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..models.modes import eval_mode
+from ..models.modes import batch_norms, eval_mode
 from .base import SGDMethod, SGDParams, register
 
 
@@ -64,11 +64,10 @@ class ICaRL(SGDMethod):
         self.exemplars: dict[str, torch.Tensor] = {}
         self.class_means: dict[int, torch.Tensor] = {}   # task -> (its classes, outputs); NaN: no exemplar
         self.classes_seen = 0
-        # Without buffers (no batch norm) a model's output for an image does not depend on the rest of
-        # its batch, so the batch and the exemplars go through it together (up to float rounding the same
-        # numbers, at half the calls); with them, two passes as the authors' code makes, so batch
-        # statistics do not mix.
-        self.one_forward = next(model.buffers(), None) is None
+        # Without batch norm a model's output for an image does not depend on the rest of its batch, so
+        # the batch and the exemplars go through it together (up to float rounding the same numbers, at
+        # half the calls); with it, two passes as the authors' code makes, so batch statistics do not mix.
+        self.one_forward = not batch_norms(model)
 
     def task_classes(self, task: int) -> torch.Tensor:
         if self.heads is None:

@@ -1,4 +1,5 @@
-"""A model's train/eval mode for the length of a measurement."""
+"""A model's train/eval mode for the length of a measurement, and the layers whose output depends on
+the rest of their batch."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -18,3 +19,11 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def batch_norms(model: torch.nn.Module) -> list[str]:
+    """The names of ``model``'s batch-norm layers: in training they normalise with their batch's
+    statistics, so an input's output depends on the rest of its batch (also without running statistics,
+    ``track_running_stats=False``, when such a layer has no buffers). Instance norm is per sample."""
+    return [name for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+            and not isinstance(m, torch.nn.modules.instancenorm._InstanceNorm)]
