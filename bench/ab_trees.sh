@@ -8,7 +8,11 @@ ab_trees() {
   local before after rounds round tree
   before=$(realpath "$1"); after=$(realpath "$2"); rounds=$3; shift 3
   for round in $(seq "$rounds"); do
-    [ -n "${AB_PROBE:-}" ] && echo "-- before round $round: $(bash -c "$AB_PROBE" 2>&1 | tail -1)"
+    if [ -n "${AB_PROBE:-}" ]; then
+      local probe
+      probe=$(bash -c "$AB_PROBE" 2>&1) && probe=$(tail -1 <<< "$probe") || probe="(probe failed: $(tail -1 <<< "$probe"))"
+      echo "-- before round $round: $probe"
+    fi
     for tree in "$before" "$after"; do
       echo "== $tree, round $round ($(git -C "$tree" rev-parse --short HEAD)), load $(cut -d' ' -f1 /proc/loadavg)"
       (cd "$tree" && PYTHONPATH="$tree/src" "$@")

@@ -77,22 +77,23 @@ def timed(mode: str, jobs: list[Callable[[], None]], threads: int, passes: int, 
         for _ in range(passes):
             job()
     start = time.perf_counter()
-    if mode == "side":
-        with ThreadSplit(len(jobs), len(jobs)) as split:
+    try:
+        if mode == "side":
+            with ThreadSplit(len(jobs), len(jobs)) as split:
+                for job in jobs:
+                    split.submit(lambda job=job: run(job))
+        else:
+            torch.set_num_threads(1 if mode == "one" else threads)
             for job in jobs:
-                split.submit(lambda job=job: run(job))
-    else:
-        torch.set_num_threads(1 if mode == "one" else threads)
-        for job in jobs:
-            run(job)
-    elapsed = time.perf_counter() - start
-    torch.set_num_threads(threads)
-    return elapsed
+                run(job)
+        return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
 
 
 def measure(make: Callable[[], Callable[[], None]], threads: int, passes: int, rounds: int) -> dict[str, float]:
-    """ms per call in each mode (median over ``rounds``, the modes alternated within each round), with
-    ``threads`` jobs, after one warm-up round."""
+    """ms per call in each mode (median over ``rounds``; each round times the modes in turn, so all
+    see the machine's state of that moment), with ``threads`` jobs, after one warm-up round."""
     jobs = [make() for _ in range(threads)]
     spent: dict[str, list[float]] = {mode: [] for mode in MODES}
     for round_ in range(rounds + 1):
