@@ -12,10 +12,9 @@
 # this 2-vCPU VM swings between hours, and a slow round shows there.
 set -euo pipefail
 source "$(dirname "$0")/ab_trees.sh"
-here=$(realpath "$(dirname "$0")")
-probed=$(echo "${4:-cifar100}" | cut -d, -f1)     # the first benchmark's net
-export AB_PROBE=${AB_PROBE-"PYTHONPATH='$here/../src' python '$here/cpu_scaling.py' --only $probed --brief --rounds 3 --passes 5"}
 benchmarks=${4:-cifar100}; methods=${5:-la-maml}; updates=${6:-15}; warmup=${7:-2}
+here=$(realpath "$(dirname "$0")")
+export AB_PROBE=${AB_PROBE-"PYTHONPATH='$here/../src' python '$here/cpu_scaling.py' --only ${benchmarks%%,*} --brief --rounds 3 --passes 5"}
 after_tree=$(realpath "$2"); threads_before=${THREADS_BEFORE:-1}; threads_after=${THREADS_AFTER:-1}
 vision() {
   local threads=$threads_before; [ "$PWD" = "$after_tree" ] && threads=$threads_after
